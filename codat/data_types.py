@@ -1,0 +1,97 @@
+"""Codat's data-type identifiers (the `DataType` enum of the Platform API, 43 values).
+
+Framework-free so that the client, the sandbox and the Django apps share one list.
+"""
+
+ACCOUNTING = "accounting"
+BANKING = "banking"
+COMMERCE = "commerce"
+
+ACCOUNTING_DATA_TYPES = (
+    "accountTransactions",
+    "balanceSheet",
+    "bankAccounts",
+    "bankTransactions",
+    "billCreditNotes",
+    "billPayments",
+    "bills",
+    "cashFlowStatement",
+    "chartOfAccounts",
+    "company",
+    "creditNotes",
+    "customers",
+    "directCosts",
+    "directIncomes",
+    "invoices",
+    "itemReceipts",
+    "items",
+    "journalEntries",
+    "journals",
+    "paymentMethods",
+    "payments",
+    "profitAndLoss",
+    "purchaseOrders",
+    "salesOrders",
+    "suppliers",
+    "taxRates",
+    "trackingCategories",
+    "transfers",
+)
+
+BANKING_DATA_TYPES = (
+    "banking-accountBalances",
+    "banking-accounts",
+    "banking-transactionCategories",
+    "banking-transactions",
+)
+
+COMMERCE_DATA_TYPES = (
+    "commerce-companyInfo",
+    "commerce-customers",
+    "commerce-disputes",
+    "commerce-locations",
+    "commerce-orders",
+    "commerce-paymentMethods",
+    "commerce-payments",
+    "commerce-productCategories",
+    "commerce-products",
+    "commerce-taxComponents",
+    "commerce-transactions",
+)
+
+CATEGORY_BY_DATA_TYPE = {
+    **{identifier: ACCOUNTING for identifier in ACCOUNTING_DATA_TYPES},
+    **{identifier: BANKING for identifier in BANKING_DATA_TYPES},
+    **{identifier: COMMERCE for identifier in COMMERCE_DATA_TYPES},
+}
+
+ALL_DATA_TYPES = tuple(CATEGORY_BY_DATA_TYPE)
+
+# The status enum shared by PullOperation.status and DataStatus.currentStatus (21 values).
+DATASET_STATUSES = (
+    "Initial",
+    "Queued",
+    "Fetching",
+    "MapQueued",
+    "Mapping",
+    "Complete",
+    "FetchError",
+    "MapError",
+    "InternalError",
+    "ProcessingQueued",
+    "Processing",
+    "ProcessingError",
+    "ValidationQueued",
+    "Validating",
+    "ValidationError",
+    "AuthError",
+    "Cancelled",
+    "NotSupported",
+    "RateLimitError",
+    "PermissionsError",
+    "PrerequisiteNotMet",
+)
+
+CONNECTION_STATUSES = ("PendingAuth", "Linked", "Unlinked", "Deauthorized")
+
+SOURCE_TYPES = ("Accounting", "Banking", "BankFeed", "Commerce", "Expense", "Other", "Unknown")
