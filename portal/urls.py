@@ -1,0 +1,14 @@
+from django.contrib import admin
+from django.urls import path
+
+from portal import views
+
+admin.site.site_header = "Codat portal"
+admin.site.site_title = "Codat portal"
+admin.site.index_title = "Operations"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz/", views.healthz, name="healthz"),
+    path("admin/", admin.site.urls),
+]
