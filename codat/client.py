@@ -41,7 +41,6 @@ _ERROR_BY_STATUS: dict[int, type[errors.CodatError]] = {
     403: errors.CodatForbidden,
     404: errors.CodatNotFound,
     409: errors.CodatConflict,
-    429: errors.CodatRateLimited,
 }
 
 

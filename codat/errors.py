@@ -72,6 +72,18 @@ class CodatError(Exception):
         self.detailed_error_code = detailed_error_code
         self.rate_limit = rate_limit
 
+    def __reduce__(self):
+        # Keep every attribute when pickled (Celery results, multiprocessing): the default
+        # reduction would rebuild the error from its message alone.
+        return _restore, (type(self), str(self), self.__dict__)
+
+
+def _restore(error_class: type[CodatError], message: str, state: dict) -> CodatError:
+    error = error_class.__new__(error_class)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
+
 
 class CodatTransportError(CodatError):
     """The HTTP exchange itself failed; wraps a `requests` exception (see `__cause__`)."""
@@ -90,7 +102,7 @@ class CodatTimeout(CodatTransportError):
     must be idempotent or checked first.
     """
 
-    def __init__(self, message: str, *, during_read: bool) -> None:
+    def __init__(self, message: str, *, during_read: bool = True) -> None:
         super().__init__(message)
         self.during_read = during_read
 

@@ -1,6 +1,7 @@
 """CodatClient against a real local HTTP server answering Codat-shaped responses."""
 
 import base64
+import pickle
 import socket
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -443,3 +444,19 @@ def test_a_slow_answer_is_a_read_timeout(fake_codat, session):
     assert caught.value.is_transient is True
     assert caught.value.during_read is True
     assert len(fake_codat.hits) == 1
+
+
+def test_an_error_keeps_its_fields_through_pickling(client, fake_codat):
+    fake_codat.reply(429, error_message(429, "Too many requests"), headers={"Retry-After": "30"})
+    with pytest.raises(CodatRateLimited) as caught:
+        client.get_company(COMPANY_ID)
+
+    restored = pickle.loads(pickle.dumps(caught.value))
+
+    assert type(restored) is CodatRateLimited
+    assert str(restored) == str(caught.value)
+    assert (restored.retry_after, restored.error, restored.http_status) == (
+        30,
+        "Too many requests",
+        429,
+    )
