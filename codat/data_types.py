@@ -60,9 +60,9 @@ COMMERCE_DATA_TYPES = (
 )
 
 CATEGORY_BY_DATA_TYPE = {
-    **{identifier: ACCOUNTING for identifier in ACCOUNTING_DATA_TYPES},
-    **{identifier: BANKING for identifier in BANKING_DATA_TYPES},
-    **{identifier: COMMERCE for identifier in COMMERCE_DATA_TYPES},
+    **dict.fromkeys(ACCOUNTING_DATA_TYPES, ACCOUNTING),
+    **dict.fromkeys(BANKING_DATA_TYPES, BANKING),
+    **dict.fromkeys(COMMERCE_DATA_TYPES, COMMERCE),
 }
 
 ALL_DATA_TYPES = tuple(CATEGORY_BY_DATA_TYPE)

@@ -2,6 +2,9 @@
 
 from pathlib import Path
 
+# The SQLite test database and worker logs live here (it is not in git).
+(Path(__file__).resolve().parent.parent / "var").mkdir(exist_ok=True)
+
 pytest_plugins = sorted(
     f"tests.plugins.{path.stem}"
     for path in (Path(__file__).parent / "plugins").glob("*.py")

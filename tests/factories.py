@@ -1,0 +1,103 @@
+"""factory_boy factories for the portal's models."""
+
+import uuid
+
+import factory
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.utils import timezone
+
+from companies.models import Company, Connection, DataTypeStatus, PullOperation
+from products.models import CompanyProduct, Product, ProductDataType
+
+
+class CompanyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Company
+
+    codat_id = factory.LazyFunction(uuid.uuid4)
+    name = factory.Sequence(lambda n: f"Company {n} Ltd")
+    redirect = factory.LazyAttribute(
+        lambda company: f"https://link.codat.io/company/{company.codat_id}"
+    )
+
+
+class ConnectionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Connection
+
+    codat_id = factory.LazyFunction(uuid.uuid4)
+    company = factory.SubFactory(CompanyFactory)
+    integration_key = "gbol"
+    platform_name = "Xero"
+    source_type = "Accounting"
+    status = "Linked"
+    link_url = factory.LazyAttribute(
+        lambda connection: (
+            f"https://link-api.codat.io/companies/{connection.company.codat_id}"
+            f"/connections/{connection.codat_id}/start"
+        )
+    )
+
+
+class ProductFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Product
+        skip_postgeneration_save = True
+
+    identifier = factory.Sequence(lambda n: f"product-{n}")
+    name = factory.Sequence(lambda n: f"Product {n}")
+    kind = "custom"
+
+    @factory.post_generation
+    def data_types(product, create, extracted, **kwargs):
+        for identifier in extracted or ():
+            ProductDataType.objects.create(product=product, data_type_id=identifier)
+
+
+class CompanyProductFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = CompanyProduct
+
+    company = factory.SubFactory(CompanyFactory)
+    product = factory.SubFactory(ProductFactory)
+    status = "active"
+    status_changed_at = factory.LazyFunction(timezone.now)
+
+
+class DataTypeStatusFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = DataTypeStatus
+
+    company = factory.SubFactory(CompanyFactory)
+    data_type_id = "invoices"
+    current_status = "Complete"
+
+
+class PullOperationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = PullOperation
+
+    codat_id = factory.LazyFunction(uuid.uuid4)
+    company = factory.SubFactory(CompanyFactory)
+    data_type_id = "invoices"
+    status = "Complete"
+    requested = factory.LazyFunction(timezone.now)
+    progress = 100
+    is_completed = True
+
+
+class StaffFactory(factory.django.DjangoModelFactory):
+    """A staff member in one of the roles: viewer, operator or admin."""
+
+    class Meta:
+        model = get_user_model()
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"staff{n}")
+    is_staff = True
+
+    @factory.post_generation
+    def role(user, create, extracted, **kwargs):
+        if extracted:
+            user.groups.add(Group.objects.get(name=extracted))
