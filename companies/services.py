@@ -1,7 +1,7 @@
 """Services that write the Codat mirror. Callers hand over Codat's own JSON (camelCase)."""
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db import transaction
 from django.utils import timezone
@@ -18,7 +18,7 @@ def parse_codat_datetime(value: str | None) -> datetime | None:
     if parsed is None:
         raise ValueError(f"not an ISO 8601 date-time: {value!r}")
     if timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed, timezone.UTC)
+        parsed = timezone.make_aware(parsed, UTC)
     return parsed
 
 

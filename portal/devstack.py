@@ -16,7 +16,8 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-VAR = REPO / "var"
+# Runtime files (embedded Redis, sandbox state, dev keys); PORTAL_VAR_DIR moves them (tests do).
+VAR = Path(os.environ.get("PORTAL_VAR_DIR", REPO / "var"))
 PYTHON = sys.executable
 
 
@@ -127,7 +128,7 @@ class Stack:
 
 
 def main() -> int:
-    VAR.mkdir(exist_ok=True)
+    VAR.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.dev")
     os.environ.setdefault("DEBUG", "1")
     web_port = int(os.environ.get("PORT", "8000"))
