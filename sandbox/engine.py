@@ -1,0 +1,575 @@
+"""Time-driven behaviour: dataset progression, reads and their webhooks, product schedules,
+platform downtime retries, push operations, connection state changes and quota resets.
+
+Every change happens at a sandbox time `at`. Timers fire in time order, and each handler computes
+the next step from its own due time (not from "now"), so advancing the clock by 12 hours replays
+the same sequence a real 12 hours would have produced.
+"""
+
+import asyncio
+import heapq
+import itertools
+import logging
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from sandbox.catalogue import DATA_TYPES_BY_SOURCE_TYPE, STANDARD_PRODUCTS
+from sandbox.clock import iso, next_utc_midnight
+from sandbox.render import company_details, company_reference, connection_body
+from sandbox.settings import DATASET_STAGES, ERROR_DECIDED_AFTER
+
+if TYPE_CHECKING:
+    from sandbox.runtime import Sandbox
+
+log = logging.getLogger("sandbox.engine")
+
+TERMINAL_OK = "Complete"
+PROGRESS = {"Queued": 0, "Fetching": 20, "Mapping": 50, "Validating": 70, "Processing": 90}
+# A scheduled read against a platform that is down: 10 retries spread over 12 hours.
+DOWNTIME_RETRIES = 10
+DOWNTIME_WINDOW_SECONDS = 12 * 3600
+
+
+def is_terminal(status: str) -> bool:
+    return status not in PROGRESS
+
+
+class Engine:
+    def __init__(self, sandbox: "Sandbox"):
+        self.sb = sandbox
+        self._heap: list[tuple[float, int, str, str]] = []
+        self._seq = itertools.count()
+        self._handlers = {
+            "dataset": self._advance_dataset,
+            "schedule": self._run_schedule,
+            "push": self._complete_push,
+            "deliver": lambda due, ref: self.sb.dispatcher.on_due(due, ref),
+            "quota_reset": lambda due, ref: self.sb.limiter.reset_quota(due),
+            "source_account": self._finish_connecting,
+        }
+
+    # -- timers ---------------------------------------------------------------------------
+
+    def schedule(self, due: float, kind: str, ref: str) -> None:
+        heapq.heappush(self._heap, (due, next(self._seq), kind, ref))
+
+    def run_due(self) -> int:
+        """Fire every timer that is due now, in time order. Returns how many fired."""
+        fired = 0
+        now = self.sb.clock.now()
+        while self._heap and self._heap[0][0] <= now:
+            due, _, kind, ref = heapq.heappop(self._heap)
+            try:
+                self._handlers[kind](due, ref)
+            except Exception:
+                log.exception("sandbox.engine.timer_failed", extra={"kind": kind, "ref": ref})
+            fired += 1
+        return fired
+
+    async def run_forever(self) -> None:
+        while True:
+            self.run_due()
+            await asyncio.sleep(0.01)
+
+    def clear(self) -> None:
+        self._heap.clear()
+
+    def rebuild(self) -> None:
+        """Recreate timers from stored state (after a restart or a reset)."""
+        self.clear()
+        store = self.sb.store
+        for dataset in store.all("dataset"):
+            if not is_terminal(dataset["status"]) and dataset.get("_nextAt") is not None:
+                self.schedule(dataset["_nextAt"], "dataset", dataset["id"])
+        for operation in store.all("push"):
+            if operation["status"] == "Pending":
+                self.schedule(operation["_dueAt"], "push", operation["pushOperationKey"])
+        for message in store.all("message"):
+            if message["state"] in ("Pending", "Sending"):
+                message["state"] = "Pending"
+                self.schedule(message["nextAttemptAt"], "deliver", message["id"])
+        for account in store.all("source_account"):
+            if account.get("_connectAt") is not None:
+                self.schedule(account["_connectAt"], "source_account", account["_key"])
+        for product in store.all("product"):
+            self.plan_schedule(product, self.sb.clock.now())
+        self.schedule(next_utc_midnight(self.sb.clock.now()), "quota_reset", "")
+
+    # -- connections ----------------------------------------------------------------------
+
+    def authorize(self, connection: dict, at: float) -> None:
+        """The SMB finished Link: the connection becomes Linked, then the initial read runs."""
+        previous = connection["status"]
+        if previous == "Linked":
+            return
+        first_link = not connection.get("_everLinked")
+        connection["status"] = "Linked"
+        for error in connection.get("dataConnectionErrors") or []:
+            if error.get("status") == "Active":
+                error["status"] = "Resolved"
+                error["resolvedOnUtc"] = iso(at)
+        connection["_everLinked"] = True
+        self.sb.store.put("connection", connection["id"], connection)
+        company = self.sb.store.get("company", connection["_companyId"])
+        event = "connection.connected" if first_link else "connection.reconnected"
+        self.emit_connection(event, company, connection, at)
+        data_types = self.first_link_data_types(company, connection)
+        self.start_read(
+            company,
+            data_types,
+            at=at,
+            connection=connection,
+            initial=True,
+            first_ever=first_link,
+            products=self.custom_products_of(company),
+        )
+
+    def fail_link(self, connection: dict, at: float) -> None:
+        """The SMB cancelled Link: Codat records a 403 and leaves the connection PendingAuth."""
+        connection.setdefault("dataConnectionErrors", []).append(
+            {
+                "statusCode": "403",
+                "statusText": "User cancelled linking",
+                "errorMessage": "User cancelled linking",
+                "erroredOnUtc": iso(at),
+                "status": "Active",
+            }
+        )
+        self.sb.store.put("connection", connection["id"], connection)
+        company = self.sb.store.get("company", connection["_companyId"])
+        self.emit_connection("connection.failed", company, connection, at)
+
+    def disconnect(self, connection: dict, status: str, at: float) -> None:
+        """Linked -> Unlinked (the client) or Deauthorized (the SMB or the platform)."""
+        connection["status"] = status
+        if status == "Deauthorized":
+            connection.setdefault("dataConnectionErrors", []).append(
+                {
+                    "statusCode": "401",
+                    "statusText": "Unauthorized",
+                    "errorMessage": "The platform rejected the connection's credentials",
+                    "erroredOnUtc": iso(at),
+                    "status": "Active",
+                }
+            )
+        self.sb.store.put("connection", connection["id"], connection)
+        company = self.sb.store.get("company", connection["_companyId"])
+        self.emit_connection("connection.disconnected", company, connection, at)
+
+    def emit_connection(self, event_type: str, company: dict, connection: dict, at: float):
+        payload = {
+            "referenceCompany": company_reference(company),
+            "connection": connection_body(connection),
+        }
+        self.sb.dispatcher.emit(event_type, payload, at=at, company=company)
+
+    def linked_connections(self, company_id: str) -> list[dict]:
+        return [
+            c
+            for c in self.sb.store.all("connection")
+            if c["_companyId"] == company_id and c["status"] == "Linked"
+        ]
+
+    # -- products and sync settings -------------------------------------------------------
+
+    def product(self, identifier: str) -> dict | None:
+        standard = STANDARD_PRODUCTS.get(identifier)
+        if standard is not None:
+            return {"identifier": identifier, "custom": False, **standard}
+        return self.sb.store.get("product", identifier)
+
+    def custom_products_of(self, company: dict) -> list[dict]:
+        products = [self.sb.store.get("product", p) for p in company.get("products") or []]
+        return [p for p in products if p is not None]
+
+    def sync_settings_for(self, company: dict) -> list[dict]:
+        own = company.get("_syncSettings")
+        if own is not None:
+            return own["settings"]
+        return self.sb.client_sync_settings()["settings"]
+
+    def first_link_data_types(self, company: dict, connection: dict) -> list[str]:
+        wanted = [s["dataType"] for s in self.sync_settings_for(company) if s["fetchOnFirstLink"]]
+        for identifier in company.get("products") or []:
+            product = self.product(identifier)
+            if product:
+                wanted += product["dataTypes"]
+        supported = DATA_TYPES_BY_SOURCE_TYPE[connection["sourceType"]]
+        return [t for t in dict.fromkeys(wanted) if t in supported]
+
+    def product_added(self, company: dict, product: dict, at: float) -> None:
+        """Codat assumes consent exists and fetches the new product's data types at once."""
+        for connection in self.linked_connections(company["id"]):
+            supported = DATA_TYPES_BY_SOURCE_TYPE[connection["sourceType"]]
+            types = [t for t in product["dataTypes"] if t in supported]
+            products = [product] if product.get("custom") else []
+            self.start_read(company, types, at=at, connection=connection, products=products)
+
+    # -- reads and datasets ---------------------------------------------------------------
+
+    def running_dataset(self, company_id: str, data_type: str) -> dict | None:
+        for dataset in self.sb.store.all("dataset"):
+            if (
+                dataset["companyId"] == company_id
+                and dataset["dataType"] == data_type
+                and not is_terminal(dataset["status"])
+            ):
+                return dataset
+        return None
+
+    def start_read(
+        self,
+        company: dict,
+        data_types: list[str],
+        *,
+        at: float,
+        connection: dict | None = None,
+        initial: bool = False,
+        first_ever: bool = False,
+        products: list[dict] | None = None,
+        scheduled: bool = False,
+        modified_from: float | None = None,
+    ) -> tuple[dict | None, list[dict]]:
+        """Queue one dataset per data type (on each Linked connection that supports it) as one read.
+
+        When every dataset of the read has finished, read.completed (and its variants) is sent.
+        """
+        connections = [connection] if connection else self.linked_connections(company["id"])
+        read_id = str(uuid.uuid4())
+        datasets = []
+        for data_type in dict.fromkeys(data_types):
+            if self.running_dataset(company["id"], data_type):
+                continue
+            for conn in connections:
+                if data_type in DATA_TYPES_BY_SOURCE_TYPE[conn["sourceType"]]:
+                    datasets.append(
+                        self.create_dataset(company, conn, data_type, at, read_id, scheduled)
+                    )
+        if not datasets:
+            return None, []
+        read = {
+            "id": read_id,
+            "companyId": company["id"],
+            "datasetIds": [d["id"] for d in datasets],
+            "initial": initial,
+            "firstEver": first_ever,
+            "products": [p["identifier"] for p in products or [] if p.get("custom")],
+            "modifiedFrom": modified_from,
+            "done": False,
+        }
+        self.sb.store.put("read", read_id, read)
+        return read, datasets
+
+    def create_dataset(
+        self,
+        company: dict,
+        connection: dict,
+        data_type: str,
+        at: float,
+        read_id: str | None,
+        scheduled: bool = False,
+    ) -> dict:
+        durations = self.sb.settings["datasets"]["durations"]
+        dataset = {
+            "id": str(uuid.uuid4()),
+            "companyId": company["id"],
+            "connectionId": connection["id"],
+            "dataType": data_type,
+            "status": "Queued",
+            "requested": iso(at),
+            "progress": 0,
+            "isCompleted": False,
+            "isErrored": False,
+            "_requestedAt": at,
+            "_readId": read_id,
+            "_scheduled": scheduled,
+            "_retries": 0,
+            "_nextAt": at + float(durations.get("Queued", 0)),
+        }
+        self.sb.store.put("dataset", dataset["id"], dataset)
+        self.schedule(dataset["_nextAt"], "dataset", dataset["id"])
+        return dataset
+
+    def _outcome_for(self, dataset: dict) -> str:
+        company = self.sb.store.get("company", dataset["companyId"]) or {}
+        own = company.get("_datasetOutcomes") or {}
+        shared = self.sb.settings["datasets"]["outcomes"]
+        return own.get(dataset["dataType"]) or shared.get(dataset["dataType"]) or TERMINAL_OK
+
+    def _advance_dataset(self, due: float, dataset_id: str) -> None:
+        dataset = self.sb.store.get("dataset", dataset_id)
+        if dataset is None or is_terminal(dataset["status"]) or dataset.get("_nextAt") != due:
+            return
+        stage = dataset["status"]
+        outcome = self._outcome_for(dataset)
+        if stage == "Fetching":
+            connection = self.sb.store.get("connection", dataset["connectionId"])
+            company = self.sb.store.get("company", dataset["companyId"]) or {}
+            if connection is None:
+                return self._finish(dataset, "Cancelled", due, "The connection was deleted")
+            if connection["status"] != "Linked":
+                return self._finish(
+                    dataset, "AuthError", due, "The connection is not authorized; relink it"
+                )
+            if company.get("_platformDown"):
+                return self._platform_down(dataset, due)
+        if outcome != TERMINAL_OK and ERROR_DECIDED_AFTER.get(outcome) == stage:
+            return self._finish(dataset, outcome, due, f"Sandbox outcome set to {outcome}")
+        next_index = DATASET_STAGES.index(stage) + 1
+        if next_index == len(DATASET_STAGES):
+            return self._finish(dataset, TERMINAL_OK, due)
+        next_stage = DATASET_STAGES[next_index]
+        duration = float(self.sb.settings["datasets"]["durations"].get(next_stage, 0))
+        dataset.update(
+            status=next_stage,
+            progress=PROGRESS[next_stage],
+            statusDescription=None,
+            _nextAt=due + duration,
+        )
+        self.sb.store.put("dataset", dataset_id, dataset)
+        self.schedule(dataset["_nextAt"], "dataset", dataset_id)
+
+    def _platform_down(self, dataset: dict, due: float) -> None:
+        """Scheduled reads retry 10 times over 12 hours, then end in FetchError."""
+        if not dataset.get("_scheduled") or dataset["_retries"] >= DOWNTIME_RETRIES:
+            return self._finish(
+                dataset, "FetchError", due, "The platform is unavailable (platform downtime)"
+            )
+        dataset["_retries"] += 1
+        retry_at = due + DOWNTIME_WINDOW_SECONDS / DOWNTIME_RETRIES
+        dataset["statusDescription"] = f"Paused until {iso(retry_at)}"
+        dataset["_nextAt"] = retry_at
+        self.sb.store.put("dataset", dataset["id"], dataset)
+        self.schedule(retry_at, "dataset", dataset["id"])
+
+    def _finish(self, dataset: dict, status: str, at: float, error: str | None = None) -> None:
+        dataset.update(
+            status=status,
+            completed=iso(at),
+            progress=100,
+            isCompleted=True,
+            isErrored=status != TERMINAL_OK,
+            errorMessage=error,
+            statusDescription=None,
+            _nextAt=None,
+        )
+        self.sb.store.put("dataset", dataset["id"], dataset)
+        if status == TERMINAL_OK:
+            for kind, key in (
+                ("company", dataset["companyId"]),
+                ("connection", dataset["connectionId"]),
+            ):
+                record = self.sb.store.get(kind, key)
+                if record is not None:
+                    record["lastSync"] = iso(at)
+                    self.sb.store.put(kind, key, record)
+        read = self.sb.store.get("read", dataset.get("_readId") or "")
+        if read is not None and not read["done"]:
+            datasets = [self.sb.store.get("dataset", d) for d in read["datasetIds"]]
+            if all(d is None or is_terminal(d["status"]) for d in datasets):
+                self._complete_read(read, [d for d in datasets if d is not None], at)
+
+    def _complete_read(self, read: dict, datasets: list[dict], at: float) -> None:
+        read["done"] = True
+        self.sb.store.put("read", read["id"], read)
+        company = self.sb.store.get("company", read["companyId"])
+        if company is None:
+            return
+        records_modified = self.sb.settings["datasets"]["recordsModified"]
+
+        def summary(dataset: dict) -> dict:
+            ok = dataset["status"] == TERMINAL_OK
+            item = {
+                "connectionId": dataset["connectionId"],
+                "dataType": dataset["dataType"],
+                # The first read after a connection's first link never reports modified records.
+                "recordsModified": bool(ok and records_modified and not read["firstEver"]),
+                "status": dataset["status"],
+            }
+            if not ok:
+                item["issues"] = [
+                    {
+                        "type": "error." + dataset["status"][0].lower() + dataset["status"][1:],
+                        "message": dataset.get("errorMessage") or dataset["status"],
+                        "links": {
+                            "portal": f"https://app.codat.io/companies/{company['id']}/data-history",
+                            "readMore": "https://docs.codat.io/core-concepts/status",
+                        },
+                    }
+                ]
+            return item
+
+        def payload(items: list[dict]) -> dict:
+            body = {"referenceCompany": company_reference(company), "dataTypes": items}
+            if read.get("modifiedFrom") is not None:
+                body["modifiedFromDate"] = iso(read["modifiedFrom"])
+            return body
+
+        items = [summary(d) for d in datasets]
+        emit = self.sb.dispatcher.emit
+        emit("read.completed", payload(items), at=at, company=company)
+        if read["initial"]:
+            emit("read.completed.initial", payload(items), at=at, company=company)
+        for identifier in read.get("products") or []:
+            product = self.sb.store.get("product", identifier)
+            if product is None:
+                continue
+            own = [i for i in items if i["dataType"] in product["dataTypes"]]
+            if not own:
+                continue
+            outcome = (
+                "successful" if all(i["status"] == TERMINAL_OK for i in own) else "unsuccessful"
+            )
+            emit(f"{identifier}.read.completed", payload(own), at=at, company=company)
+            emit(f"{identifier}.read.completed.{outcome}", payload(own), at=at, company=company)
+            if read["initial"]:
+                emit(f"{identifier}.read.completed.initial", payload(own), at=at, company=company)
+
+    # -- custom product schedules ---------------------------------------------------------
+
+    @staticmethod
+    def next_run(product: dict, after: float) -> float | None:
+        schedule = product.get("schedule") or {}
+        frequency = schedule.get("frequency")
+        if frequency == "hourly":
+            return (int(after) // 3600 + 1) * 3600
+        if frequency == "daily":
+            hour, minute = (int(part) for part in schedule.get("time", "00:00").split(":"))
+            moment = datetime.fromtimestamp(after, UTC)
+            candidate = moment.replace(hour=hour, minute=minute, second=0, microsecond=0)
+            if candidate.timestamp() <= after:
+                candidate += timedelta(days=1)
+            return candidate.timestamp()
+        return None
+
+    @staticmethod
+    def previous_run(product: dict, run_at: float) -> float:
+        frequency = (product.get("schedule") or {}).get("frequency")
+        return run_at - (3600 if frequency == "hourly" else 86400)
+
+    def plan_schedule(self, product: dict, after: float) -> None:
+        run_at = self.next_run(product, after)
+        product["_nextRunAt"] = run_at
+        self.sb.store.put("product", product["identifier"], product)
+        if run_at is not None:
+            self.schedule(run_at, "schedule", product["identifier"])
+
+    def _run_schedule(self, due: float, identifier: str) -> None:
+        product = self.sb.store.get("product", identifier)
+        if product is None or product.get("_nextRunAt") != due:
+            return
+        # modifiedFromDate is the product's previous scheduled read.
+        modified_from = product.get("_lastRunAt") or self.previous_run(product, due)
+        for company in self.sb.store.all("company"):
+            if identifier in (company.get("products") or []):
+                self.start_read(
+                    company,
+                    product["dataTypes"],
+                    at=due,
+                    products=[product],
+                    scheduled=True,
+                    modified_from=modified_from,
+                )
+        product["_lastRunAt"] = due
+        self.plan_schedule(product, due)
+
+    # -- push operations ------------------------------------------------------------------
+
+    def create_push(
+        self,
+        company: dict,
+        connection: dict,
+        data_type: str,
+        data: dict,
+        *,
+        at: float,
+        timeout_minutes: int | None,
+        record_ids: list[str],
+        valid: bool,
+    ) -> dict:
+        settings = self.sb.settings["push"]
+        due = at + float(settings["delaySeconds"])
+        outcome = settings["outcome"] if valid else "Failed"
+        if timeout_minutes is not None and timeout_minutes * 60 < due - at:
+            due, outcome = at + timeout_minutes * 60, "TimedOut"
+        operation = {
+            "pushOperationKey": str(uuid.uuid4()),
+            "companyId": company["id"],
+            "dataConnectionKey": connection["id"],
+            "dataType": data_type,
+            "requestedOnUtc": iso(at),
+            "timeoutInMinutes": timeout_minutes,
+            "status": "Pending",
+            "statusCode": 202,
+            "changes": [],
+            "validation": {"errors": [], "warnings": []},
+            "data": data,
+            "_dueAt": due,
+            "_outcome": outcome,
+            "_recordIds": record_ids,
+        }
+        self.sb.store.put("push", operation["pushOperationKey"], operation)
+        self.schedule(due, "push", operation["pushOperationKey"])
+        return operation
+
+    def _complete_push(self, due: float, key: str) -> None:
+        operation = self.sb.store.get("push", key)
+        if operation is None or operation["status"] != "Pending" or operation["_dueAt"] != due:
+            return
+        outcome = operation["_outcome"]
+        operation["status"] = outcome
+        operation["completedOnUtc"] = iso(due)
+        if outcome == "Success":
+            operation["statusCode"] = 200
+            operation["changes"] = [
+                {"type": "Created", "recordRef": {"id": rid, "dataType": operation["dataType"]}}
+                for rid in operation["_recordIds"]
+            ]
+        elif outcome == "Failed":
+            operation["statusCode"] = 400
+            operation["errorMessage"] = "The write was rejected by the platform"
+            operation["validation"]["errors"] = operation.get("_validationErrors") or [
+                {
+                    "itemId": operation["data"].get("accountId") if operation["data"] else None,
+                    "message": "The sandbox was set to fail this write",
+                    "validatorName": "SandboxOutcome",
+                }
+            ]
+        else:
+            operation["statusCode"] = 504
+            operation["errorMessage"] = "The push operation timed out"
+        self.sb.store.put("push", key, operation)
+        company = self.sb.store.get("company", operation["companyId"])
+        if company is None:
+            return
+        status = "successful" if outcome == "Success" else "unsuccessful"
+        payload = {
+            "id": key,
+            "type": "Create",
+            "referenceCompany": company_reference(company),
+            "connectionId": operation["dataConnectionKey"],
+            "requestedOnDate": operation["requestedOnUtc"],
+            "completedOnDate": operation["completedOnUtc"],
+            "status": outcome,
+        }
+        if operation["_recordIds"]:
+            payload["record"] = {"id": operation["_recordIds"][0]}
+        self.sb.dispatcher.emit(
+            f"{operation['dataType']}.write.{status}", payload, at=due, company=company
+        )
+
+    # -- bank feeds -----------------------------------------------------------------------
+
+    def _finish_connecting(self, due: float, key: str) -> None:
+        account = self.sb.store.get("source_account", key)
+        if account is None or account.get("_connectAt") != due:
+            return
+        account["status"] = "connected"
+        account["_connectAt"] = None
+        self.sb.store.put("source_account", key, account)
+        self.sb.bank_feed_event("bankFeeds.sourceAccount.connected", account, due)
+
+
+def company_created_payload(company: dict) -> dict:
+    return company_details(company)

@@ -1,0 +1,76 @@
+"""The sandbox's state: in-memory tables written through to one SQLite file.
+
+Reads never touch SQLite (that keeps handlers cheap); every change is written at once, so the state
+survives a restart. Each record is a JSON document; keys starting with "_" are internal and never
+rendered.
+"""
+
+import json
+import sqlite3
+from pathlib import Path
+
+KINDS = (
+    "company",
+    "connection",
+    "dataset",
+    "read",
+    "push",
+    "consumer",
+    "message",
+    "product",
+    "source_account",
+    "meta",
+)
+
+
+class Store:
+    def __init__(self, state_dir: Path):
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.path = state_dir / "sandbox.sqlite3"
+        # The event loop is the only writer; autocommit plus WAL keeps each write cheap.
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS records ("
+            " kind TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (kind, id))"
+        )
+        self.tables: dict[str, dict[str, dict]] = {kind: {} for kind in KINDS}
+        for kind, record_id, body in self._db.execute("SELECT kind, id, body FROM records"):
+            if kind in self.tables:
+                self.tables[kind][record_id] = json.loads(body)
+
+    def get(self, kind: str, record_id: str) -> dict | None:
+        return self.tables[kind].get(record_id)
+
+    def all(self, kind: str) -> list[dict]:
+        return list(self.tables[kind].values())
+
+    def put(self, kind: str, record_id: str, body: dict) -> dict:
+        self.tables[kind][record_id] = body
+        self._db.execute(
+            "INSERT OR REPLACE INTO records (kind, id, body) VALUES (?, ?, ?)",
+            (kind, record_id, json.dumps(body, separators=(",", ":"))),
+        )
+        return body
+
+    def delete(self, kind: str, record_id: str) -> None:
+        self.tables[kind].pop(record_id, None)
+        self._db.execute("DELETE FROM records WHERE kind = ? AND id = ?", (kind, record_id))
+
+    def clear(self) -> None:
+        for table in self.tables.values():
+            table.clear()
+        self._db.execute("DELETE FROM records")
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def public(record: dict) -> dict:
+    """The record as Codat renders it: internal keys dropped, and nulls left out.
+
+    Codat's documents are OpenAPI 3.1, where `nullable: true` means nothing, so a null would not
+    validate against `type: string`; an absent field always does.
+    """
+    return {key: value for key, value in record.items() if key[0] != "_" and value is not None}
