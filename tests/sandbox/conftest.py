@@ -55,3 +55,12 @@ class ContractClient:
 @pytest.fixture
 def api(sandbox):
     return ContractClient(sandbox)
+
+
+@pytest.fixture
+def receiver():
+    from tests.sandbox.receiver import Receiver
+
+    running = Receiver()
+    yield running
+    running.close()
