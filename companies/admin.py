@@ -24,7 +24,13 @@ class CompanyProductInline(ReadOnlyInline):
 
 class DataTypeStatusInline(ReadOnlyInline):
     model = DataTypeStatus
-    fields = ("data_type", "current_status", "last_successful_sync", "latest_sync_id")
+    fields = (
+        "data_type",
+        "current_status",
+        "last_successful_sync",
+        "records_last_modified_at",
+        "latest_sync_id",
+    )
     readonly_fields = fields
     show_change_link = False
 
@@ -64,6 +70,8 @@ class CompanyAdmin(ReadOnlyMirrorAdmin):
         "redirect",
         "codat_created_at",
         "last_sync",
+        "codat_deleted_at",
+        "last_event_at",
         "mirrored_at",
     )
     inlines = (
@@ -120,7 +128,13 @@ class ConnectionAdmin(ReadOnlyMirrorAdmin):
 
 @admin.register(DataTypeStatus)
 class DataTypeStatusAdmin(ReadOnlyMirrorAdmin):
-    list_display = ("company", "data_type", "current_status", "last_successful_sync")
+    list_display = (
+        "company",
+        "data_type",
+        "current_status",
+        "last_successful_sync",
+        "records_last_modified_at",
+    )
     list_filter = ("current_status", "data_type__category", "data_type")
     list_select_related = ("company", "data_type")
     search_fields = ("company__name", "data_type__identifier")

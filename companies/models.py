@@ -18,6 +18,11 @@ class Company(models.Model):
     redirect = models.URLField("Hosted Link URL", max_length=500)
     codat_created_at = models.DateTimeField("created at Codat", null=True, blank=True)
     last_sync = models.DateTimeField(null=True, blank=True)
+    # Kept, not deleted, when Codat deletes the company: other records (consent evidence) point
+    # at it, and a late, older event must find the tombstone rather than re-create the company.
+    codat_deleted_at = models.DateTimeField("deleted at Codat", null=True, blank=True)
+    # generatedDate of the newest webhook applied to this row; older events are not applied.
+    last_event_at = models.DateTimeField("last webhook event", null=True, blank=True)
     mirrored_at = models.DateTimeField("mirror updated", auto_now=True)
 
     class Meta:
@@ -58,6 +63,9 @@ class Connection(models.Model):
     codat_created_at = models.DateTimeField("created at Codat", null=True, blank=True)
     # Codat's dataConnectionErrors, as it sent them.
     errors = models.JSONField(default=list, blank=True)
+    # Kept as a tombstone when Codat deletes the connection (see Company.codat_deleted_at).
+    codat_deleted_at = models.DateTimeField("deleted at Codat", null=True, blank=True)
+    last_event_at = models.DateTimeField("last webhook event", null=True, blank=True)
     mirrored_at = models.DateTimeField("mirror updated", auto_now=True)
 
     class Meta:
@@ -99,6 +107,11 @@ class DataTypeStatus(models.Model):
     last_successful_sync = models.DateTimeField(null=True, blank=True)
     latest_sync_id = models.UUIDField(null=True, blank=True)
     latest_successful_sync_id = models.UUIDField(null=True, blank=True)
+    # When a read last brought new or changed records (read.completed `recordsModified`).
+    records_last_modified_at = models.DateTimeField("records last changed", null=True, blank=True)
+    # The `issues` (validation warnings, errors) of the latest read event, as Codat sent them.
+    last_read_issues = models.JSONField(default=list, blank=True)
+    last_event_at = models.DateTimeField("last webhook event", null=True, blank=True)
     mirrored_at = models.DateTimeField("mirror updated", auto_now=True)
 
     class Meta:

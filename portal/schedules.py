@@ -1,0 +1,77 @@
+"""Every periodic task of the portal, in one place (django_celery_beat rows, by name).
+
+`ensure_periodic_tasks` creates or updates the rows below; it runs after every migrate
+(`ensure_periodic_tasks_after_migrate`, connected by the apps that own periodic tasks under one
+dispatch_uid), and beat's DatabaseScheduler reads the rows. Each entry expires before its next
+run, so a backlog after an outage does not run the same sweep many times over.
+
+To add a periodic task, add an entry to `periodic_tasks()` in your app's section.
+"""
+
+from django.conf import settings
+
+
+def periodic_tasks() -> list[dict]:
+    sweep = settings.CODAT_OPERATIONS_SWEEP_SECONDS
+    return [
+        # -- operations/ ----------------------------------------------------------------------
+        {
+            "name": "operations: re-send due and stuck operations",
+            "task": "operations.tasks.sweep",
+            "every": sweep,
+            "expires": sweep,
+        },
+        {
+            "name": "operations: reconcile the mirror with Codat",
+            "task": "operations.tasks.reconcile",
+            "every": 30 * 60,
+            "expires": 25 * 60,
+        },
+        # -- webhooks/ ------------------------------------------------------------------------
+        {
+            "name": "webhooks: re-queue events not yet processed",
+            "task": "webhooks.tasks.requeue_unprocessed_events",
+            "every": 60,
+            "expires": 60,
+        },
+        {
+            "name": "webhooks: reconcile missed events with Codat's data status",
+            "task": "webhooks.tasks.reconcile_missed_events",
+            "every": 15 * 60,
+            "expires": 10 * 60,
+        },
+        {
+            "name": "webhooks: re-drive webhook consumer changes",
+            "task": "webhooks.tasks.redrive_webhook_consumers",
+            "every": 5 * 60,
+            "expires": 4 * 60,
+        },
+    ]
+
+
+def ensure_periodic_tasks() -> None:
+    """Create or update the portal's beat rows (idempotent)."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    for entry in periodic_tasks():
+        interval, _ = IntervalSchedule.objects.get_or_create(
+            every=entry["every"], period=IntervalSchedule.SECONDS
+        )
+        PeriodicTask.objects.update_or_create(
+            name=entry["name"],
+            defaults={
+                "task": entry["task"],
+                "interval": interval,
+                "crontab": None,
+                "expire_seconds": entry["expires"],
+                "queue": entry.get("queue", settings.CELERY_TASK_DEFAULT_QUEUE),
+                "enabled": True,
+            },
+        )
+
+
+def ensure_periodic_tasks_after_migrate(sender=None, **kwargs) -> None:
+    """post_migrate receiver: post_migrate fires once per app; act once, for the portal app."""
+    if sender is not None and sender.name != "portal":
+        return
+    ensure_periodic_tasks()

@@ -1,0 +1,75 @@
+"""Signing helpers for the webhook tests: deliveries signed as Svix signs them for Codat."""
+
+import base64
+import json
+import secrets
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from standardwebhooks import Webhook
+
+from tests.oas import BANK_FEEDS, PLATFORM, load_document
+
+ENDPOINT = "/webhooks/codat/"
+
+
+def new_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def new_webhook_id() -> str:
+    return "msg_" + uuid.uuid4().hex
+
+
+def signature_headers(
+    body: str | bytes,
+    secret: str | list[str],
+    *,
+    webhook_id: str | None = None,
+    at: datetime | None = None,
+    prefix: str = "webhook",
+) -> dict[str, str]:
+    """The three headers Svix sends; several secrets give a space-separated signature list."""
+    webhook_id = webhook_id or new_webhook_id()
+    at = at or datetime.now(tz=UTC)
+    text = body.decode() if isinstance(body, bytes) else body
+    secrets_ = [secret] if isinstance(secret, str) else secret
+    signature = " ".join(Webhook(s).sign(webhook_id, at, text) for s in secrets_)
+    return {
+        f"{prefix}-id": webhook_id,
+        f"{prefix}-timestamp": str(int(at.timestamp())),
+        f"{prefix}-signature": signature,
+    }
+
+
+def as_django_headers(headers: dict[str, str]) -> dict[str, str]:
+    return {"HTTP_" + name.upper().replace("-", "_"): value for name, value in headers.items()}
+
+
+def post_signed(client, body, secret, **kwargs):
+    body = body if isinstance(body, str | bytes) else json.dumps(body)
+    headers = signature_headers(body, secret, **kwargs)
+    response = client.post(
+        ENDPOINT, data=body, content_type="application/json", **as_django_headers(headers)
+    )
+    return response, headers
+
+
+def oas_webhook_examples() -> list[tuple[str, str, str, dict]]:
+    """(document, webhook key, example name, body) for every example of both documents."""
+    examples = []
+    for document in (PLATFORM, BANK_FEEDS):
+        for key, operations in load_document(document).get("webhooks", {}).items():
+            for operation in operations.values():
+                content = operation["requestBody"]["content"]["application/json"]
+                for name, example in (content.get("examples") or {}).items():
+                    examples.append((document, key, name, example["value"]))
+    return examples
+
+
+@pytest.fixture
+def webhook_secret(settings):
+    secret = new_secret()
+    settings.CODAT_WEBHOOK_SECRETS = [secret]
+    return secret

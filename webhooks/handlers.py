@@ -1,0 +1,410 @@
+"""One handler per Codat event type. Each applies an event to the mirror, idempotently.
+
+Every handler runs inside the processing transaction and returns APPLIED or SUPERSEDED. Events
+arrive in no guaranteed order, so each mirror row remembers the `generatedDate` of the newest
+event applied to it (`last_event_at`); an older event leaves the row alone. Equal times apply:
+Codat's own examples give every step of a connection's life the same generatedDate.
+
+A handler raises `Unprocessable` (or lets KeyError, TypeError, ValueError escape) when the body
+cannot be applied; the event is then quarantined. Anything else (database, Redis) is transient.
+"""
+
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, time, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from companies.models import Company, Connection, ConnectionStatus, DatasetStatus, DataTypeStatus
+from webhooks.envelope import (
+    Envelope,
+    Unprocessable,
+    optional_codat_time,
+    parse_codat_time,
+    parse_uuid,
+)
+from webhooks.models import BankFeedSourceAccount, EventState, WebhookEvent, WriteOutcome
+
+log = logging.getLogger(__name__)
+
+APPLIED = EventState.APPLIED
+SUPERSEDED = EventState.SUPERSEDED
+
+Handler = Callable[[Envelope], str]
+
+
+def _locked_or_created(model, lookup: dict, create: Callable[[], object]):
+    """The row matching `lookup`, locked for this transaction, or a new one; and whether it is new.
+
+    Two events about a row that does not exist yet may race to create it: the loser waits on the
+    unique index, gets IntegrityError, and then locks the winner's row, so the ordering check
+    that follows always sees the other event's result.
+    """
+    row = model.objects.select_for_update().filter(**lookup).first()
+    if row is not None:
+        return row, False
+    try:
+        with transaction.atomic():
+            return create(), True
+    except IntegrityError:
+        return model.objects.select_for_update().get(**lookup), False
+
+
+def _is_stale(row, generated_at: datetime) -> bool:
+    return row.last_event_at is not None and generated_at < row.last_event_at
+
+
+def _text(value, limit: int) -> str:
+    return str(value)[:limit] if value is not None else ""
+
+
+def _company_from_reference(reference) -> Company:
+    """The mirrored company an event refers to, created from the reference if it is new."""
+    if not isinstance(reference, dict):
+        raise Unprocessable("referenceCompany is missing")
+    codat_id = parse_uuid(reference.get("id"), "referenceCompany.id")
+    return _company_by_codat_id(codat_id, reference)
+
+
+def _company_by_codat_id(codat_id: uuid.UUID, details: dict) -> Company:
+    def create():
+        return Company.objects.create(
+            codat_id=codat_id,
+            name=_text(details.get("name"), 255) or str(codat_id),
+            description=_text(details.get("description"), 10_000),
+            tags=details.get("tags") if isinstance(details.get("tags"), dict) else {},
+            # The Hosted Link URL Codat gives every company has this fixed form.
+            redirect=details.get("redirect") or f"https://link.codat.io/company/{codat_id}",
+        )
+
+    company, _ = _locked_or_created(Company, {"codat_id": codat_id}, create)
+    return company
+
+
+# --- company.* ---------------------------------------------------------------------------------
+
+
+def company_created(event: Envelope) -> str:
+    from companies.services import company_mirror_from_codat
+
+    payload = event.payload
+    codat_id = parse_uuid(payload.get("id"), "payload.id")
+    company = _company_by_codat_id(codat_id, payload)
+    if _is_stale(company, event.generated_at):
+        return SUPERSEDED
+    company_mirror_from_codat(
+        data={
+            **payload,
+            "name": payload.get("name") or company.name,
+            "redirect": payload.get("redirect") or company.redirect,
+        }
+    )
+    Company.objects.filter(pk=company.pk).update(last_event_at=event.generated_at)
+    return APPLIED
+
+
+def company_deleted(event: Envelope) -> str:
+    codat_id = parse_uuid(event.payload.get("id"), "payload.id")
+    company = _company_by_codat_id(codat_id, event.payload)
+    if _is_stale(company, event.generated_at):
+        return SUPERSEDED
+    company.codat_deleted_at = event.generated_at
+    company.last_event_at = event.generated_at
+    company.save(update_fields=["codat_deleted_at", "last_event_at", "mirrored_at"])
+    # Codat deletes a company's connections with it.
+    company.connections.filter(codat_deleted_at__isnull=True).update(
+        codat_deleted_at=event.generated_at
+    )
+    return APPLIED
+
+
+def company_products_changed(event: Envelope) -> str:
+    """company.product.added and .removed: `products` is the full list after the change."""
+    from products.services import company_products_mirror_from_codat
+
+    payload = event.payload
+    products = payload.get("products")
+    if not isinstance(products, list) or not all(isinstance(p, str) for p in products):
+        raise Unprocessable("payload.products is not a list of product identifiers")
+    codat_id = parse_uuid(payload.get("id"), "payload.id")
+    company = _company_by_codat_id(codat_id, payload)
+    if _is_stale(company, event.generated_at):
+        return SUPERSEDED
+    company_products_mirror_from_codat(company=company, product_identifiers=products)
+    company.name = _text(payload.get("name"), 255) or company.name
+    if "description" in payload:
+        company.description = _text(payload.get("description"), 10_000)
+    company.last_event_at = event.generated_at
+    company.save(update_fields=["name", "description", "last_event_at", "mirrored_at"])
+    return APPLIED
+
+
+# --- connection.* ------------------------------------------------------------------------------
+
+
+def _connection_changed(event: Envelope, *, deleted: bool = False) -> str:
+    from companies.services import connection_mirror_from_codat
+
+    company = _company_from_reference(event.payload.get("referenceCompany"))
+    data = event.payload.get("connection")
+    if not isinstance(data, dict):
+        raise Unprocessable("payload.connection is missing")
+    if data.get("status") not in ConnectionStatus.values:
+        raise Unprocessable(f"unknown connection status {data.get('status')!r}")
+    codat_id = parse_uuid(data.get("id"), "payload.connection.id")
+
+    def create():
+        connection = connection_mirror_from_codat(company=company, data=data)
+        Connection.objects.filter(pk=connection.pk).update(last_event_at=event.generated_at)
+        return connection
+
+    connection, created = _locked_or_created(Connection, {"codat_id": codat_id}, create)
+    if not created and _is_stale(connection, event.generated_at):
+        return SUPERSEDED
+    connection_mirror_from_codat(company=company, data=data)
+    changes = {"last_event_at": event.generated_at}
+    if deleted:
+        changes["codat_deleted_at"] = event.generated_at
+    Connection.objects.filter(pk=connection.pk).update(**changes)
+    return APPLIED
+
+
+def connection_changed(event: Envelope) -> str:
+    """connection.created, .connected, .failed, .disconnected, .reconnected: the full
+    connection as it is after the transition (a failed link stays PendingAuth with an error)."""
+    return _connection_changed(event)
+
+
+def connection_deleted(event: Envelope) -> str:
+    return _connection_changed(event, deleted=True)
+
+
+# --- reads ---------------------------------------------------------------------------------------
+
+READ_COMPLETED = re.compile(
+    r"^(?:(?P<product>[^.]+)\.)?read\.completed(?P<outcome>\.successful|\.unsuccessful)?"
+    r"(?P<initial>\.initial)?$"
+)
+
+
+def read_completed(event: Envelope) -> str:
+    """read.completed[.initial], its .successful/.unsuccessful sub-events, and the same for a
+    custom product (`{productIdentifier}.read.completed...`): one entry per data type read.
+
+    `recordsModified` moves "records last changed" forward. Codat documents that the first read
+    after a company's first link always says false; that read is when the records first arrived,
+    so the first completed read of a data type counts as a change whatever the flag says.
+    """
+    from products.models import DataType
+
+    company = _company_from_reference(event.payload.get("referenceCompany"))
+    entries = event.payload.get("dataTypes")
+    if not isinstance(entries, list):
+        raise Unprocessable("payload.dataTypes is not a list")
+    known_types = set(DataType.objects.values_list("identifier", flat=True))
+    valid_statuses = set(DatasetStatus.values)
+    applied = superseded = 0
+    for entry in entries:
+        if not isinstance(entry, dict):
+            raise Unprocessable("payload.dataTypes holds a non-object")
+        data_type = entry.get("dataType")
+        if data_type not in known_types:
+            raise Unprocessable(f"unknown data type {data_type!r}")
+        status = entry.get("status") or ""
+        if status and status not in valid_statuses:
+            raise Unprocessable(f"unknown dataset status {status!r} for {data_type}")
+        issues = entry.get("issues") or []
+
+        def create(data_type=data_type):
+            return DataTypeStatus.objects.create(company=company, data_type_id=data_type)
+
+        row, _ = _locked_or_created(
+            DataTypeStatus, {"company": company, "data_type_id": data_type}, create
+        )
+        records_changed = bool(entry.get("recordsModified")) or (
+            status == "Complete" and row.records_last_modified_at is None
+        )
+        fields = ["mirrored_at"]
+        # A change of records is a fact about the past: an older event may still report one.
+        if records_changed and (
+            row.records_last_modified_at is None
+            or row.records_last_modified_at < event.generated_at
+        ):
+            row.records_last_modified_at = event.generated_at
+            fields.append("records_last_modified_at")
+        if _is_stale(row, event.generated_at):
+            superseded += 1
+        else:
+            applied += 1
+            if status:
+                row.current_status = status
+                fields.append("current_status")
+            row.last_read_issues = issues
+            row.last_event_at = event.generated_at
+            fields += ["last_read_issues", "last_event_at"]
+        row.save(update_fields=fields)
+    if superseded and not applied:
+        return SUPERSEDED
+    return APPLIED
+
+
+# --- writes --------------------------------------------------------------------------------------
+
+DATA_TYPE_WRITE = re.compile(r"^(?P<data_type>[^.]+)\.write\.(?P<outcome>successful|unsuccessful)$")
+
+
+def data_type_write(event: Envelope) -> str:
+    """`{dataType}.write.successful` / `.unsuccessful`; `payload.id` is the pushOperationKey."""
+    payload = event.payload
+    company = _company_from_reference(payload.get("referenceCompany"))
+    key = parse_uuid(payload.get("id"), "payload.id")
+    data_type = DATA_TYPE_WRITE.match(event.event_type)["data_type"]
+    status = payload.get("status")
+    if not isinstance(status, str) or not status:
+        raise Unprocessable("payload.status is missing")
+    record = payload.get("record") if isinstance(payload.get("record"), dict) else {}
+    connection_id = payload.get("connectionId")
+    values = {
+        "company": company,
+        "connection_codat_id": parse_uuid(connection_id, "connectionId") if connection_id else None,
+        "data_type": data_type[:64],
+        "operation_type": _text(payload.get("type"), 32),
+        "status": status[:16],
+        "requested_at": optional_codat_time(payload.get("requestedOnDate"), "requestedOnDate"),
+        "completed_at": optional_codat_time(payload.get("completedOnDate"), "completedOnDate"),
+        "record_id": _text(record.get("id"), 255),
+        "attachment_id": _text(payload.get("attachmentId"), 255),
+        "last_event_at": event.generated_at,
+    }
+    outcome, created = _locked_or_created(
+        WriteOutcome,
+        {"push_operation_key": key},
+        lambda: WriteOutcome.objects.create(push_operation_key=key, **values),
+    )
+    if created:
+        return APPLIED
+    if _is_stale(outcome, event.generated_at):
+        return SUPERSEDED
+    WriteOutcome.objects.filter(pk=outcome.pk).update(**values)
+    return APPLIED
+
+
+# --- client rate limit -------------------------------------------------------------------------
+
+
+def _redis():
+    import redis
+
+    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2)
+
+
+def _newer_applied(event: Envelope, event_type: str) -> bool:
+    return WebhookEvent.objects.filter(
+        event_type=event_type,
+        state=EventState.APPLIED,
+        generated_at__gt=event.generated_at,
+    ).exists()
+
+
+def _next_midnight_utc(after: datetime) -> datetime:
+    return datetime.combine(after.astimezone(UTC).date() + timedelta(days=1), time(), tzinfo=UTC)
+
+
+def client_rate_limit_reached(event: Envelope) -> str:
+    """Pause every worker's Codat calls until the daily quota comes back (`expiryDate`)."""
+    from codat.fleet_pause import pause_codat_calls_until
+
+    if _newer_applied(event, "client.rateLimit.reset"):
+        return SUPERSEDED
+    try:
+        until = parse_codat_time(event.payload.get("expiryDate"), "expiryDate")
+    except Unprocessable:
+        # Codat's quota resets at 00:00 UTC; without a readable expiry, pause until then.
+        until = _next_midnight_utc(event.generated_at)
+        log.warning("webhooks.rate_limit.unreadable_expiry", extra={"payload": event.payload})
+    pause_codat_calls_until(_redis(), until)
+    return APPLIED
+
+
+def client_rate_limit_reset(event: Envelope) -> str:
+    from codat.fleet_pause import resume_codat_calls
+
+    if _newer_applied(event, "client.rateLimit.reached"):
+        return SUPERSEDED
+    resume_codat_calls(_redis())
+    return APPLIED
+
+
+# --- bank feeds ----------------------------------------------------------------------------------
+
+
+def _source_account_changed(event: Envelope, *, connected: bool) -> str:
+    payload = event.payload
+    company = _company_from_reference(payload.get("referenceCompany"))
+    connection_id = parse_uuid(payload.get("connectionId"), "connectionId")
+    account = payload.get("sourceAccount")
+    if not isinstance(account, dict) or not account.get("id"):
+        raise Unprocessable("payload.sourceAccount.id is missing")
+    lookup = {"connection_codat_id": connection_id, "account_id": _text(account["id"], 255)}
+    values = {
+        "company": company,
+        "account_name": _text(account.get("accountName"), 255),
+        "currency": _text(account.get("currency"), 3),
+        "feed_connected": connected,
+        "reported_status": _text(account.get("status"), 16),
+        "last_event_at": event.generated_at,
+    }
+    row, created = _locked_or_created(
+        BankFeedSourceAccount,
+        lookup,
+        lambda: BankFeedSourceAccount.objects.create(**lookup, **values),
+    )
+    if created:
+        return APPLIED
+    if _is_stale(row, event.generated_at):
+        return SUPERSEDED
+    BankFeedSourceAccount.objects.filter(pk=row.pk).update(**values)
+    return APPLIED
+
+
+def source_account_connected(event: Envelope) -> str:
+    return _source_account_changed(event, connected=True)
+
+
+def source_account_disconnected(event: Envelope) -> str:
+    return _source_account_changed(event, connected=False)
+
+
+# --- dispatch ----------------------------------------------------------------------------------
+
+HANDLERS: dict[str, Handler] = {
+    "company.created": company_created,
+    "company.deleted": company_deleted,
+    "company.product.added": company_products_changed,
+    "company.product.removed": company_products_changed,
+    "connection.created": connection_changed,
+    "connection.connected": connection_changed,
+    "connection.failed": connection_changed,
+    "connection.disconnected": connection_changed,
+    "connection.reconnected": connection_changed,
+    "connection.deleted": connection_deleted,
+    "client.rateLimit.reached": client_rate_limit_reached,
+    "client.rateLimit.reset": client_rate_limit_reset,
+    "bankFeeds.sourceAccount.connected": source_account_connected,
+    "bankFeeds.sourceAccount.disconnected": source_account_disconnected,
+}
+
+
+def handler_for(event_type: str) -> Handler | None:
+    """The handler of an event type; patterns cover `{dataType}.write.*` and
+    `[{productIdentifier}.]read.completed[.successful|.unsuccessful][.initial]`."""
+    if event_type in HANDLERS:
+        return HANDLERS[event_type]
+    if READ_COMPLETED.match(event_type):
+        return read_completed
+    if DATA_TYPE_WRITE.match(event_type):
+        return data_type_write
+    return None

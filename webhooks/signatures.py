@@ -1,0 +1,69 @@
+"""Verifying Codat's (Svix's) Standard Webhooks signatures against several secrets."""
+
+import functools
+from collections.abc import Mapping, Sequence
+
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
+
+ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+SIGNATURE_HEADER = "webhook-signature"
+# Svix's own names; Codat's docs use the unbranded webhook-* ones. Either may arrive.
+SVIX_NAMES = {
+    ID_HEADER: "svix-id",
+    TIMESTAMP_HEADER: "svix-timestamp",
+    SIGNATURE_HEADER: "svix-signature",
+}
+
+
+class InvalidSignature(Exception):
+    """Missing, malformed, forged or stale: the sender gets a 4xx."""
+
+
+def standard_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The three signature headers under their webhook-* names, whichever prefix was sent.
+
+    `headers` must look names up case-insensitively (Django's `request.headers` does).
+    """
+    found = {}
+    for name, svix_name in SVIX_NAMES.items():
+        value = headers.get(name) or headers.get(svix_name)
+        if value:
+            found[name] = value
+    return found
+
+
+@functools.lru_cache(maxsize=8)
+def _verifiers(secrets: tuple[str, ...]) -> tuple[Webhook, ...]:
+    return tuple(Webhook(secret) for secret in secrets)
+
+
+def verify_signature(body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> None:
+    """Raise InvalidSignature unless one of `secrets` signed `body` within the last 5 minutes.
+
+    Several secrets let a secret be rotated without a gap. standardwebhooks fixes the window at
+    5 minutes either way, and raises ValueError (binascii.Error is one) or UnicodeDecodeError on
+    some malformed input instead of its own error: every one of them means "not verified".
+    """
+    signature_headers = standard_headers(headers)
+    if len(signature_headers) != len(SVIX_NAMES):
+        raise InvalidSignature("missing webhook-id, webhook-timestamp or webhook-signature")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidSignature("body is not UTF-8") from error
+    last_reason = "no signing secret configured"
+    for verifier in _verifiers(tuple(secrets)):
+        try:
+            verifier.verify(text, signature_headers, json_parse=False)
+        except WebhookVerificationError as error:
+            last_reason = str(error)
+            if last_reason != "No matching signature found":
+                # Missing, unreadable or stale headers fail the same way for every secret.
+                break
+            continue
+        except (ValueError, UnicodeDecodeError) as error:
+            raise InvalidSignature(f"malformed signature header: {error}") from error
+        return
+    raise InvalidSignature(last_reason)

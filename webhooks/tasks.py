@@ -1,0 +1,104 @@
+"""Celery tasks of the webhooks app. They take ids, and call services."""
+
+import contextlib
+import logging
+
+from celery import shared_task
+from django.db import DatabaseError
+
+log = logging.getLogger(__name__)
+
+# Retries stay well under the broker's visibility timeout; longer waits are the periodic
+# re-drive's job (the rows are in PostgreSQL).
+RETRY_OPTIONS = {"max_retries": 5}
+
+
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    from redis.exceptions import RedisError
+
+    from codat.errors import CodatError
+
+    return (DatabaseError, RedisError, CodatError)
+
+
+@shared_task(name="webhooks.tasks.process_event", bind=True, **RETRY_OPTIONS)
+def process_event_task(self, event_pk: int) -> str | None:
+    from webhooks.services import webhook_event_process, webhook_event_record_failure
+
+    try:
+        return webhook_event_process(event_pk=event_pk)
+    except _transient_errors() as error:
+        log.warning("webhooks.process.transient", extra={"event_pk": event_pk}, exc_info=True)
+        with contextlib.suppress(DatabaseError):
+            webhook_event_record_failure(event_pk=event_pk, error=error)
+        raise self.retry(exc=error, countdown=min(300, 5 * 2**self.request.retries)) from error
+
+
+@shared_task(name="webhooks.tasks.requeue_unprocessed_events", acks_late=False)
+def requeue_unprocessed_events_task() -> int:
+    from webhooks.services import webhook_events_requeue_unprocessed
+
+    return webhook_events_requeue_unprocessed()
+
+
+@shared_task(name="webhooks.tasks.reconcile_missed_events", acks_late=False)
+def reconcile_missed_events_task(limit: int = 200) -> int:
+    """Compare Codat's data status with the ledger for up to `limit` companies."""
+    import redis
+    from django.conf import settings
+
+    from codat.errors import CodatError
+    from codat.fleet_pause import codat_calls_paused_until
+    from webhooks.consumers import codat_client
+    from webhooks.reconciliation import companies_to_reconcile, missed_events_reconcile_company
+
+    redis_client = redis.Redis.from_url(settings.REDIS_URL)
+    client = codat_client()
+    missed = 0
+    for company in companies_to_reconcile()[:limit]:
+        if codat_calls_paused_until(redis_client):
+            log.info("webhooks.reconcile.paused")
+            break
+        try:
+            statuses = client.get_data_status(str(company.codat_id))
+        except CodatError as error:
+            log.warning("webhooks.reconcile.codat_error", extra={"company": company.pk})
+            if error.is_transient:
+                break
+            continue
+        missed += missed_events_reconcile_company(company=company, data_statuses=statuses)
+    return missed
+
+
+@shared_task(name="webhooks.tasks.sync_webhook_consumer", bind=True, **RETRY_OPTIONS)
+def sync_webhook_consumer_task(self, consumer_pk: int) -> str | None:
+    import redis
+    from django.conf import settings
+
+    from codat.errors import CodatError
+    from codat.fleet_pause import codat_calls_paused_until
+    from webhooks.consumers import webhook_consumer_sync
+
+    paused_until = codat_calls_paused_until(redis.Redis.from_url(settings.REDIS_URL))
+    if paused_until is not None:
+        # The periodic re-drive takes it up after the pause; no long countdown in the broker.
+        log.info("webhooks.consumer.paused", extra={"pk": consumer_pk})
+        return None
+    try:
+        return webhook_consumer_sync(consumer_pk=consumer_pk)
+    except CodatError as error:
+        raise self.retry(exc=error, countdown=min(300, 5 * 2**self.request.retries)) from error
+
+
+@shared_task(name="webhooks.tasks.redrive_webhook_consumers", acks_late=False)
+def redrive_webhook_consumers_task() -> int:
+    from webhooks.consumers import webhook_consumers_redrive
+
+    return webhook_consumers_redrive()
+
+
+@shared_task(name="webhooks.tasks.import_webhook_consumers")
+def import_webhook_consumers_task() -> int:
+    from webhooks.consumers import webhook_consumers_import
+
+    return webhook_consumers_import()

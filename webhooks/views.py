@@ -1,0 +1,87 @@
+"""The endpoint Codat (through Svix) delivers webhooks to."""
+
+import logging
+from datetime import UTC, datetime
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.http import HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from webhooks.services import webhook_event_receive
+from webhooks.signatures import ID_HEADER, TIMESTAMP_HEADER, InvalidSignature, verify_signature
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024
+# Kept with each event for the ledger. Never Authorization (Codat's optional custom header
+# carries a credential) nor cookies.
+STORED_HEADERS = (
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+    "svix-id",
+    "svix-timestamp",
+    "svix-signature",
+    "content-type",
+    "user-agent",
+    "x-codat-clientid",
+)
+
+
+def _rejected(status: int, reason: str) -> JsonResponse:
+    return JsonResponse({"accepted": False, "error": reason}, status=status)
+
+
+@csrf_exempt  # Svix cannot send a CSRF token; the signature authenticates the request.
+@require_POST
+def codat_webhook(request):
+    """Verify, store once under the webhook id, answer at once; a worker applies it later.
+
+    4xx: missing, malformed, forged, stale or oversize (nothing stored).
+    2xx: stored now, or already stored (a retry).
+    503: the event could not be stored; Svix retries it.
+    """
+    try:
+        declared_length = int(request.headers.get("Content-Length") or 0)
+    except ValueError:
+        return _rejected(400, "invalid Content-Length")
+    if declared_length > MAX_BODY_BYTES:
+        return _rejected(413, "body too large")
+    body = request.body
+    if len(body) > MAX_BODY_BYTES:
+        return _rejected(413, "body too large")
+
+    secrets = settings.CODAT_WEBHOOK_SECRETS
+    if not secrets:
+        log.error("webhooks.receive.no_secrets")
+        return _rejected(503, "webhook signing secrets are not configured")
+    try:
+        verify_signature(body, request.headers, secrets)
+    except InvalidSignature as error:
+        log.info("webhooks.receive.rejected", extra={"reason": str(error)})
+        return _rejected(400, f"signature not verified: {error}")
+
+    webhook_id = request.headers.get(ID_HEADER) or request.headers.get("svix-id")
+    text = body.decode("utf-8")
+    if len(webhook_id) > 255 or "\x00" in text:
+        return _rejected(400, "webhook id too long or body contains NUL")
+    timestamp = request.headers.get(TIMESTAMP_HEADER) or request.headers.get("svix-timestamp")
+    headers = {name: request.headers[name] for name in STORED_HEADERS if name in request.headers}
+    try:
+        event_pk = webhook_event_receive(
+            webhook_id=webhook_id,
+            body=text,
+            headers=headers,
+            signed_at=datetime.fromtimestamp(float(timestamp), tz=UTC),
+        )
+    except DatabaseError:
+        # Never a 2xx without a stored row: a 5xx makes Svix deliver it again later.
+        log.exception("webhooks.receive.not_stored", extra={"webhook_id": webhook_id})
+        response = _rejected(503, "event not stored, retry later")
+        response["Retry-After"] = "30"
+        return response
+    if event_pk is None:
+        return HttpResponse(status=200)
+    return HttpResponse(status=202)
