@@ -12,9 +12,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.plugins.services import free_port
-
 REPO = Path(__file__).resolve().parent.parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def port_open(port: int) -> bool:
