@@ -2,6 +2,11 @@
 
 from pathlib import Path
 
+import pytest
+
+# Plugins import one another; register them for assertion rewriting before any is imported.
+pytest.register_assert_rewrite("tests.plugins")
+
 # The SQLite test database and worker logs live here (it is not in git).
 (Path(__file__).resolve().parent.parent / "var").mkdir(exist_ok=True)
 
