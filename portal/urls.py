@@ -11,5 +11,6 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz/", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("consent/", include("consent.urls")),
     path("webhooks/", include("webhooks.urls")),
 ]

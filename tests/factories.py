@@ -101,3 +101,32 @@ class StaffFactory(factory.django.DjangoModelFactory):
     def role(user, create, extracted, **kwargs):
         if extracted:
             user.groups.add(Group.objects.get(name=extracted))
+
+
+def _current_consent_text(product):
+    from consent.services import consent_text_publish
+
+    return consent_text_publish(product=product)
+
+
+class ConsentEventFactory(factory.django.DjangoModelFactory):
+    """A consent event; by default a grant, through a link, of every data type of the product.
+
+    For other apps' tests that need consent to exist: `ConsentEventFactory(company=c, product=p)`.
+    """
+
+    class Meta:
+        model = "consent.ConsentEvent"
+
+    company = factory.SubFactory(CompanyFactory)
+    product = factory.SubFactory(ProductFactory)
+    action = "grant"
+    channel = "link"
+    token_hash = factory.LazyFunction(lambda: uuid.uuid4().hex * 2)
+    text = factory.LazyAttribute(lambda event: _current_consent_text(event.product))
+    text_hash = factory.LazyAttribute(lambda event: event.text.content_hash)
+    data_types = factory.LazyAttribute(
+        lambda event: sorted(
+            event.product.product_data_types.values_list("data_type_id", flat=True)
+        )
+    )

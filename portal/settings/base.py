@@ -3,6 +3,7 @@
 Modules: `dev` (make run, manage.py), `test` (pytest), `production` (wsgi, check --deploy).
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -35,6 +36,7 @@ INSTALLED_APPS = [
     "products",
     "companies",
     "webhooks",
+    "consent",
 ]
 
 MIDDLEWARE = [
@@ -137,6 +139,39 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_TASK_DEFAULT_QUEUE = "portal"
 CELERY_TASK_TRACK_STARTED = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+
+# --- Cache (per-IP rate limits of the public consent pages) -----------------------------------
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "portal",
+    }
+}
+
+# --- Consent (consent/) ----------------------------------------------------------------------
+# The enterprise that asks for consent: named on every consent page and receipt.
+CONSENT_CONTROLLER_NAME = env.str("CONSENT_CONTROLLER_NAME", default="Example Lender Ltd")
+CONSENT_CONTROLLER_CONTACT = env.str("CONSENT_CONTROLLER_CONTACT", default="privacy@example.com")
+CONSENT_POLICY_URL = env.str("CONSENT_POLICY_URL", default="")
+CONSENT_JURISDICTION = env.str("CONSENT_JURISDICTION", default="GB")
+CONSENT_DEFAULT_RETENTION = env.str(
+    "CONSENT_DEFAULT_RETENTION",
+    default="We keep this data while you use this service and delete it within 90 days "
+    "after you withdraw consent or close your account, unless the law requires us to keep it.",
+)
+# Links in e-mails and campaign CSVs are absolute: this is the public address of the portal.
+CONSENT_BASE_URL = env.str("CONSENT_BASE_URL", default="http://127.0.0.1:8000")
+CONSENT_EMAIL_FROM = env.str("CONSENT_EMAIL_FROM", default="no-reply@example.com")
+# How long a one-time consent link stays valid.
+CONSENT_LINK_TTL = timedelta(days=env.float("CONSENT_LINK_TTL_DAYS", default=7))
+# How long the "manage my consent" link in receipts and e-mails keeps working.
+CONSENT_MANAGE_LINK_TTL = timedelta(days=env.float("CONSENT_MANAGE_LINK_TTL_DAYS", default=400))
+# Consent older than this many days stops refreshes until the SMB reconfirms (90 suits UK open
+# banking, FCA PS21/19). Unset: off.
+CONSENT_RECONFIRM_AFTER_DAYS = env.int("CONSENT_RECONFIRM_AFTER_DAYS", default=None)
+# Link exchanges per client IP: "N/s", "N/m" or "N/h".
+CONSENT_RATE_LIMIT = env.str("CONSENT_RATE_LIMIT", default="20/m")
 
 LOGGING = {
     "version": 1,

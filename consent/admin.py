@@ -1,0 +1,504 @@
+"""Consent in the admin: per-company matrix, requests and campaigns, texts, and the evidence.
+
+The evidence (ConsentEvent) can be read by every role and changed by none. Texts are never
+edited: "add" publishes a new version. Requests and campaigns are made through services; their
+links are shown once, because only the token's hash is kept.
+"""
+
+import csv
+import io
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+
+from companies.models import Company
+from consent import selectors, services
+from consent.errors import ConsentError
+from consent.models import (
+    Campaign,
+    CompanyConsent,
+    ConsentAction,
+    ConsentChannel,
+    ConsentEvent,
+    ConsentRequest,
+    ConsentText,
+)
+from portal.admin_mixins import ReadOnlyMirrorAdmin
+from products.models import Product
+
+SEND = "consent.send_consent_requests"
+RECORD = "consent.record_consent_for_customer"
+
+
+@admin.register(ConsentEvent)
+class ConsentEventAdmin(ReadOnlyMirrorAdmin):
+    """The append-only evidence: nobody adds, changes or deletes a row here."""
+
+    list_display = (
+        "occurred_at",
+        "company",
+        "product",
+        "action",
+        "channel",
+        "actor_name",
+        "data_type_list",
+        "text_version",
+    )
+    list_filter = ("action", "channel", "product")
+    list_select_related = ("company", "product", "text")
+    search_fields = ("company__name", "=company__codat_id", "=receipt_id", "actor_name")
+    date_hierarchy = "occurred_at"
+    fields = (
+        "receipt_id",
+        "occurred_at",
+        "company",
+        "product",
+        "action",
+        "data_types",
+        "text",
+        "text_hash",
+        "channel",
+        "actor_name",
+        "request",
+        "token_hash",
+        "client",
+    )
+
+    @admin.display(description="data types")
+    def data_type_list(self, event):
+        return ", ".join(event.data_types)
+
+    @admin.display(description="text", ordering="text__version")
+    def text_version(self, event):
+        return f"v{event.text.version} · {event.text.short_hash}"
+
+
+class ConsentTextForm(forms.ModelForm):
+    class Meta:
+        model = ConsentText
+        fields = ("product", "purpose", "retention")
+        widgets = {
+            "purpose": forms.Textarea(attrs={"rows": 4}),
+            "retention": forms.Textarea(attrs={"rows": 3}),
+        }
+
+
+@admin.register(ConsentText)
+class ConsentTextAdmin(admin.ModelAdmin):
+    """Versions are read-only; "add" publishes a new version of a product's text."""
+
+    form = ConsentTextForm
+    list_display = ("product", "version", "short_hash", "created_at", "created_by")
+    list_filter = ("product",)
+    list_select_related = ("product", "created_by")
+    search_fields = ("product__name", "product__identifier", "=content_hash")
+    readonly_fields = (
+        "product",
+        "version",
+        "purpose",
+        "retention",
+        "content",
+        "content_hash",
+        "created_at",
+        "created_by",
+        "new_version_link",
+    )
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("product", "purpose", "retention")
+        return self.readonly_fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else self.readonly_fields
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        product = Product.objects.filter(pk=request.GET.get("product") or None).first()
+        if product is not None:
+            latest = selectors.consent_text_latest(product=product)
+            initial["purpose"] = latest.purpose if latest else product.description
+            initial["retention"] = latest.retention if latest else ""
+        return initial
+
+    @admin.display(description="edit")
+    def new_version_link(self, text):
+        url = reverse("admin:consent_consenttext_add") + f"?product={text.product_id}"
+        return format_html('<a href="{}">Publish a new version of this text</a>', url)
+
+    def save_model(self, request, obj, form, change):
+        published = services.consent_text_publish(
+            product=form.cleaned_data["product"],
+            purpose=form.cleaned_data["purpose"],
+            retention=form.cleaned_data["retention"],
+            user=request.user,
+        )
+        # The admin goes on with `obj` (its message, its redirect): make it the published row.
+        obj.pk = published.pk
+        obj.version = published.version
+        obj._state.adding = False
+
+    def save_related(self, request, form, formsets, change):
+        pass
+
+
+def request_status(consent_request: ConsentRequest) -> str:
+    if consent_request.answered_at:
+        return "answered"
+    if consent_request.is_expired():
+        return "expired"
+    if consent_request.opened_at:
+        return "opened"
+    return "sent"
+
+
+@admin.register(ConsentRequest)
+class ConsentRequestAdmin(ReadOnlyMirrorAdmin):
+    list_display = ("id", "company", "reason", "campaign", "created_at", "expires_at", "status")
+    list_filter = ("reason", "campaign")
+    list_select_related = ("company", "campaign")
+    search_fields = ("company__name", "email")
+    exclude = ("token_hash",)
+
+    @admin.display(description="status")
+    def status(self, consent_request):
+        return request_status(consent_request)
+
+
+class CampaignForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    products = forms.ModelMultipleChoiceField(queryset=Product.objects.all())
+    companies = forms.ModelMultipleChoiceField(
+        queryset=Company.objects.all(),
+        required=False,
+        help_text="Leave empty to ask every company that lacks consent for these products.",
+    )
+    contacts = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="Optional e-mail addresses, one per line: Codat company id, address.",
+    )
+
+    def clean_contacts(self):
+        emails = {}
+        validator = forms.EmailField()
+        for number, line in enumerate(self.cleaned_data["contacts"].splitlines(), start=1):
+            if not line.strip():
+                continue
+            codat_id, _, address = (part.strip() for part in line.partition(","))
+            company = Company.objects.filter(codat_id=codat_id).first() if codat_id else None
+            if company is None:
+                raise forms.ValidationError(f"Line {number}: unknown Codat company id.")
+            try:
+                emails[company.pk] = validator.clean(address)
+            except forms.ValidationError as error:
+                raise forms.ValidationError(f"Line {number}: {error.messages[0]}") from error
+        return emails
+
+
+@admin.register(Campaign)
+class CampaignAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "created_at",
+        "sent",
+        "opened",
+        "granted",
+        "declined",
+        "expired",
+    )
+    list_select_related = ("created_by",)
+    readonly_fields = ("name", "products", "created_at", "created_by", "counts")
+    fields = readonly_fields
+
+    def get_queryset(self, request):
+        now = timezone.now()
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                _sent=Count("requests", distinct=True),
+                _opened=Count(
+                    "requests", filter=Q(requests__opened_at__isnull=False), distinct=True
+                ),
+                _expired=Count(
+                    "requests",
+                    filter=Q(requests__answered_at__isnull=True, requests__expires_at__lte=now),
+                    distinct=True,
+                ),
+                _granted=Count(
+                    "requests__events__request",
+                    filter=Q(requests__events__action=ConsentAction.GRANT),
+                    distinct=True,
+                ),
+                _declined=Count(
+                    "requests__events__request",
+                    filter=Q(requests__events__action=ConsentAction.DECLINE),
+                    distinct=True,
+                ),
+            )
+        )
+
+    @admin.display(description="sent", ordering="_sent")
+    def sent(self, campaign):
+        return campaign._sent
+
+    @admin.display(description="opened", ordering="_opened")
+    def opened(self, campaign):
+        return campaign._opened
+
+    @admin.display(description="granted (requests)", ordering="_granted")
+    def granted(self, campaign):
+        return campaign._granted
+
+    @admin.display(description="declined (requests)", ordering="_declined")
+    def declined(self, campaign):
+        return campaign._declined
+
+    @admin.display(description="expired unanswered", ordering="_expired")
+    def expired(self, campaign):
+        return campaign._expired
+
+    @admin.display(description="counts")
+    def counts(self, campaign):
+        return (
+            f"sent {campaign._sent}, opened {campaign._opened}, granted {campaign._granted}, "
+            f"declined {campaign._declined}, expired {campaign._expired}"
+        )
+
+    def has_add_permission(self, request):
+        return request.user.has_perm(SEND)
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def add_view(self, request, form_url="", extra_context=None):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = CampaignForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            products = list(form.cleaned_data["products"])
+            companies = list(form.cleaned_data["companies"]) or companies_lacking_consent(products)
+            if not companies:
+                messages.info(request, "Every company already has consent for these products.")
+                return redirect("admin:consent_campaign_changelist")
+            campaign, issued = services.consent_campaign_create(
+                name=form.cleaned_data["name"],
+                products=products,
+                companies=companies,
+                emails=form.cleaned_data["contacts"],
+                user=request.user,
+            )
+            return campaign_links_csv(campaign, issued)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "New consent campaign",
+            "form": form,
+            "opts": self.model._meta,
+            "intro": (
+                "One consent link per company. Links are shown only now, in the CSV this "
+                "downloads; companies with a known address also get an e-mail."
+            ),
+        }
+        return TemplateResponse(request, "consent/admin/form.html", context)
+
+
+def companies_lacking_consent(products) -> list[Company]:
+    from consent.enforcement import companies_refused_for_consent
+
+    ids = set(Company.objects.values_list("pk", flat=True))
+    lacking = set()
+    for product in products:
+        lacking |= set(companies_refused_for_consent(company_ids=ids, product=product))
+    return list(Company.objects.filter(pk__in=lacking))
+
+
+def campaign_links_csv(campaign, issued) -> HttpResponse:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["company", "codat_id", "email", "emailed", "consent_link", "expires_at"])
+    for link in issued:
+        consent_request = link.request
+        writer.writerow(
+            [
+                consent_request.company.name,
+                consent_request.company.codat_id,
+                consent_request.email,
+                "yes" if consent_request.email else "no",
+                link.url,
+                consent_request.expires_at.isoformat(),
+            ]
+        )
+    response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="consent-campaign-{campaign.pk}.csv"'
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+class RequestForm(forms.Form):
+    products = forms.ModelMultipleChoiceField(queryset=Product.objects.all())
+    email = forms.EmailField(required=False, help_text="Optional: the link is e-mailed to it.")
+
+
+class RecordForm(forms.Form):
+    product = forms.ModelChoiceField(queryset=Product.objects.all())
+    action = forms.ChoiceField(
+        choices=(
+            (ConsentAction.GRANT, "The customer grants"),
+            (ConsentAction.DECLINE, "The customer declines"),
+            (ConsentAction.WITHDRAW, "The customer withdraws"),
+            (ConsentAction.RECONFIRM, "The customer reconfirms"),
+        )
+    )
+    optional_data_types = forms.CharField(
+        required=False, help_text="Optional data types granted, comma-separated identifiers."
+    )
+    confirm = forms.BooleanField(
+        label="The customer told me this themselves and saw the current consent text.",
+    )
+
+
+@admin.register(CompanyConsent)
+class CompanyConsentAdmin(ReadOnlyMirrorAdmin):
+    """Per company: products x data types (required, consented, missing), and the actions."""
+
+    list_display = ("name", "codat_id", "consent_page")
+    search_fields = ("name", "=codat_id")
+
+    @admin.display(description="consent")
+    def consent_page(self, company):
+        url = reverse("admin:consent_companyconsent_change", args=[company.pk])
+        return format_html('<a href="{}">Consent matrix</a>', url)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "<int:pk>/request/", view(self.request_view), name="consent_companyconsent_request"
+            ),
+            path("<int:pk>/record/", view(self.record_view), name="consent_companyconsent_record"),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        company = get_object_or_404(Company, pk=object_id)
+        columns, rows = selectors.consent_matrix(company=company, products=Product.objects.all())
+        grid = []
+        for row in rows:
+            by_type = {cell.data_type: cell for cell in row.cells}
+            grid.append({"row": row, "cells": [by_type.get(column) for column in columns]})
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Consent: {company.name}",
+            "company": company,
+            "columns": columns,
+            "grid": grid,
+            "opts": self.model._meta,
+            "awaiting": ConsentRequest.objects.filter(
+                company=company, reason="product_added", product_add_settled_at__isnull=True
+            ).prefetch_related("products"),
+            "events": ConsentEvent.objects.filter(company=company).select_related(
+                "product", "text"
+            )[:20],
+            "can_send": request.user.has_perm(SEND),
+            "can_record": request.user.has_perm(RECORD),
+        }
+        return TemplateResponse(request, "consent/admin/matrix.html", context)
+
+    def request_view(self, request, pk):
+        if not request.user.has_perm(SEND):
+            raise PermissionDenied
+        company = get_object_or_404(Company, pk=pk)
+        form = RequestForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            issued = services.consent_request_create(
+                company=company,
+                products=form.cleaned_data["products"],
+                email=form.cleaned_data["email"],
+                user=request.user,
+            )
+            context = {
+                **self.admin_site.each_context(request),
+                "title": f"Consent link for {company.name}",
+                "company": company,
+                "issued": issued,
+                "opts": self.model._meta,
+            }
+            response = TemplateResponse(request, "consent/admin/link_issued.html", context)
+            response["Cache-Control"] = "no-store"
+            return response
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Ask {company.name} for consent",
+            "form": form,
+            "opts": self.model._meta,
+            "intro": "The link works once and is shown only on the next page.",
+        }
+        return TemplateResponse(request, "consent/admin/form.html", context)
+
+    def record_view(self, request, pk):
+        if not request.user.has_perm(RECORD):
+            raise PermissionDenied
+        company = get_object_or_404(Company, pk=pk)
+        form = RecordForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            product = form.cleaned_data["product"]
+            action = form.cleaned_data["action"]
+            actor = services.Actor(channel=ConsentChannel.ADMIN, user=request.user)
+            optional = [
+                item.strip()
+                for item in form.cleaned_data["optional_data_types"].split(",")
+                if item.strip()
+            ]
+            try:
+                if action == ConsentAction.GRANT:
+                    services.consent_grant(
+                        company=company,
+                        product=product,
+                        text=services.consent_text_current(product=product),
+                        optional_data_types=optional,
+                        actor=actor,
+                    )
+                elif action == ConsentAction.DECLINE:
+                    services.consent_decline(
+                        company=company,
+                        product=product,
+                        text=services.consent_text_current(product=product),
+                        actor=actor,
+                    )
+                elif action == ConsentAction.WITHDRAW:
+                    services.consent_withdraw(company=company, product=product, actor=actor)
+                else:
+                    services.consent_reconfirm(company=company, product=product, actor=actor)
+            except ConsentError as refusal:
+                form.add_error(None, str(refusal))
+            else:
+                messages.success(request, f"Recorded for {company.name}: {product.name}.")
+                return redirect("admin:consent_companyconsent_change", company.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Record consent for {company.name} (acting for the customer)",
+            "form": form,
+            "opts": self.model._meta,
+            "intro": "The evidence names you as the operator who recorded it.",
+        }
+        return TemplateResponse(request, "consent/admin/form.html", context)

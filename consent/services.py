@@ -1,0 +1,618 @@
+"""Consent services: texts, requests and campaigns, and the decisions that become evidence.
+
+Every decision (grant, decline, withdraw, reconfirm, expire) is one `ConsentEvent` per product,
+written in the same transaction as its effect on Codat operations (consent/effects.py), so the
+evidence and what it caused commit or roll back together.
+"""
+
+import hashlib
+import ipaddress
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from consent import effects
+from consent.errors import ConsentAlreadyAnswered, ConsentError, ConsentLinkInvalid
+from consent.models import (
+    Campaign,
+    ConsentAction,
+    ConsentChannel,
+    ConsentEvent,
+    ConsentRequest,
+    ConsentRequestReason,
+    ConsentText,
+)
+from consent.selectors import ConsentState, consent_state, consent_states
+from consent.tokens import manage_token_for, token_hash, token_new
+from products.models import Product, ProductDataType
+
+logger = logging.getLogger(__name__)
+
+WITHDRAWAL_EFFECT = (
+    "You can withdraw this consent at any time on your manage-my-consent page, in as few steps "
+    "as it took to give it. When you withdraw, we stop reading this data for this use case "
+    "straight away and ask Codat to remove the use case from your business. Data read before "
+    "you withdrew was read lawfully; it is then kept only as the retention text says."
+)
+
+
+# --- Texts -------------------------------------------------------------------------------------
+
+
+def canonical_json(content: dict) -> str:
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def content_hash(content: dict) -> str:
+    return hashlib.sha256(canonical_json(content).encode()).hexdigest()
+
+
+def consent_text_content(*, product: Product, purpose: str, retention: str) -> dict:
+    """Exactly what the SMB owner is shown for a product; its hash identifies the version."""
+    links = ProductDataType.objects.filter(product=product).select_related("data_type")
+    return {
+        "language": settings.LANGUAGE_CODE,
+        "controller": {
+            "name": settings.CONSENT_CONTROLLER_NAME,
+            "contact": settings.CONSENT_CONTROLLER_CONTACT,
+        },
+        "use_case": {"identifier": product.identifier, "name": product.name},
+        "purpose": purpose,
+        "data_types": [
+            {
+                "identifier": link.data_type_id,
+                "name": link.data_type.name,
+                "description": link.data_type.description,
+                "optional": link.is_optional,
+            }
+            for link in sorted(links, key=lambda link: (link.is_optional, link.data_type_id))
+        ],
+        "retention": retention,
+        "withdrawal": WITHDRAWAL_EFFECT,
+        "processor": "Codat Ltd",
+    }
+
+
+@transaction.atomic
+def consent_text_publish(
+    *, product: Product, purpose: str | None = None, retention: str | None = None, user=None
+) -> ConsentText:
+    """The product's current text version, publishing a new one if anything shown changed.
+
+    Purpose and retention default to the latest version's (or the product's description and
+    the default retention). A change in the catalogue (a data type added, a description
+    reworded, the controller renamed) also makes a new version the next time this runs.
+    """
+    # Lock the product so that two publishers cannot both take the next version number.
+    product = Product.objects.select_for_update().get(pk=product.pk)
+    latest = ConsentText.objects.filter(product=product).order_by("-version").first()
+    if purpose is None:
+        purpose = latest.purpose if latest else (product.description or product.name)
+    if retention is None:
+        retention = latest.retention if latest else settings.CONSENT_DEFAULT_RETENTION
+    content = consent_text_content(product=product, purpose=purpose, retention=retention)
+    digest = content_hash(content)
+    if latest is not None and latest.content_hash == digest:
+        return latest
+    text = ConsentText(
+        product=product,
+        version=(latest.version + 1) if latest else 1,
+        purpose=purpose,
+        retention=retention,
+        content=content,
+        content_hash=digest,
+        created_by=user,
+    )
+    text.full_clean()
+    text.save()
+    logger.info(
+        "consent_text.published",
+        extra={"product": product.identifier, "version": text.version, "hash": digest},
+    )
+    return text
+
+
+def consent_text_current(*, product: Product) -> ConsentText:
+    return consent_text_publish(product=product)
+
+
+# --- Links -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssuedLink:
+    """A request and its token, which exists only here, in memory, for the URL to give out."""
+
+    request: ConsentRequest
+    token: str
+    url: str
+    manage_url: str
+
+
+def public_url(path: str) -> str:
+    return settings.CONSENT_BASE_URL.rstrip("/") + path
+
+
+def consent_link_path(token: str) -> str:
+    return reverse("consent:link", kwargs={"token": token})
+
+
+def manage_link_path(company) -> str:
+    return reverse("consent:manage_link", kwargs={"signed": manage_token_for(company=company)})
+
+
+@transaction.atomic
+def consent_request_create(
+    *,
+    company,
+    products,
+    reason: str = ConsentRequestReason.ADMIN,
+    email: str = "",
+    campaign: Campaign | None = None,
+    user=None,
+    send_email: bool = True,
+) -> IssuedLink:
+    """A one-time consent link for one company and one or more products.
+
+    The e-mail, where an address is known, is sent once the request is committed.
+    """
+    products = list(products)
+    if not products:
+        raise ConsentError(_("Choose at least one use case."))
+    for product in products:
+        consent_text_publish(product=product)
+    token, digest = token_new()
+    now = timezone.now()
+    request = ConsentRequest(
+        token_hash=digest,
+        company=company,
+        campaign=campaign,
+        reason=reason,
+        email=email,
+        created_at=now,
+        created_by=user,
+        expires_at=now + settings.CONSENT_LINK_TTL,
+    )
+    request.full_clean()
+    request.save()
+    request.products.set(products)
+    issued = IssuedLink(
+        request=request,
+        token=token,
+        url=public_url(consent_link_path(token)),
+        manage_url=public_url(manage_link_path(company)),
+    )
+    if email and send_email:
+        transaction.on_commit(lambda: consent_request_email_send(issued=issued, products=products))
+    logger.info(
+        "consent_request.created",
+        extra={"request": request.pk, "company": company.pk, "reason": reason},
+    )
+    return issued
+
+
+def consent_request_email_send(*, issued: IssuedLink, products) -> bool:
+    """Send the link through Django's e-mail backend. A failure is logged, never raised:
+    the operator still has the link (admin page or campaign CSV) to send another way."""
+    request = issued.request
+    context = {
+        "company": request.company,
+        "products": products,
+        "controller_name": settings.CONSENT_CONTROLLER_NAME,
+        "controller_contact": settings.CONSENT_CONTROLLER_CONTACT,
+        "url": issued.url,
+        "manage_url": issued.manage_url,
+        "expires_at": request.expires_at,
+    }
+    subject = _("%(controller)s asks for your consent to share data") % {
+        "controller": settings.CONSENT_CONTROLLER_NAME
+    }
+    try:
+        send_mail(
+            subject,
+            render_to_string("consent/email/request.txt", context),
+            settings.CONSENT_EMAIL_FROM,
+            [request.email],
+        )
+    except Exception:
+        logger.exception("consent_request.email_failed", extra={"request": request.pk})
+        return False
+    ConsentRequest.objects.filter(pk=request.pk).update(emailed_at=timezone.now())
+    return True
+
+
+@transaction.atomic
+def consent_campaign_create(
+    *, name: str, products, companies, emails: dict | None = None, user=None
+) -> tuple[Campaign, list[IssuedLink]]:
+    """One request per company, e-mailed where an address is known (`emails`: company pk ->
+    address, falling back on the company's `email` tag)."""
+    products = list(products)
+    campaign = Campaign(name=name, created_by=user)
+    campaign.full_clean()
+    campaign.save()
+    campaign.products.set(products)
+    emails = emails or {}
+    issued = []
+    for company in companies:
+        email = emails.get(company.pk) or (company.tags or {}).get("email", "")
+        issued.append(
+            consent_request_create(
+                company=company,
+                products=products,
+                reason=ConsentRequestReason.CAMPAIGN,
+                email=email,
+                campaign=campaign,
+                user=user,
+            )
+        )
+    return campaign, issued
+
+
+def consent_link_exchange(*, token: str) -> ConsentRequest:
+    """Spend a one-time link: valid only if unknown to no one, unopened, unanswered, unexpired.
+
+    The claim is one conditional UPDATE, so two simultaneous visits cannot both succeed.
+    Unknown, expired and used links raise the same error.
+    """
+    now = timezone.now()
+    digest = token_hash(token)
+    claimed = ConsentRequest.objects.filter(
+        token_hash=digest,
+        opened_at__isnull=True,
+        answered_at__isnull=True,
+        expires_at__gt=now,
+    ).update(opened_at=now)
+    if claimed != 1:
+        raise ConsentLinkInvalid()
+    return ConsentRequest.objects.select_related("company").get(token_hash=digest)
+
+
+def consent_request_open_products(*, request: ConsentRequest) -> list[Product]:
+    """The request's products that have no grant or decline from this request yet."""
+    answered = set(
+        ConsentEvent.objects.filter(
+            request=request, action__in=(ConsentAction.GRANT, ConsentAction.DECLINE)
+        ).values_list("product_id", flat=True)
+    )
+    return [product for product in request.products.all() if product.pk not in answered]
+
+
+# --- Decisions ---------------------------------------------------------------------------------
+
+
+def client_metadata(http_request) -> dict:
+    """Minimal client evidence: the network the request came from and the browser's name.
+
+    The address is cut to its /24 (IPv4) or /48 (IPv6) network: enough to show where a
+    decision came from, not enough to single out a device.
+    """
+    if http_request is None:
+        return {}
+    metadata = {}
+    address = http_request.META.get("REMOTE_ADDR", "")
+    try:
+        ip = ipaddress.ip_address(address)
+        prefix = 24 if ip.version == 4 else 48
+        metadata["ip_network"] = str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
+    except ValueError:
+        pass
+    user_agent = http_request.META.get("HTTP_USER_AGENT", "")
+    if user_agent:
+        metadata["user_agent"] = user_agent[:200]
+    return metadata
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who records a decision: the SMB through a channel, or an operator acting for it."""
+
+    channel: str
+    user: object = None
+    client: dict | None = None
+
+    @property
+    def name(self) -> str:
+        if self.user is None:
+            return ""
+        return self.user.get_full_name() or self.user.get_username()
+
+
+def _check_actor(actor: Actor) -> None:
+    if actor.channel == ConsentChannel.ADMIN and actor.user is None:
+        raise ConsentError("An operator acting for the customer must be named.")
+
+
+def _event(
+    *,
+    company,
+    product,
+    action: str,
+    data_types,
+    text: ConsentText,
+    actor: Actor,
+    receipt_id: uuid.UUID,
+    request: ConsentRequest | None = None,
+    now=None,
+) -> ConsentEvent:
+    event = ConsentEvent(
+        receipt_id=receipt_id,
+        occurred_at=now or timezone.now(),
+        company=company,
+        product=product,
+        action=action,
+        data_types=sorted(data_types),
+        text=text,
+        text_hash=text.content_hash,
+        channel=actor.channel,
+        actor=actor.user,
+        actor_name=actor.name,
+        request=request,
+        token_hash=request.token_hash if request is not None else "",
+        client=actor.client or {},
+    )
+    event.full_clean()
+    event.save()
+    logger.info(
+        "consent_event.recorded",
+        extra={
+            "event": event.pk,
+            "action": action,
+            "company": company.pk,
+            "product": product.identifier,
+            "channel": actor.channel,
+        },
+    )
+    return event
+
+
+def _request_check(*, request: ConsentRequest, company, product) -> None:
+    if request.company_id != company.pk:
+        raise ConsentLinkInvalid()
+    if request.is_expired():
+        raise ConsentLinkInvalid()
+    if not request.products.filter(pk=product.pk).exists():
+        raise ConsentLinkInvalid()
+    if ConsentEvent.objects.filter(
+        request=request,
+        product=product,
+        action__in=(ConsentAction.GRANT, ConsentAction.DECLINE),
+    ).exists():
+        raise ConsentAlreadyAnswered(_("This use case was already answered."))
+
+
+def _request_mark_answered(request: ConsentRequest | None) -> None:
+    if request is None:
+        return
+    if not consent_request_open_products(request=request):
+        ConsentRequest.objects.filter(pk=request.pk, answered_at__isnull=True).update(
+            answered_at=timezone.now()
+        )
+
+
+def _text_check(*, text: ConsentText, product) -> None:
+    if text.product_id != product.pk:
+        raise ConsentError("The consent text belongs to another use case.")
+
+
+@transaction.atomic
+def consent_grant(
+    *,
+    company,
+    product,
+    text: ConsentText,
+    optional_data_types=(),
+    actor: Actor,
+    request: ConsentRequest | None = None,
+) -> ConsentEvent:
+    """Record a grant for the text version the SMB was shown.
+
+    The grant covers every required data type of that version and the optional ones the SMB
+    picked. An add that waits for this consent goes ahead (consent/effects.py).
+    """
+    _check_actor(actor)
+    _text_check(text=text, product=product)
+    if request is not None:
+        request = ConsentRequest.objects.select_for_update().get(pk=request.pk)
+        _request_check(request=request, company=company, product=product)
+    elif actor.channel != ConsentChannel.ADMIN:
+        raise ConsentError("A grant comes from a consent link or from an operator.")
+    shown = text.content["data_types"]
+    required = {item["identifier"] for item in shown if not item["optional"]}
+    optional = {item["identifier"] for item in shown if item["optional"]}
+    picked = set(optional_data_types)
+    if not picked <= optional:
+        raise ConsentError("Only the optional data types shown can be picked.")
+    event = _event(
+        company=company,
+        product=product,
+        action=ConsentAction.GRANT,
+        data_types=required | picked,
+        text=text,
+        actor=actor,
+        receipt_id=uuid.uuid4(),
+        request=request,
+    )
+    _request_mark_answered(request)
+    effects.consent_given(company=company, product=product, actor=actor.user)
+    return event
+
+
+@transaction.atomic
+def consent_decline(
+    *,
+    company,
+    product,
+    text: ConsentText,
+    actor: Actor,
+    request: ConsentRequest | None = None,
+) -> ConsentEvent:
+    """Record a decline. Any earlier consent for the product ends with it."""
+    _check_actor(actor)
+    _text_check(text=text, product=product)
+    if request is not None:
+        request = ConsentRequest.objects.select_for_update().get(pk=request.pk)
+        _request_check(request=request, company=company, product=product)
+    elif actor.channel != ConsentChannel.ADMIN:
+        raise ConsentError("A decline comes from a consent link or from an operator.")
+    event = _event(
+        company=company,
+        product=product,
+        action=ConsentAction.DECLINE,
+        data_types=[item["identifier"] for item in text.content["data_types"]],
+        text=text,
+        actor=actor,
+        receipt_id=uuid.uuid4(),
+        request=request,
+    )
+    _request_mark_answered(request)
+    effects.consent_ended(company=company, product=product, actor=actor.user)
+    return event
+
+
+def _lock_company_consent(company) -> None:
+    # Serialise decisions per company so that two withdrawals (two tabs) write one event.
+    type(company).objects.select_for_update().filter(pk=company.pk).first()
+
+
+@transaction.atomic
+def consent_withdraw(*, company, product, actor: Actor) -> ConsentEvent:
+    """Withdraw active (or lapsed) consent: refreshes stop at once, since every refresh checks
+    consent, and the remove-product operation is written in this same transaction."""
+    _check_actor(actor)
+    _lock_company_consent(company)
+    current = consent_state(company=company, product=product)
+    if not current.can_withdraw:
+        raise ConsentError(_("There is no consent to withdraw for this use case."))
+    event = _event(
+        company=company,
+        product=product,
+        action=ConsentAction.WITHDRAW,
+        data_types=current.data_types,
+        text=current.last_event.text,
+        actor=actor,
+        receipt_id=uuid.uuid4(),
+    )
+    effects.consent_ended(company=company, product=product, actor=actor.user)
+    return event
+
+
+@transaction.atomic
+def consent_reconfirm(*, company, product, actor: Actor) -> ConsentEvent:
+    """Reconfirm existing consent (reconfirmation policy); refreshes may resume."""
+    _check_actor(actor)
+    _lock_company_consent(company)
+    current = consent_state(company=company, product=product)
+    if not current.can_reconfirm:
+        raise ConsentError(_("There is no consent to reconfirm for this use case."))
+    event = _event(
+        company=company,
+        product=product,
+        action=ConsentAction.RECONFIRM,
+        data_types=current.data_types,
+        text=current.last_event.text,
+        actor=actor,
+        receipt_id=uuid.uuid4(),
+    )
+    effects.consent_given(company=company, product=product, actor=actor.user)
+    return event
+
+
+# --- Reconciler --------------------------------------------------------------------------------
+
+
+def consent_expire_lapsed(*, company, now=None) -> list[ConsentEvent]:
+    """Write an `expire` event for each consent past its reconfirmation deadline.
+
+    Refreshes already stop at the deadline (the selectors count it); the event makes the
+    lapse visible in the evidence and on the dashboard.
+    """
+    now = now or timezone.now()
+    recorded = []
+    with transaction.atomic():
+        _lock_company_consent(company)
+        for product_id, current in consent_states(company=company, now=now).items():
+            if current.state != ConsentState.RECONFIRM_NEEDED:
+                continue
+            if current.last_event.action == ConsentAction.EXPIRE:
+                continue
+            recorded.append(
+                _event(
+                    company=company,
+                    product=Product.objects.get(pk=product_id),
+                    action=ConsentAction.EXPIRE,
+                    data_types=current.data_types,
+                    text=current.last_event.text,
+                    actor=Actor(channel=ConsentChannel.SYSTEM),
+                    receipt_id=uuid.uuid4(),
+                    now=now,
+                )
+            )
+    return recorded
+
+
+def consent_reconcile(*, now=None) -> dict:
+    """One reconciler pass: record lapses, and make sure every product whose consent ended
+    has its removal under way (a removal whose operation was lost or failed is asked again)."""
+    from companies.models import Company
+
+    now = now or timezone.now()
+    counts = {"expired": 0, "removals": 0}
+    company_ids = (
+        ConsentEvent.objects.order_by().values_list("company_id", flat=True).distinct().iterator()
+    )
+    for company_id in company_ids:
+        company = Company.objects.get(pk=company_id)
+        if settings.CONSENT_RECONFIRM_AFTER_DAYS:
+            counts["expired"] += len(consent_expire_lapsed(company=company, now=now))
+        for product_id, current in consent_states(company=company, now=now).items():
+            if current.state in (ConsentState.WITHDRAWN, ConsentState.DECLINED):
+                product = Product.objects.get(pk=product_id)
+                with transaction.atomic():
+                    if effects.consent_ended(company=company, product=product, actor=None):
+                        counts["removals"] += 1
+    return counts
+
+
+# --- Adding a product that needs consent first -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProductAddOutcome:
+    """Either the add was written (consent covers it), or it awaits consent via `issued`."""
+
+    added: bool
+    issued: IssuedLink | None = None
+
+
+@transaction.atomic
+def product_add_or_request_consent(
+    *, company, product, user=None, email: str = ""
+) -> ProductAddOutcome:
+    """Add a product to a company, or, without consent, send a consent request and let the add
+    wait: it goes ahead by itself when the SMB grants (consent/effects.py)."""
+    from consent.selectors import consent_covers
+
+    if consent_covers(company, product):
+        return ProductAddOutcome(
+            added=effects.hooks.product_add_after_consent(
+                company=company, product=product, actor=user
+            )
+        )
+    issued = consent_request_create(
+        company=company,
+        products=[product],
+        reason=ConsentRequestReason.PRODUCT_ADDED,
+        email=email or (company.tags or {}).get("email", ""),
+        user=user,
+    )
+    return ProductAddOutcome(added=False, issued=issued)

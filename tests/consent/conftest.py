@@ -1,0 +1,53 @@
+"""Fixtures for the consent tests: a company, a product with required and optional data types,
+and a cache on the test Redis for the per-IP rate limit."""
+
+import uuid
+
+import pytest
+
+from products.models import ProductDataType
+from tests.factories import CompanyFactory, ProductFactory
+
+
+@pytest.fixture(autouse=True)
+def consent_cache(settings, redis_url):
+    """Django's cache on the session's Redis, under a key prefix of this test's own."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": redis_url,
+            "KEY_PREFIX": f"consent-test-{uuid.uuid4().hex}",
+        }
+    }
+    settings.CONSENT_RATE_LIMIT = "1000/m"
+    settings.CONSENT_CONTROLLER_NAME = "Northwind Lending plc"
+    settings.CONSENT_CONTROLLER_CONTACT = "privacy@northwind.example"
+    settings.CONSENT_RECONFIRM_AFTER_DAYS = None
+
+
+@pytest.fixture
+def company(db):
+    return CompanyFactory(name="Acme Bakery Ltd")
+
+
+@pytest.fixture
+def product(db):
+    """A use case with two required data types and one optional one."""
+    product = ProductFactory(
+        identifier="lending",
+        name="Lending",
+        description="To decide on your loan application and monitor the loan while it runs.",
+        data_types=["invoices", "balanceSheet"],
+    )
+    ProductDataType.objects.create(product=product, data_type_id="bankAccounts", is_optional=True)
+    return product
+
+
+@pytest.fixture
+def other_product(db):
+    return ProductFactory(
+        identifier="expenses",
+        name="Expenses",
+        description="To reconcile your card spend with your books.",
+        data_types=["bills"],
+    )
