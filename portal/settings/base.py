@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "companies",
     "webhooks",
     "consent",
+    "operations",
 ]
 
 MIDDLEWARE = [
@@ -110,6 +111,31 @@ CODAT_API_KEY = env.str("CODAT_API_KEY", default="")
 CODAT_WEBHOOK_SECRETS = env.list("CODAT_WEBHOOK_SECRETS", default=[])
 CODAT_CONNECT_TIMEOUT = env.float("CODAT_CONNECT_TIMEOUT", default=3.05)
 CODAT_READ_TIMEOUT = env.float("CODAT_READ_TIMEOUT", default=30.0)
+
+# --- The fleet rate limiter and durable operations (operations/) --------------------------------
+# Budgets shared by every worker and process through Redis (operations/limiter.py). Codat allows
+# 1,000 requests a minute per client, 1,000 x (1 + active connected companies) a day (reset
+# 00:00 UTC) and 10 concurrent requests per company. PER_DAY 0 means "Codat's formula".
+CODAT_RATE_LIMIT_PER_MINUTE = env.int("CODAT_RATE_LIMIT_PER_MINUTE", default=1000)
+CODAT_RATE_LIMIT_PER_DAY = env.int("CODAT_RATE_LIMIT_PER_DAY", default=0)
+CODAT_RATE_LIMIT_PER_COMPANY = env.int("CODAT_RATE_LIMIT_PER_COMPANY", default=10)
+# The limiter spends this fraction less than the per-minute ceiling: requests reach Codat with a
+# few milliseconds of jitter, and a budget spent exactly at the ceiling would cross Codat's window.
+CODAT_RATE_LIMIT_HEADROOM = env.float("CODAT_RATE_LIMIT_HEADROOM", default=0.01)
+# A read overdue by more than this is flagged stale (operations/selectors.py).
+CODAT_RATE_LIMIT_FRESHNESS_GRACE_MINUTES = env.int(
+    "CODAT_RATE_LIMIT_FRESHNESS_GRACE_MINUTES", default=120
+)
+CODAT_OPERATIONS_MAX_ATTEMPTS = env.int("CODAT_OPERATIONS_MAX_ATTEMPTS", default=8)
+CODAT_OPERATIONS_RETRY_BASE_SECONDS = env.float("CODAT_OPERATIONS_RETRY_BASE_SECONDS", default=5.0)
+CODAT_OPERATIONS_RETRY_MAX_SECONDS = env.float("CODAT_OPERATIONS_RETRY_MAX_SECONDS", default=3600.0)
+# How often beat sweeps for due and stuck operations, and when a claimed row counts as stuck
+# (its worker died): longer than any live task can run, i.e. the hard time limit.
+CODAT_OPERATIONS_SWEEP_SECONDS = env.int("CODAT_OPERATIONS_SWEEP_SECONDS", default=15)
+CODAT_OPERATIONS_STUCK_SECONDS = env.int(
+    "CODAT_OPERATIONS_STUCK_SECONDS",
+    default=env.int("CELERY_TASK_TIME_LIMIT", default=150) + 30,
+)
 
 # --- Redis and Celery ------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")

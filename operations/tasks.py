@@ -1,0 +1,54 @@
+"""Thin Celery tasks: they take ids and call operations.services. Redis only carries ids.
+
+Every task here is safe to run twice: a row is claimed with a conditional UPDATE, and the
+sweeper and reconciler only re-send or re-read.
+"""
+
+import logging
+
+from celery import shared_task
+
+logger = logging.getLogger(__name__)
+
+QUEUE = "portal"
+TASK_OPTIONS = {"queue": QUEUE, "acks_late": True, "ignore_result": True}
+
+
+@shared_task(name="operations.tasks.run_operation", **TASK_OPTIONS)
+def run_operation_task(operation_id: int) -> str:
+    from operations.services import operation_run
+
+    outcome = operation_run(operation_id=operation_id)
+    logger.debug("operations.run", extra={"operation": operation_id, "outcome": outcome})
+    return outcome
+
+
+@shared_task(name="operations.tasks.sweep", **TASK_OPTIONS)
+def sweep_task() -> dict:
+    from operations.services import operations_sweep
+
+    return operations_sweep()
+
+
+@shared_task(name="operations.tasks.reconcile", **TASK_OPTIONS)
+def reconcile_task() -> dict:
+    from operations.services import mirror_reconcile
+
+    return mirror_reconcile()
+
+
+@shared_task(name="operations.tasks.reconcile_company", **TASK_OPTIONS)
+def reconcile_company_task(company_id: int) -> None:
+    from companies.models import Company
+    from operations.limiter import LimiterBusy
+    from operations.services import company_reconcile
+
+    company = Company.objects.filter(pk=company_id).first()
+    if company is None:
+        logger.info("operations.reconcile_company.missing", extra={"company": company_id})
+        return
+    try:
+        company_reconcile(company=company)
+    except LimiterBusy as busy:
+        # Reads are not durable work: the next reconcile run picks this company first again.
+        logger.info("operations.reconcile_company.deferred", extra={"wait": busy.permit.wait})
