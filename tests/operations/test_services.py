@@ -214,3 +214,17 @@ def test_the_limiter_pause_parks_rows_in_postgres(sandbox, operations_env):
     assert operation.state == OperationState.PENDING
     assert operation.attempts == 0
     assert operation.next_attempt_at >= until
+
+
+def test_the_consent_gate_is_asked_and_its_reason_given(sandbox, operations_env, refuse_consent):
+    lending = lending_product()
+    first, second = make_fleet(sandbox, 2)
+    refuse_consent[second.pk] = "Lending: no consent recorded"
+    _, plan = operations_start(
+        kind="add_product", company_ids=[first.pk, second.pk], product=lending
+    )
+    assert plan.queued == [first.pk]
+    assert plan.skipped == {second.pk: "Lending: no consent recorded"}
+    with pytest.raises(OperationRefused, match="no consent recorded"):
+        product_add(company=second, product=lending)
+    assert not CompanyProduct.objects.filter(company=second).exists()

@@ -1,0 +1,18 @@
+"""The operations engine is tested on its own here: consent has its own suite (tests/consent/).
+
+The consent gate (operations/consent_gate.py) is made to allow every company unless a test sets
+`refuse_consent` to say otherwise.
+"""
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def refuse_consent(monkeypatch):
+    refused: dict[int, str] = {}
+
+    def gate(*, company_ids, product=None, data_types=None):
+        return {pk: reason for pk, reason in refused.items() if pk in set(company_ids)}
+
+    monkeypatch.setattr("operations.services.companies_refused_for_consent", gate)
+    return refused
