@@ -567,8 +567,8 @@ def consent_reconcile(*, now=None) -> dict:
 
     now = now or timezone.now()
     counts = {"expired": 0, "removals": 0}
-    company_ids = (
-        ConsentEvent.objects.order_by().values_list("company_id", flat=True).distinct().iterator()
+    company_ids = list(
+        ConsentEvent.objects.order_by().values_list("company_id", flat=True).distinct()
     )
     for company_id in company_ids:
         company = Company.objects.get(pk=company_id)

@@ -28,6 +28,7 @@ def clock_at(moment):
     """Services read the time through django.utils.timezone.now: move it."""
     return mock.patch("django.utils.timezone.now", return_value=moment)
 
+
 LINK = services.Actor(channel=ConsentChannel.LINK, client={"ip_network": "127.0.0.0/24"})
 
 
@@ -61,7 +62,9 @@ class TestConsentTexts:
         ]
         assert text.content["data_types"][2]["optional"] is True
         assert text.content["controller"]["name"] == "Northwind Lending plc"
-        descriptions = {item["identifier"]: item["description"] for item in text.content["data_types"]}
+        descriptions = {
+            item["identifier"]: item["description"] for item in text.content["data_types"]
+        }
         assert descriptions["invoices"] == DataType.objects.get(pk="invoices").description
 
     def test_nothing_changed_means_no_new_version(self, product):
