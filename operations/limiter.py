@@ -291,8 +291,12 @@ def _pause_seconds() -> float:
 # -- learning from Codat's answers ------------------------------------------------------------
 
 
-def observe(rate_limit: RateLimit | None) -> None:
-    """Take in X-Rate-Limit-Limit/Remaining/Reset from a response (success or error)."""
+def observe(rate_limit: RateLimit | None, *, pause_when_spent: bool = True) -> None:
+    """Take in X-Rate-Limit-Limit/Remaining/Reset from a response (success or error).
+
+    Codat's count is authoritative: when it says nothing remains, the fleet pauses until its
+    reset date, before any call has to be refused with a 429.
+    """
     if rate_limit is None:
         return
     used = None
@@ -306,7 +310,8 @@ def observe(rate_limit: RateLimit | None) -> None:
         "" if rate_limit.limit is None else rate_limit.limit,
         "" if used is None else used,
     )
-    if rate_limit.remaining is not None and rate_limit.remaining <= 0 and rate_limit.reset_at:
+    spent = rate_limit.remaining is not None and rate_limit.remaining <= 0
+    if pause_when_spent and spent and rate_limit.reset_at:
         pause_codat_calls_until(rate_limit.reset_at)
 
 
@@ -322,5 +327,6 @@ def pause_for(error: CodatRateLimited) -> datetime:
         until = now + timedelta(seconds=60)
     until = max(until, now + timedelta(seconds=1))
     pause_codat_calls_until(until)
-    observe(error.rate_limit)
+    # Retry-After is the more precise answer to this very call; the reset date only fills in.
+    observe(error.rate_limit, pause_when_spent=error.retry_at is None)
     return max(until, codat_calls_paused_until() or until)
