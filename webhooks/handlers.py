@@ -36,21 +36,22 @@ SUPERSEDED = EventState.SUPERSEDED
 Handler = Callable[[Envelope], str]
 
 
-def _locked_or_created(model, lookup: dict, create: Callable[[], object]):
+def _locked_or_created(model, lookup: dict, create: Callable[[], object], *, lock: bool = True):
     """The row matching `lookup`, locked for this transaction, or a new one; and whether it is new.
 
     Two events about a row that does not exist yet may race to create it: the loser waits on the
     unique index, gets IntegrityError, and then locks the winner's row, so the ordering check
     that follows always sees the other event's result.
     """
-    row = model.objects.select_for_update().filter(**lookup).first()
+    rows = model.objects.select_for_update() if lock else model.objects
+    row = rows.filter(**lookup).first()
     if row is not None:
         return row, False
     try:
         with transaction.atomic():
             return create(), True
     except IntegrityError:
-        return model.objects.select_for_update().get(**lookup), False
+        return rows.get(**lookup), False
 
 
 def _is_stale(row, generated_at: datetime) -> bool:
@@ -66,10 +67,11 @@ def _company_from_reference(reference) -> Company:
     if not isinstance(reference, dict):
         raise Unprocessable("referenceCompany is missing")
     codat_id = parse_uuid(reference.get("id"), "referenceCompany.id")
-    return _company_by_codat_id(codat_id, reference)
+    # Only read here, so not locked: events of one company's connections and reads run side by side.
+    return _company_by_codat_id(codat_id, reference, lock=False)
 
 
-def _company_by_codat_id(codat_id: uuid.UUID, details: dict) -> Company:
+def _company_by_codat_id(codat_id: uuid.UUID, details: dict, *, lock: bool = True) -> Company:
     def create():
         return Company.objects.create(
             codat_id=codat_id,
@@ -80,7 +82,7 @@ def _company_by_codat_id(codat_id: uuid.UUID, details: dict) -> Company:
             redirect=details.get("redirect") or f"https://link.codat.io/company/{codat_id}",
         )
 
-    company, _ = _locked_or_created(Company, {"codat_id": codat_id}, create)
+    company, _ = _locked_or_created(Company, {"codat_id": codat_id}, create, lock=lock)
     return company
 
 
@@ -157,14 +159,13 @@ def _connection_changed(event: Envelope, *, deleted: bool = False) -> str:
     codat_id = parse_uuid(data.get("id"), "payload.connection.id")
 
     def create():
-        connection = connection_mirror_from_codat(company=company, data=data)
-        Connection.objects.filter(pk=connection.pk).update(last_event_at=event.generated_at)
-        return connection
+        return connection_mirror_from_codat(company=company, data=data)
 
     connection, created = _locked_or_created(Connection, {"codat_id": codat_id}, create)
-    if not created and _is_stale(connection, event.generated_at):
-        return SUPERSEDED
-    connection_mirror_from_codat(company=company, data=data)
+    if not created:
+        if _is_stale(connection, event.generated_at):
+            return SUPERSEDED
+        connection_mirror_from_codat(company=company, data=data)
     changes = {"last_event_at": event.generated_at}
     if deleted:
         changes["codat_deleted_at"] = event.generated_at

@@ -73,3 +73,63 @@ def webhook_secret(settings):
     secret = new_secret()
     settings.CODAT_WEBHOOK_SECRETS = [secret]
     return secret
+
+
+def event_body(event_type: str, generated_at: datetime, payload: dict) -> dict:
+    return {
+        "id": str(uuid.uuid4()),
+        "eventType": event_type,
+        "generatedDate": generated_at.isoformat().replace("+00:00", "Z"),
+        "payload": payload,
+    }
+
+
+def reference_company(company_id) -> dict:
+    return {"id": str(company_id), "name": "Toft stores", "description": "", "tags": {}}
+
+
+def connection_payload(company_id, connection_id, status: str, **extra) -> dict:
+    return {
+        "referenceCompany": reference_company(company_id),
+        "connection": {
+            "id": str(connection_id),
+            "integrationKey": "gbol",
+            "sourceId": "xero",
+            "platformName": "Xero",
+            "linkUrl": f"https://link-api.codat.io/companies/{company_id}/connections/x/start",
+            "status": status,
+            "created": "2026-01-01T00:00:00Z",
+            "sourceType": "Accounting",
+            **extra,
+        },
+    }
+
+
+def read_payload(company_id, *entries) -> dict:
+    return {
+        "referenceCompany": reference_company(company_id),
+        "modifiedFromDate": "2026-01-01T00:00:00Z",
+        "dataTypes": [
+            {
+                "connectionId": str(uuid.uuid4()),
+                "dataType": data_type,
+                "recordsModified": modified,
+                "status": status,
+                "issues": [],
+            }
+            for data_type, modified, status in entries
+        ],
+    }
+
+
+def deliver(client, secret, body: dict):
+    """POST a signed event, then process it as the worker would; the stored event."""
+    from webhooks.models import WebhookEvent
+    from webhooks.services import webhook_event_process
+
+    response, headers = post_signed(client, body, secret)
+    assert response.status_code in (200, 202), response.content
+    event = WebhookEvent.objects.get(webhook_id=headers["webhook-id"])
+    webhook_event_process(event_pk=event.pk)
+    event.refresh_from_db()
+    return event

@@ -1,0 +1,80 @@
+"""The portal under gunicorn, in a subprocess, as production runs it."""
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parent.parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def gunicorn_portal(*, database_url: str, redis_url: str, secrets: list[str], workers: int = 4):
+    """Yield the base URL of gunicorn serving portal.wsgi with production settings."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "portal.settings.production",
+        "SECRET_KEY": "gunicorn-test-secret-key-0f3c8a5d7e9b1c2d4f6a8b0c2e4d6f8a",
+        "ALLOWED_HOSTS": "127.0.0.1",
+        # Behind no TLS proxy here; the tests send plain HTTP on loopback.
+        "SECURE_SSL_REDIRECT": "0",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "CODAT_WEBHOOK_SECRETS": ",".join(secrets),
+        "LOG_LEVEL": "WARNING",
+    }
+    log = open(REPO / "var" / f"test-gunicorn-{port}.log", "w")  # noqa: SIM115
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "portal.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--graceful-timeout",
+            "5",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited with {process.returncode}; see {log.name}")
+            try:
+                requests.get(base_url + "/webhooks/codat/", timeout=5)
+                break
+            except requests.RequestException:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("gunicorn did not answer within 30 s") from None
+                time.sleep(0.1)
+        yield base_url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, 15)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+            process.wait()
+        log.close()

@@ -1,0 +1,91 @@
+"""W5: with PostgreSQL unreachable the endpoint answers 5xx, so Svix delivers again; never a 2xx
+without a stored row. After it is back, the re-deliveries are stored: nothing lost."""
+
+import json
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+import requests
+
+from tests.webhooks.conftest import ENDPOINT, event_body, new_secret, signature_headers
+from tests.webhooks.servers import gunicorn_portal
+from tests.webhooks.tcp_proxy import TcpProxy
+from webhooks.models import WebhookEvent
+
+BURST = 20
+
+
+def database_url_through(proxy: TcpProxy) -> str:
+    from django.db import connection
+
+    config = connection.settings_dict
+    user = config.get("USER") or "postgres"
+    password = f":{config['PASSWORD']}" if config.get("PASSWORD") else ""
+    return f"postgres://{user}{password}@127.0.0.1:{proxy.port}/{config['NAME']}"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_the_database_down_deliveries_get_5xx_and_are_stored_when_delivered_again(
+    redis_url,
+):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (set DATABASE_URL): the proxy cuts a TCP database link")
+    config = connection.settings_dict
+    proxy = TcpProxy(config.get("HOST") or "127.0.0.1", int(config.get("PORT") or 5432)).start()
+    secret = new_secret()
+
+    def messages(count):
+        return [
+            (
+                "msg_" + uuid.uuid4().hex,
+                json.dumps(
+                    event_body("company.deleted", datetime.now(tz=UTC), {"id": str(uuid.uuid4())})
+                ),
+            )
+            for _ in range(count)
+        ]
+
+    def deliver(base_url, message):
+        webhook_id, body = message
+        headers = signature_headers(body, secret, webhook_id=webhook_id)
+        response = requests.post(
+            base_url + ENDPOINT,
+            data=body,
+            headers={**headers, "Content-Type": "application/json"},
+            timeout=15,
+        )
+        return response.status_code
+
+    try:
+        with gunicorn_portal(
+            database_url=database_url_through(proxy), redis_url=redis_url, secrets=[secret]
+        ) as base_url:
+            before = messages(BURST)
+            assert {deliver(base_url, message) for message in before} == {202}
+
+            # when: the database goes away in the middle of the traffic
+            proxy.stop()
+            during = messages(BURST)
+            statuses_while_down = [deliver(base_url, message) for message in during]
+
+            # then: Svix is told to retry, and nothing claims success
+            assert statuses_while_down == [503] * BURST
+            assert WebhookEvent.objects.filter(
+                webhook_id__in=[webhook_id for webhook_id, _ in during]
+            ).count() == 0
+
+            # when: it is back, Svix delivers the same messages again
+            proxy = TcpProxy(proxy.target[0], proxy.target[1], listen_port=proxy.port).start()
+            statuses_after = [deliver(base_url, message) for message in during]
+            repeated = [deliver(base_url, message) for message in before]
+    finally:
+        proxy.stop()
+
+    # then: every message stored exactly once, none lost
+    assert statuses_after == [202] * BURST
+    assert repeated == [200] * BURST
+    stored = set(WebhookEvent.objects.values_list("webhook_id", flat=True))
+    assert stored == {webhook_id for webhook_id, _ in before + during}
