@@ -9,8 +9,10 @@ from django.db import DatabaseError
 log = logging.getLogger(__name__)
 
 # Retries stay well under the broker's visibility timeout; longer waits are the periodic
-# re-drive's job (the rows are in PostgreSQL).
-RETRY_OPTIONS = {"max_retries": 5}
+# re-drive's job (the rows are in PostgreSQL). Results live in the rows too: with a Redis result
+# backend, sending a task whose result is kept also subscribes the sender to its result channel,
+# a cost the webhook endpoint must not pay on every delivery.
+RETRY_OPTIONS = {"max_retries": 5, "ignore_result": True}
 
 
 def _transient_errors() -> tuple[type[BaseException], ...]:

@@ -1,0 +1,332 @@
+"""Benchmark: signed Codat webhook deliveries against the portal under gunicorn.
+
+    .venv/bin/python bench/webhook_ingest.py [--seconds 10] [--concurrency 20] [--rate 200]
+
+One gunicorn (production settings, sync workers) serves three phases, 20 clients at a time:
+
+1. trivial: `GET /` (a redirect to the admin; no database, no Redis) as fast as it answers;
+2. ingest, flat out: distinct signed deliveries to POST /webhooks/codat/ as fast as accepted;
+3. ingest, paced: deliveries scheduled at --rate per second; latency is measured from each
+   request's scheduled time, so a stall shows up in p99 instead of slowing the senders.
+
+Printed: accepted per second, p50/p99 latency and the ingest/trivial throughput ratio; the goal
+is p99 < 100 ms at 200 deliveries a second and a ratio of at least 0.5.
+
+Database: DATABASE_URL (PostgreSQL: a scratch database `<name>_bench` is created, migrated and
+dropped) or, without it, a temporary SQLite file. Redis: REDIS_URL (default db 15 on the local
+Redis), flushed afterwards; no worker runs, so the events stay `received`. Loopback only.
+"""
+
+import argparse
+import base64
+import contextlib
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# --- database and server -----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def scratch_database():
+    """A freshly migrated database URL, removed afterwards."""
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        with tempfile.TemporaryDirectory() as folder:
+            scratch = f"sqlite:///{folder}/bench.sqlite3"
+            migrate(scratch)
+            yield scratch
+        return
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/") + "_bench"
+    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    scratch = urlunsplit(parts._replace(path="/" + name))
+    try:
+        migrate(scratch)
+        yield scratch
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def migrate(database_url: str) -> None:
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--verbosity", "0"],
+        cwd=REPO,
+        env={
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "DJANGO_SETTINGS_MODULE": "portal.settings.dev",
+        },
+        check=True,
+    )
+
+
+@contextlib.contextmanager
+def gunicorn(database_url: str, redis_url: str, secret: str, workers: int, threads: int):
+    port = free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "portal.settings.production",
+        "SECRET_KEY": "bench-only-secret-key-" + secrets.token_hex(16),
+        "ALLOWED_HOSTS": "127.0.0.1",
+        "SECURE_SSL_REDIRECT": "0",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "CODAT_WEBHOOK_SECRETS": secret,
+        "LOG_LEVEL": "WARNING",
+    }
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "portal.wsgi:application",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--backlog",
+            "256",
+        ],
+        cwd=REPO,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                status, _ = request(port, "GET", "/", None, {})
+                if status < 500:
+                    break
+            except OSError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("gunicorn did not start")
+            time.sleep(0.1)
+        # Every worker imports the project on its first request: warm them all up.
+        for _ in range(workers * 10):
+            request(port, "GET", "/", None, {})
+        yield port
+    finally:
+        os.killpg(process.pid, 15)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+
+
+def request(
+    port: int, method: str, path: str, body: bytes | None, headers: dict
+) -> tuple[int, float]:
+    """One request on a new connection (gunicorn's sync workers close after each answer)."""
+    started = time.perf_counter()
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status, time.perf_counter() - started
+    finally:
+        connection.close()
+
+
+# --- deliveries --------------------------------------------------------------------------------
+
+
+def signed_delivery(key: bytes) -> tuple[bytes, dict]:
+    """A read.completed event as Codat sends it, signed as Svix signs it."""
+    body = json.dumps(
+        {
+            "id": str(uuid.uuid4()),
+            "eventType": "read.completed",
+            "generatedDate": datetime.now(tz=UTC).isoformat(),
+            "payload": {
+                "referenceCompany": {"id": str(uuid.uuid4()), "name": "Toft stores"},
+                "modifiedFromDate": "2026-01-01T00:00:00Z",
+                "dataTypes": [
+                    {
+                        "connectionId": str(uuid.uuid4()),
+                        "dataType": "invoices",
+                        "recordsModified": True,
+                        "status": "Complete",
+                        "issues": [],
+                    }
+                ],
+            },
+        }
+    ).encode()
+    webhook_id = "msg_" + uuid.uuid4().hex
+    timestamp = str(int(time.time()))
+    digest = hmac.new(key, f"{webhook_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return body, {
+        "Content-Type": "application/json",
+        "webhook-id": webhook_id,
+        "webhook-timestamp": timestamp,
+        "webhook-signature": "v1," + base64.b64encode(digest).decode(),
+    }
+
+
+def run_phase(port, concurrency, seconds, make_request, rate=None):
+    """Closed loop (rate None) or paced; (count of 2xx/3xx, other statuses, latencies, seconds)."""
+    latencies, statuses = [], []
+    lock = threading.Lock()
+    start = time.perf_counter() + 0.2
+    end = start + seconds
+    counter = iter(range(10**9))
+
+    def client():
+        mine_latencies, mine_statuses = [], []
+        while True:
+            with lock:
+                number = next(counter)
+            if rate is None:
+                now = time.perf_counter()
+                if now >= end:
+                    break
+                scheduled = max(now, start)
+            else:
+                scheduled = start + number / rate
+                if scheduled >= end:
+                    break
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            method, path, body, headers = make_request()
+            status, _ = request(port, method, path, body, headers)
+            mine_latencies.append(time.perf_counter() - scheduled)
+            mine_statuses.append(status)
+        with lock:
+            latencies.extend(mine_latencies)
+            statuses.extend(mine_statuses)
+
+    threads = [threading.Thread(target=client) for _ in range(concurrency)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = max(time.perf_counter(), end) - start
+    ok = sum(1 for status in statuses if status < 400)
+    bad = sorted({status for status in statuses if status >= 400})
+    return ok, bad, latencies, elapsed
+
+
+def percentile(values, fraction):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each phase")
+    parser.add_argument("--concurrency", type=int, default=20)
+    parser.add_argument("--rate", type=float, default=200.0, help="paced deliveries per second")
+    parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1) + 1)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="gunicorn threads per worker (>1: gthread workers)"
+    )
+    args = parser.parse_args()
+
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
+    key = secrets.token_bytes(32)
+    secret = "whsec_" + base64.b64encode(key).decode()
+
+    def trivial():
+        return "GET", "/", None, {}
+
+    def delivery():
+        body, headers = signed_delivery(key)
+        return "POST", "/webhooks/codat/", body, headers
+
+    with (
+        scratch_database() as database_url,
+        gunicorn(database_url, redis_url, secret, args.workers, args.threads) as port,
+    ):
+        backend = database_url.split(":", 1)[0]
+        print(
+            f"gunicorn {args.workers} workers x {args.threads} threads, {backend}, "
+            f"concurrency {args.concurrency}, "
+            f"{args.seconds:.0f} s per phase, {os.cpu_count()} CPUs (client on the same box)"
+        )
+        trivial_ok, trivial_bad, trivial_lat, trivial_s = run_phase(
+            port, args.concurrency, args.seconds, trivial
+        )
+        flat_ok, flat_bad, flat_lat, flat_s = run_phase(
+            port, args.concurrency, args.seconds, delivery
+        )
+        paced_ok, paced_bad, paced_lat, paced_s = run_phase(
+            port, args.concurrency, args.seconds, delivery, rate=args.rate
+        )
+        stored = count_events(database_url)
+
+    trivial_rps = trivial_ok / trivial_s
+    flat_rps = flat_ok / flat_s
+    rows = [
+        ("trivial GET /", trivial_rps, trivial_lat, trivial_bad),
+        ("ingest, flat out", flat_rps, flat_lat, flat_bad),
+        (f"ingest, paced {args.rate:.0f}/s", paced_ok / paced_s, paced_lat, paced_bad),
+    ]
+    print(f"{'phase':<24}{'ok/s':>10}{'p50 ms':>10}{'p99 ms':>10}  errors")
+    for name, rps, lat, bad in rows:
+        p50, p99 = percentile(lat, 0.50) * 1000, percentile(lat, 0.99) * 1000
+        print(f"{name:<24}{rps:>10.0f}{p50:>10.1f}{p99:>10.1f}  {bad or 'none'}")
+    ratio = flat_rps / trivial_rps
+    paced_p99 = percentile(paced_lat, 0.99) * 1000
+    print(f"ingest/trivial throughput ratio: {ratio:.2f} (goal >= 0.50)")
+    print(f"paced p99 {paced_p99:.1f} ms at {paced_ok / paced_s:.0f}/s (goal < 100 ms at 200/s)")
+    print(f"events stored: {stored} (accepted: {flat_ok + paced_ok})")
+    flush(redis_url)
+    return 0 if ratio >= 0.5 and paced_p99 < 100 and stored == flat_ok + paced_ok else 1
+
+
+def count_events(database_url: str) -> int:
+    if database_url.startswith("sqlite"):
+        import sqlite3
+
+        with contextlib.closing(sqlite3.connect(database_url.removeprefix("sqlite:///"))) as db:
+            return db.execute("SELECT COUNT(*) FROM webhooks_webhookevent").fetchone()[0]
+    import psycopg
+
+    with psycopg.connect(database_url) as db:
+        return db.execute("SELECT COUNT(*) FROM webhooks_webhookevent").fetchone()[0]
+
+
+def flush(redis_url: str) -> None:
+    import redis
+
+    with contextlib.suppress(redis.RedisError):
+        redis.Redis.from_url(redis_url).flushdb()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
