@@ -15,11 +15,11 @@ from django.shortcuts import render
 from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.utils.translation import gettext_lazy as _
-from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from companies.models import Company
 from consent import selectors, services
+from consent.csrf import consent_csrf_protect
 from consent.errors import ConsentAlreadyAnswered, ConsentError, ConsentLinkInvalid
 from consent.models import ConsentChannel, ConsentRequest, ConsentText
 from consent.ratelimit import rate_limit_exceeded
@@ -174,7 +174,7 @@ def _request_context(consent_request, company):
 
 
 @consent_page
-@csrf_protect
+@consent_csrf_protect
 @require_http_methods(["GET", "POST"])
 def request_page(request):
     company = _session_company(request)
@@ -319,14 +319,14 @@ def _manage_action(request, service):
 
 
 @consent_page
-@csrf_protect
+@consent_csrf_protect
 @require_POST
 def withdraw(request):
     return _manage_action(request, services.consent_withdraw)
 
 
 @consent_page
-@csrf_protect
+@consent_csrf_protect
 @require_POST
 def reconfirm(request):
     return _manage_action(request, services.consent_reconfirm)

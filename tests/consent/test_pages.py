@@ -196,6 +196,33 @@ class TestCsrf:
             assert response.status_code == 403, name
         assert not ConsentEvent.objects.exists()
 
+    def test_a_no_referrer_origin_is_accepted_with_the_token_and_another_origin_is_not(
+        self, company, product
+    ):
+        # Under Referrer-Policy: no-referrer, browsers post with "Origin: null".
+        client = Client(enforce_csrf_checks=True)
+        open_link(client, issue(company, [product]).token)
+        page = client.get(reverse("consent:request"))
+        token = page.context["csrf_token"]
+        form = {
+            "product": product.pk,
+            "text": page.context["offers"][0]["text"].pk,
+            "decision": "grant",
+            "csrfmiddlewaretoken": token,
+        }
+        forged = client.post(reverse("consent:request"), form, HTTP_ORIGIN="https://evil.example")
+        assert forged.status_code == 403
+        no_token = client.post(
+            reverse("consent:request"),
+            {**form, "csrfmiddlewaretoken": "x" * 64},
+            HTTP_ORIGIN="null",
+        )
+        assert no_token.status_code == 403
+        assert not ConsentEvent.objects.exists()
+        accepted = client.post(reverse("consent:request"), form, HTTP_ORIGIN="null")
+        assert accepted.status_code == 302
+        assert ConsentEvent.objects.count() == 1
+
     def test_gets_never_change_state(self, client, company, product):
         open_link(client, issue(company, [product]).token)
         for name in ("consent:withdraw", "consent:reconfirm"):
