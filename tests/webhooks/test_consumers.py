@@ -1,0 +1,180 @@
+"""Webhook consumers: a durable row first, then the Codat call from a worker."""
+
+import time
+import uuid
+from unittest import mock
+
+import pytest
+
+from codat.client import CodatClient
+from codat.errors import CodatBadRequest, CodatNotFound, CodatServerError
+from webhooks.consumers import (
+    event_type_choices,
+    webhook_consumer_delete,
+    webhook_consumer_disable,
+    webhook_consumer_register,
+    webhook_consumer_sync,
+    webhook_consumers_import,
+    webhook_consumers_redrive,
+)
+from webhooks.models import ConsumerStatus, EventState, WebhookConsumer, WebhookEvent
+
+URL = "https://portal.example/webhooks/codat/"
+
+
+@pytest.fixture
+def codat():
+    client = mock.create_autospec(CodatClient, instance=True)
+    client.list_webhook_consumers.return_value = {"results": []}
+    client.create_webhook_consumer.side_effect = lambda url, event_types, **kw: {
+        "id": str(uuid.uuid4()),
+        "url": url,
+        "eventTypes": list(event_types),
+        "disabled": kw.get("disabled") or False,
+    }
+    return client
+
+
+@pytest.mark.django_db
+def test_registering_writes_the_row_and_enqueues_the_call_after_commit(
+    django_capture_on_commit_callbacks,
+):
+    with django_capture_on_commit_callbacks() as callbacks:
+        consumer = webhook_consumer_register(url=URL, event_types=["read.completed"])
+
+    assert consumer.status == ConsumerStatus.PENDING_CREATE
+    assert len(callbacks) == 1
+
+
+@pytest.mark.django_db
+def test_a_worker_creates_the_consumer_at_codat_once(codat):
+    consumer = webhook_consumer_register(
+        url=URL, event_types=["read.completed", "lending.read.completed"], company_tags=["a:b"]
+    )
+
+    assert webhook_consumer_sync(consumer_pk=consumer.pk, client=codat) == ConsumerStatus.ACTIVE
+    assert webhook_consumer_sync(consumer_pk=consumer.pk, client=codat) == ConsumerStatus.ACTIVE
+
+    codat.create_webhook_consumer.assert_called_once_with(
+        URL, ["lending.read.completed", "read.completed"], disabled=False, company_tags=["a:b"]
+    )
+    assert WebhookConsumer.objects.get().codat_id is not None
+
+
+@pytest.mark.django_db
+def test_a_consumer_codat_already_has_from_a_lost_attempt_is_adopted_not_created_twice(codat):
+    consumer = webhook_consumer_register(url=URL, event_types=["read.completed"])
+    remote_id = uuid.uuid4()
+    codat.list_webhook_consumers.return_value = {
+        "results": [{"id": str(remote_id), "url": URL, "eventTypes": ["read.completed"]}]
+    }
+
+    webhook_consumer_sync(consumer_pk=consumer.pk, client=codat)
+
+    codat.create_webhook_consumer.assert_not_called()
+    assert WebhookConsumer.objects.get().codat_id == remote_id
+
+
+@pytest.mark.django_db
+def test_a_transient_error_leaves_the_row_pending_and_a_permanent_one_fails_it(codat):
+    consumer = webhook_consumer_register(url=URL, event_types=["read.completed"])
+    codat.create_webhook_consumer.side_effect = CodatServerError("Codat is down", http_status=503)
+
+    with pytest.raises(CodatServerError):
+        webhook_consumer_sync(consumer_pk=consumer.pk, client=codat)
+    consumer.refresh_from_db()
+    assert (consumer.status, consumer.attempts) == (ConsumerStatus.PENDING_CREATE, 1)
+
+    codat.create_webhook_consumer.side_effect = CodatBadRequest("url: not a URI", http_status=400)
+    assert webhook_consumer_sync(consumer_pk=consumer.pk, client=codat) == ConsumerStatus.FAILED
+    consumer.refresh_from_db()
+    assert "not a URI" in consumer.last_error
+
+
+@pytest.mark.django_db
+def test_delete_and_disable_go_through_codat_and_a_consumer_already_gone_counts_as_deleted(codat):
+    consumer = webhook_consumer_register(url=URL, event_types=["read.completed"])
+    webhook_consumer_sync(consumer_pk=consumer.pk, client=codat)
+    consumer.refresh_from_db()
+
+    copy = webhook_consumer_disable(consumer=consumer)
+    consumer.refresh_from_db()
+    assert consumer.status == ConsumerStatus.PENDING_DELETE
+    assert (copy.disabled, copy.status) == (True, ConsumerStatus.PENDING_CREATE)
+
+    codat.delete_webhook_consumer.side_effect = CodatNotFound("gone", http_status=404)
+    assert webhook_consumer_sync(consumer_pk=consumer.pk, client=codat) == ConsumerStatus.DELETED
+    codat.delete_webhook_consumer.assert_called_once_with(str(consumer.codat_id))
+    assert webhook_consumer_sync(consumer_pk=copy.pk, client=codat) == ConsumerStatus.ACTIVE
+    assert webhook_consumer_delete(consumer=copy).status == ConsumerStatus.PENDING_DELETE
+
+
+@pytest.mark.django_db
+def test_rows_left_pending_are_driven_again(monkeypatch):
+    from django.utils import timezone
+
+    sent = []
+    monkeypatch.setattr("webhooks.consumers._send", lambda task, pk: sent.append(pk))
+    consumer = webhook_consumer_register(url=URL, event_types=["read.completed"])
+
+    assert webhook_consumers_redrive() == 0
+    later = timezone.now() + timezone.timedelta(minutes=3)
+    assert webhook_consumers_redrive(now=later) == 1
+    assert sent[-1] == consumer.pk
+
+
+@pytest.mark.django_db
+def test_consumers_made_elsewhere_are_listed_from_codat(codat):
+    codat.list_webhook_consumers.return_value = {
+        "results": [{"id": str(uuid.uuid4()), "url": URL, "eventTypes": ["company.created"]}]
+    }
+
+    assert webhook_consumers_import(client=codat) == 1
+    assert webhook_consumers_import(client=codat) == 0
+    assert WebhookConsumer.objects.get().status == ConsumerStatus.ACTIVE
+
+
+@pytest.mark.django_db
+def test_the_event_types_offered_include_each_custom_product_read_completed():
+    from tests.factories import ProductFactory
+
+    ProductFactory(identifier="lending-plus", kind="custom")
+    ProductFactory(identifier="standard-one", kind="standard")
+
+    offered = {value for value, _ in event_type_choices()}
+
+    assert {"read.completed", "lending-plus.read.completed"} <= offered
+    assert "standard-one.read.completed" not in offered
+
+
+@pytest.mark.sandbox
+@pytest.mark.django_db(transaction=True)
+def test_registered_at_the_sandbox_the_endpoint_receives_signed_events_and_applies_them(
+    sandbox, live_server, settings, monkeypatch
+):
+    from companies.models import Company
+    from webhooks.services import webhook_event_process
+
+    # given: the portal's endpoint registered at (sandbox) Codat for company.created
+    settings.CODAT_BASE_URL = sandbox.base_url
+    settings.CODAT_API_KEY = sandbox.api_key
+    monkeypatch.setattr("webhooks.services.enqueue_event_processing", lambda pk: None)
+    consumer = webhook_consumer_register(
+        url=live_server.url + "/webhooks/codat/", event_types=["company.created"]
+    )
+    assert webhook_consumer_sync(consumer_pk=consumer.pk) == ConsumerStatus.ACTIVE
+    consumer.refresh_from_db()
+    # Codat's API never returns the secret; the operator copies it, here from the control API.
+    settings.CODAT_WEBHOOK_SECRETS = [sandbox.secret(str(consumer.codat_id))]
+
+    # when
+    company = CodatClient(sandbox.base_url, sandbox.api_key).create_company("Toft stores")
+
+    # then
+    deadline = time.monotonic() + 10
+    while not WebhookEvent.objects.filter(event_type="company.created").exists():
+        assert time.monotonic() < deadline, "no company.created delivery within 10 s"
+        time.sleep(0.05)
+    event = WebhookEvent.objects.get(event_type="company.created")
+    assert webhook_event_process(event_pk=event.pk) == EventState.APPLIED
+    assert Company.objects.get(codat_id=company["id"]).name == "Toft stores"

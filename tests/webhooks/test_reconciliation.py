@@ -1,0 +1,80 @@
+"""Codat's data status against the ledger: reads whose read.completed never arrived."""
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from companies.models import DataTypeStatus
+from tests.factories import CompanyFactory, CompanyProductFactory, ProductFactory
+from webhooks.models import EventState, WebhookEvent
+from webhooks.reconciliation import missed_events_reconcile_company
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def status(data_type, finished, sync_id=None):
+    return {
+        "dataType": data_type,
+        "currentStatus": "Complete",
+        "lastSuccessfulSync": finished.isoformat(),
+        "latestSyncId": str(sync_id or uuid.uuid4()),
+        "latestSuccessfulSyncId": str(sync_id or uuid.uuid4()),
+    }
+
+
+@pytest.mark.django_db
+def test_a_read_codat_finished_without_a_read_event_in_the_ledger_is_marked_missed():
+    company = CompanyFactory()
+    product = ProductFactory(data_types=["invoices", "bills", "customers"])
+    CompanyProductFactory(company=company, product=product)
+    DataTypeStatus.objects.create(
+        company=company, data_type_id="invoices", last_event_at=NOW - timedelta(hours=1)
+    )
+    bills_sync = uuid.uuid4()
+    data_status = {
+        # covered by the read event already applied
+        "invoices": status("invoices", NOW - timedelta(hours=2)),
+        # finished two hours ago, no event ever: missed
+        "bills": status("bills", NOW - timedelta(hours=2), bills_sync),
+        # finished a minute ago: Svix may still be delivering it
+        "customers": status("customers", NOW - timedelta(minutes=1)),
+        # not a data type of the company's products
+        "chartOfAccounts": status("chartOfAccounts", NOW - timedelta(days=1)),
+        "items": {"dataType": "items"},
+    }
+
+    assert missed_events_reconcile_company(company=company, data_statuses=data_status, now=NOW) == 1
+    assert missed_events_reconcile_company(company=company, data_statuses=data_status, now=NOW) == 0
+
+    missed = WebhookEvent.objects.get(state=EventState.MISSED)
+    assert missed.webhook_id == f"missed:{company.codat_id}:bills:{bills_sync}"
+    assert (missed.company, missed.event_type) == (company, "read.completed")
+    assert "bills" in missed.state_reason
+    # The mirror catches up from Codat's answer.
+    assert DataTypeStatus.objects.get(company=company, data_type="bills").current_status == (
+        "Complete"
+    )
+
+
+@pytest.mark.django_db
+def test_the_periodic_job_asks_codat_for_each_company_with_products(
+    monkeypatch, settings, redis_url
+):
+    from unittest import mock
+
+    from codat.client import CodatClient
+    from webhooks.tasks import reconcile_missed_events_task
+
+    settings.REDIS_URL = redis_url
+    company = CompanyFactory()
+    CompanyProductFactory(company=company, product=ProductFactory(data_types=["bills"]))
+    CompanyFactory()  # no products: not asked about
+    client = mock.create_autospec(CodatClient, instance=True)
+    client.get_data_status.return_value = {
+        "bills": status("bills", datetime.now(tz=UTC) - timedelta(hours=3))
+    }
+    monkeypatch.setattr("webhooks.consumers.codat_client", lambda: client)
+
+    assert reconcile_missed_events_task.apply().get() == 1
+    client.get_data_status.assert_called_once_with(str(company.codat_id))
