@@ -676,6 +676,14 @@ def operation_run(*, operation_id: int) -> str:
     )
     if operation is None:
         return "not-due"  # done, claimed elsewhere, cancelled, or a duplicate message
+    refusal = _refresh_refused_for_consent(operation)
+    if refusal:
+        # Consent can end after the row was written (withdrawn, or lapsed under the
+        # reconfirmation policy): a read starts only with consent at the moment of the call.
+        Operation.objects.filter(pk=operation_id, state=OperationState.PENDING).update(
+            state=OperationState.CANCELLED, finished_at=now, last_error=f"consent: {refusal}"
+        )
+        return "cancelled"
     if _opposite_running(operation):
         _park(
             operation_id,
@@ -711,6 +719,23 @@ def operation_run(*, operation_id: int) -> str:
         return _attempt(operation, token)
     finally:
         limiter.release(permit)
+
+
+def _refresh_refused_for_consent(operation: Operation) -> str:
+    """Why consent no longer allows this refresh ("" if it does). Adds are not asked here: a
+    withdrawal writes the removal, which cancels a pending add of the same product."""
+    if operation.kind not in (
+        OperationKind.REFRESH_PRODUCT,
+        OperationKind.REFRESH_ALL_DATA,
+        OperationKind.REFRESH_DATA_TYPE,
+    ):
+        return ""
+    refused = companies_refused_for_consent(
+        company_ids=[operation.company_id],
+        product=operation.product if operation.kind == OperationKind.REFRESH_PRODUCT else None,
+        data_types=operation.data_types or None,
+    )
+    return refused.get(operation.company_id, "")
 
 
 def _spread(wait: float = 1.0) -> timedelta:

@@ -163,6 +163,28 @@ class TestRefresh:
         services.consent_reconfirm(company=assigned, product=product, actor=MANAGE)
         operations.product_refresh(company=assigned, product=product)
 
+    def test_a_refresh_queued_before_the_withdrawal_is_cancelled_when_its_turn_comes(
+        self, settings, redis_url, assigned, product
+    ):
+        settings.REDIS_URL = redis_url  # the fleet pause key the worker reads first
+        grant(assigned, product)
+        queued = operations.product_refresh(company=assigned, product=product)
+        services.consent_withdraw(company=assigned, product=product, actor=MANAGE)
+        with mock.patch("operations.services.codat_client") as client:
+            assert operations.operation_run(operation_id=queued.pk) == "cancelled"
+        client.assert_not_called()
+        queued.refresh_from_db()
+        assert queued.state == OperationState.CANCELLED
+        assert queued.last_error == "consent: Lending: consent withdrawn"
+
+    def test_a_refresh_still_covered_is_attempted(self, settings, redis_url, assigned, product):
+        settings.REDIS_URL = redis_url
+        grant(assigned, product)
+        queued = operations.product_refresh(company=assigned, product=product)
+        with mock.patch("operations.services._attempt", return_value="succeeded") as attempt:
+            assert operations.operation_run(operation_id=queued.pk) == "succeeded"
+        attempt.assert_called_once()
+
     def test_the_reconfirmation_policy_is_off_by_default(self, assigned, product):
         with mock.patch(
             "django.utils.timezone.now", return_value=timezone.now() - timedelta(days=400)
