@@ -2,7 +2,9 @@ import json
 
 from django import forms
 from django.contrib import admin, messages
-from django.urls import reverse
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from portal.admin_mixins import ReadOnlyMirrorAdmin
@@ -60,11 +62,16 @@ class WebhookEventAdmin(ReadOnlyMirrorAdmin):
         "times_processed",
         "delivery_headers",
         "raw_body",
+        "formatted_body",
     )
     readonly_fields = fields
 
-    @admin.display(description="body")
+    @admin.display(description="raw body (as signed)")
     def raw_body(self, event):
+        return format_html("<pre style='white-space: pre-wrap'>{}</pre>", event.body)
+
+    @admin.display(description="body, formatted")
+    def formatted_body(self, event):
         return format_html("<pre>{}</pre>", pretty_body(event))
 
     @admin.display(description="headers")
@@ -123,6 +130,30 @@ class WebhookConsumerAdmin(admin.ModelAdmin):
 
     def get_changeform_initial_data(self, request):
         return {"url": request.build_absolute_uri(reverse("webhooks:codat"))}
+
+    def get_urls(self):
+        import_view = self.admin_site.admin_view(self.import_from_codat)
+        return [
+            path("import-from-codat/", import_view, name="webhooks_webhookconsumer_import"),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "can_import_consumers": self.has_manage_consumers_permission(request),
+        }
+        return super().changelist_view(request, extra_context)
+
+    def import_from_codat(self, request):
+        """List the consumers at Codat (from a worker) and add the ones the portal lacks."""
+        if request.method != "POST" or not self.has_manage_consumers_permission(request):
+            raise PermissionDenied
+        from webhooks.tasks import import_webhook_consumers_task
+
+        import_webhook_consumers_task.delay()
+        self.message_user(request, "Listing the consumers at Codat; refresh this page in a moment.")
+        return redirect("admin:webhooks_webhookconsumer_changelist")
 
     def has_add_permission(self, request):
         return request.user.has_perm("webhooks.manage_consumers")

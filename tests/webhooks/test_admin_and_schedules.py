@@ -103,6 +103,7 @@ def test_migrate_leaves_the_webhook_jobs_in_the_beat_schedule():
 
     from portal.celery import app
     from portal.schedules import ensure_periodic_tasks
+    from webhooks import tasks  # noqa: F401  (registers the webhooks tasks with the app)
 
     ensure_periodic_tasks()  # idempotent: migrate already ran it once
     scheduled = set(PeriodicTask.objects.values_list("task", flat=True))
@@ -112,5 +113,26 @@ def test_migrate_leaves_the_webhook_jobs_in_the_beat_schedule():
         "webhooks.tasks.redrive_webhook_consumers",
     }
     assert webhook_jobs <= scheduled
-    app.loader.import_default_modules()
     assert webhook_jobs <= set(app.tasks)
+
+
+def test_an_operator_asks_for_the_list_of_consumers_at_codat(client, monkeypatch):
+    sent = []
+    monkeypatch.setattr(
+        "webhooks.tasks.import_webhook_consumers_task.delay", lambda: sent.append(1)
+    )
+    client.force_login(StaffFactory(role="operator"))
+    changelist = reverse("admin:webhooks_webhookconsumer_changelist")
+    assert "List consumers at Codat" in client.get(changelist).content.decode()
+
+    response = client.post(reverse("admin:webhooks_webhookconsumer_import"))
+
+    assert response.status_code == 302 and sent == [1]
+
+
+def test_viewers_do_not_get_the_consumer_list_import(client):
+    client.force_login(StaffFactory(role="viewer"))
+    changelist = reverse("admin:webhooks_webhookconsumer_changelist")
+
+    assert "List consumers at Codat" not in client.get(changelist).content.decode()
+    assert client.post(reverse("admin:webhooks_webhookconsumer_import")).status_code == 403
