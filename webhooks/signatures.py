@@ -1,10 +1,13 @@
 """Verifying Codat's (Svix's) Standard Webhooks signatures against several secrets."""
 
 import functools
+import logging
 from collections.abc import Mapping, Sequence
 
 from standardwebhooks import Webhook
-from standardwebhooks.webhooks import WebhookVerificationError
+from standardwebhooks.webhooks import EmptyWebhookSecretError, WebhookVerificationError
+
+log = logging.getLogger(__name__)
 
 ID_HEADER = "webhook-id"
 TIMESTAMP_HEADER = "webhook-timestamp"
@@ -34,9 +37,20 @@ def standard_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return found
 
 
+class NoUsableSecret(Exception):
+    """CODAT_WEBHOOK_SECRETS holds no secret that can be used: nothing can be verified."""
+
+
 @functools.lru_cache(maxsize=8)
 def _verifiers(secrets: tuple[str, ...]) -> tuple[Webhook, ...]:
-    return tuple(Webhook(secret) for secret in secrets)
+    verifiers = []
+    for position, secret in enumerate(secrets):
+        try:
+            verifiers.append(Webhook(secret))
+        except (EmptyWebhookSecretError, ValueError):
+            # A typo in one secret must not stop the others from verifying; never log the value.
+            log.error("webhooks.secret_unusable", extra={"position": position})
+    return tuple(verifiers)
 
 
 def verify_signature(body: bytes, headers: Mapping[str, str], secrets: Sequence[str]) -> None:
@@ -46,6 +60,9 @@ def verify_signature(body: bytes, headers: Mapping[str, str], secrets: Sequence[
     5 minutes either way, and raises ValueError (binascii.Error is one) or UnicodeDecodeError on
     some malformed input instead of its own error: every one of them means "not verified".
     """
+    verifiers = _verifiers(tuple(secrets))
+    if not verifiers:
+        raise NoUsableSecret("no usable secret in CODAT_WEBHOOK_SECRETS")
     signature_headers = standard_headers(headers)
     if len(signature_headers) != len(SVIX_NAMES):
         raise InvalidSignature("missing webhook-id, webhook-timestamp or webhook-signature")
@@ -53,8 +70,8 @@ def verify_signature(body: bytes, headers: Mapping[str, str], secrets: Sequence[
         text = body.decode("utf-8")
     except UnicodeDecodeError as error:
         raise InvalidSignature("body is not UTF-8") from error
-    last_reason = "no signing secret configured"
-    for verifier in _verifiers(tuple(secrets)):
+    last_reason = "no matching signature"
+    for verifier in verifiers:
         try:
             verifier.verify(text, signature_headers, json_parse=False)
         except WebhookVerificationError as error:

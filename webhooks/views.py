@@ -10,7 +10,13 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from webhooks.services import webhook_event_receive
-from webhooks.signatures import ID_HEADER, TIMESTAMP_HEADER, InvalidSignature, verify_signature
+from webhooks.signatures import (
+    ID_HEADER,
+    TIMESTAMP_HEADER,
+    InvalidSignature,
+    NoUsableSecret,
+    verify_signature,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +59,12 @@ def codat_webhook(request):
     if len(body) > MAX_BODY_BYTES:
         return _rejected(413, "body too large")
 
-    secrets = settings.CODAT_WEBHOOK_SECRETS
-    if not secrets:
+    try:
+        verify_signature(body, request.headers, settings.CODAT_WEBHOOK_SECRETS)
+    except NoUsableSecret:
+        # Our configuration, not the sender's fault: a 5xx keeps Svix retrying until it is fixed.
         log.error("webhooks.receive.no_secrets")
         return _rejected(503, "webhook signing secrets are not configured")
-    try:
-        verify_signature(body, request.headers, secrets)
     except InvalidSignature as error:
         log.info("webhooks.receive.rejected", extra={"reason": str(error)})
         return _rejected(400, f"signature not verified: {error}")

@@ -124,3 +124,23 @@ def test_without_configured_secrets_nothing_is_accepted_and_codat_retries(client
 @pytest.mark.django_db
 def test_only_post_is_allowed(client):
     assert client.get(ENDPOINT).status_code == 405
+
+
+@pytest.mark.django_db
+def test_an_unusable_secret_is_skipped_and_the_others_still_verify(client, settings):
+    secret = new_secret()
+    settings.CODAT_WEBHOOK_SECRETS = ["whsec_%%%", "", secret]
+
+    response, _ = post_signed(client, an_event(), secret)
+
+    assert response.status_code == 202
+
+
+@pytest.mark.django_db
+def test_with_only_unusable_secrets_the_answer_is_503_not_500(client, settings):
+    settings.CODAT_WEBHOOK_SECRETS = ["whsec_%%%"]
+
+    response, _ = post_signed(client, an_event(), new_secret())
+
+    assert response.status_code == 503
+    assert not WebhookEvent.objects.exists()
