@@ -32,6 +32,7 @@ from consent.models import (
     ConsentText,
 )
 from portal.admin_mixins import ReadOnlyMirrorAdmin
+from portal.roles import can_run_operations
 from products.models import Product
 
 SEND = "consent.send_consent_requests"
@@ -357,6 +358,13 @@ class RequestForm(forms.Form):
     email = forms.EmailField(required=False, help_text="Optional: the link is e-mailed to it.")
 
 
+class AddProductForm(forms.Form):
+    product = forms.ModelChoiceField(queryset=Product.objects.all())
+    email = forms.EmailField(
+        required=False, help_text="Optional: where to e-mail the consent link if one is needed."
+    )
+
+
 class RecordForm(forms.Form):
     product = forms.ModelChoiceField(queryset=Product.objects.all())
     action = forms.ChoiceField(
@@ -394,6 +402,11 @@ class CompanyConsentAdmin(ReadOnlyMirrorAdmin):
                 "<int:pk>/request/", view(self.request_view), name="consent_companyconsent_request"
             ),
             path("<int:pk>/record/", view(self.record_view), name="consent_companyconsent_record"),
+            path(
+                "<int:pk>/add-product/",
+                view(self.add_product_view),
+                name="consent_companyconsent_add_product",
+            ),
             *super().get_urls(),
         ]
 
@@ -420,6 +433,7 @@ class CompanyConsentAdmin(ReadOnlyMirrorAdmin):
                 "product", "text"
             )[:20],
             "can_send": request.user.has_perm(SEND),
+            "can_add": can_run_operations(request.user) and request.user.has_perm(SEND),
             "can_record": request.user.has_perm(RECORD),
         }
         return TemplateResponse(request, "consent/admin/matrix.html", context)
@@ -452,6 +466,46 @@ class CompanyConsentAdmin(ReadOnlyMirrorAdmin):
             "form": form,
             "opts": self.model._meta,
             "intro": "The link works once and is shown only on the next page.",
+        }
+        return TemplateResponse(request, "consent/admin/form.html", context)
+
+    def add_product_view(self, request, pk):
+        """Add a product; without consent the add waits for it and a consent link is issued."""
+        if not (can_run_operations(request.user) and request.user.has_perm(SEND)):
+            raise PermissionDenied
+        company = get_object_or_404(Company, pk=pk)
+        form = AddProductForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            product = form.cleaned_data["product"]
+            outcome = services.product_add_or_request_consent(
+                company=company,
+                product=product,
+                user=request.user,
+                email=form.cleaned_data["email"],
+            )
+            if outcome.issued is None:
+                messages.success(request, f"Adding {product.name}: consent covers it.")
+                return redirect("admin:consent_companyconsent_change", company.pk)
+            context = {
+                **self.admin_site.each_context(request),
+                "title": f"{product.name} awaits consent from {company.name}",
+                "company": company,
+                "issued": outcome.issued,
+                "opts": self.model._meta,
+            }
+            response = TemplateResponse(request, "consent/admin/link_issued.html", context)
+            response["Cache-Control"] = "no-store"
+            return response
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Add a product to {company.name}",
+            "form": form,
+            "opts": self.model._meta,
+            "intro": (
+                "If the company has not consented to every data type of the product, the add "
+                "waits as awaiting consent, a consent link is issued, and the add goes ahead "
+                "by itself once the customer grants."
+            ),
         }
         return TemplateResponse(request, "consent/admin/form.html", context)
 

@@ -159,3 +159,17 @@ def test_an_admin_publishes_a_new_text_version_and_nobody_edits_one(client, prod
 
 def test_the_reconcile_task_runs_the_reconciler(company, product):
     assert consent_reconcile_task() == {"expired": 0, "removals": 0}
+
+
+def test_an_operator_adds_a_product_that_then_awaits_consent(client, company, product):
+    from operations.models import Operation
+
+    login(client, "operator")
+    url = reverse("admin:consent_companyconsent_add_product", args=[company.pk])
+    response = client.post(url, {"product": product.pk})
+    assert response.status_code == 200
+    assert b"awaits consent" in response.content
+    assert ConsentRequest.objects.get().reason == "product_added"
+    assert not Operation.objects.exists()
+    matrix = client.get(reverse("admin:consent_companyconsent_change", args=[company.pk]))
+    assert b"Adds awaiting consent" in matrix.content
