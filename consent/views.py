@@ -291,6 +291,8 @@ def manage(request):
             "rows": rows,
             "receipts": receipts,
             "has_pending": has_pending,
+            # Without a reconfirmation policy, "confirm" would only be a button that does nothing.
+            "reconfirm_policy": bool(settings.CONSENT_RECONFIRM_AFTER_DAYS),
             "manage_url": services.public_url(services.manage_link_path(company)),
         },
     )

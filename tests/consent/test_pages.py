@@ -386,3 +386,13 @@ class TestManagePage:
         response = client.post(reverse("consent:reconfirm"), {"product": product.pk})
         assert response.status_code == 302
         assert ConsentEvent.objects.filter(action="reconfirm", channel="manage").count() == 1
+
+
+def test_the_confirm_button_appears_only_under_a_reconfirmation_policy(
+    settings, client, company, product
+):
+    open_link(client, issue(company, [product]).token)
+    grant_through_page(client, product)
+    assert b"Confirm my consent" not in client.get(reverse("consent:manage")).content
+    settings.CONSENT_RECONFIRM_AFTER_DAYS = 90
+    assert b"Confirm my consent" in client.get(reverse("consent:manage")).content
