@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.db.models import Count, Q
 
 from companies.models import Company, Connection, ConnectionStatus, DataTypeStatus, PullOperation
+from operations.admin import CompanyOperationsAdminMixin, OperationTimelineInline
 from portal.admin_mixins import ReadOnlyInline, ReadOnlyMirrorAdmin
 from products.models import CompanyProduct
 
@@ -47,7 +48,7 @@ class RecentPullOperationInline(ReadOnlyInline):
 
 
 @admin.register(Company)
-class CompanyAdmin(ReadOnlyMirrorAdmin):
+class CompanyAdmin(CompanyOperationsAdminMixin, ReadOnlyMirrorAdmin):
     list_display = (
         "name",
         "codat_id",
@@ -79,6 +80,7 @@ class CompanyAdmin(ReadOnlyMirrorAdmin):
         CompanyProductInline,
         DataTypeStatusInline,
         RecentPullOperationInline,
+        OperationTimelineInline,
     )
     ordering = ("name", "id")
 

@@ -130,3 +130,24 @@ class ConsentEventFactory(factory.django.DjangoModelFactory):
             event.product.product_data_types.values_list("data_type_id", flat=True)
         )
     )
+
+
+class JobFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "operations.Job"
+
+    kind = "add_product"
+    product = factory.SubFactory(ProductFactory)
+    description = factory.LazyAttribute(lambda job: f"Add {job.product.name} to some companies")
+
+
+class OperationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = "operations.Operation"
+
+    kind = "add_product"
+    company = factory.SubFactory(CompanyFactory)
+    product = factory.SubFactory(ProductFactory)
+    state = "pending"
+    next_attempt_at = factory.LazyFunction(timezone.now)
+    dedupe_key = factory.Sequence(lambda n: f"factory:{n}")

@@ -1,0 +1,400 @@
+"""Admin for operations: company-list actions with a confirmation page, the job page (live
+progress, counts by state, failures, retry failed, cancel the rest), the operation list, the
+company timeline inline and the list of stale reads.
+
+Every action and every view that changes something is gated on `companies.run_operations`
+(portal.roles.can_run_operations); viewers see pages but no buttons.
+"""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from codat.data_types import ALL_DATA_TYPES
+from companies.models import Company
+from operations import limiter, selectors, services
+from operations.models import Job, Operation, OperationKind, OperationState
+from portal.admin_mixins import ReadOnlyInline, ReadOnlyMirrorAdmin
+from portal.roles import can_run_operations
+from products.models import Product, ProductKind
+
+# -- the company page's timeline --------------------------------------------------------------
+
+
+class OperationTimelineInline(ReadOnlyInline):
+    """The company's operations, newest first (Company change page)."""
+
+    model = Operation
+    fk_name = "company"
+    fields = (
+        "created_at",
+        "kind",
+        "product",
+        "data_types",
+        "state",
+        "attempts",
+        "last_error",
+        "finished_at",
+        "job",
+    )
+    readonly_fields = fields
+    verbose_name = "operation"
+    verbose_name_plural = "operations (timeline, newest first)"
+    max_num = 50
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("product", "job").order_by("-id")
+
+
+# -- actions on the company list --------------------------------------------------------------
+
+REFRESH_CHOICES = (
+    (OperationKind.REFRESH_PRODUCT, "Refresh a custom product's data"),
+    (OperationKind.REFRESH_ALL_DATA, "Refresh all data (client-level sync settings)"),
+    (OperationKind.REFRESH_DATA_TYPE, "Refresh one data type (client-level sync settings)"),
+)
+
+
+class OperationRequestForm(forms.Form):
+    """What to do to the selected companies; `kind` is fixed by the action chosen."""
+
+    kind = forms.ChoiceField(choices=OperationKind.choices, widget=forms.HiddenInput)
+    company_ids = forms.CharField(widget=forms.HiddenInput)
+    product = forms.ModelChoiceField(queryset=Product.objects.all(), required=False)
+    data_type = forms.ChoiceField(
+        choices=[("", "---------")] + [(t, t) for t in ALL_DATA_TYPES], required=False
+    )
+
+    def clean_company_ids(self) -> list[int]:
+        raw = self.cleaned_data["company_ids"]
+        try:
+            ids = sorted({int(part) for part in raw.split(",") if part.strip()})
+        except ValueError:
+            raise forms.ValidationError("The selection is not readable; select again.") from None
+        if not ids:
+            raise forms.ValidationError("Select at least one company.")
+        return ids
+
+    def clean(self):
+        cleaned = super().clean()
+        kind = cleaned.get("kind")
+        if kind in ("add_product", "remove_product", "refresh_product") and not cleaned.get(
+            "product"
+        ):
+            self.add_error("product", "Choose a product.")
+        if kind == "refresh_data_type" and not cleaned.get("data_type"):
+            self.add_error("data_type", "Choose a data type.")
+        return cleaned
+
+    def service_arguments(self) -> dict:
+        kind = self.cleaned_data["kind"]
+        data_type = self.cleaned_data.get("data_type")
+        return {
+            "kind": kind,
+            "company_ids": self.cleaned_data["company_ids"],
+            "product": self.cleaned_data.get("product")
+            if kind in ("add_product", "remove_product", "refresh_product")
+            else None,
+            "data_types": [data_type] if kind == "refresh_data_type" and data_type else [],
+        }
+
+
+def _estimate_seconds(count: int) -> float:
+    """How long `count` calls take at the fleet's per-minute budget (the settings' value)."""
+    from django.conf import settings
+
+    try:
+        configured = limiter.redis_client().hget(limiter.CONFIG_KEY, "per_minute")
+    except Exception:
+        configured = None
+    per_minute = float(configured or settings.CODAT_RATE_LIMIT_PER_MINUTE)
+    return 60 * count / max(1.0, per_minute * (1 - settings.CODAT_RATE_LIMIT_HEADROOM))
+
+
+class CompanyOperationsAdminMixin:
+    """Mixed into CompanyAdmin: the add/remove/refresh actions and their confirmation view."""
+
+    actions = ("add_product_action", "remove_product_action", "refresh_action")
+
+    def has_run_operations_permission(self, request) -> bool:
+        return can_run_operations(request.user)
+
+    def get_urls(self):
+        info = self.model._meta.app_label, self.model._meta.model_name
+        return [
+            path(
+                "operations/confirm/",
+                self.admin_site.admin_view(self.confirm_operation_view),
+                name="{}_{}_confirm_operation".format(*info),
+            ),
+            *super().get_urls(),
+        ]
+
+    @admin.action(
+        description="Add a product to the selected companies…", permissions=["run_operations"]
+    )
+    def add_product_action(self, request, queryset):
+        return self._confirmation(request, queryset, OperationKind.ADD_PRODUCT)
+
+    @admin.action(
+        description="Remove a product from the selected companies…", permissions=["run_operations"]
+    )
+    def remove_product_action(self, request, queryset):
+        return self._confirmation(request, queryset, OperationKind.REMOVE_PRODUCT)
+
+    @admin.action(
+        description="Refresh data of the selected companies…", permissions=["run_operations"]
+    )
+    def refresh_action(self, request, queryset):
+        return self._confirmation(request, queryset, OperationKind.REFRESH_PRODUCT)
+
+    def _confirmation(self, request, queryset, kind):
+        ids = list(queryset.order_by().values_list("pk", flat=True))
+        form = OperationRequestForm(initial={"kind": kind, "company_ids": ",".join(map(str, ids))})
+        return self._render_confirmation(request, form, kind=kind, count=len(ids), plan=None)
+
+    def _render_confirmation(self, request, form, *, kind, count, plan, refused=None):
+        is_refresh = kind in dict(REFRESH_CHOICES)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Confirm: " + OperationKind(kind).label.lower(),
+            "form": form,
+            "kind": kind,
+            "kind_label": OperationKind(kind).label,
+            "is_refresh": is_refresh,
+            "refresh_choices": REFRESH_CHOICES,
+            "count": count,
+            "plan": plan,
+            "refused": refused,
+            "estimate_seconds": _estimate_seconds(len(plan.queued)) if plan else None,
+            "skipped_reasons": plan.skipped_reasons() if plan else {},
+            "custom_products": Product.objects.filter(kind=ProductKind.CUSTOM),
+            "confirm_url": reverse(
+                f"admin:{self.model._meta.app_label}_{self.model._meta.model_name}"
+                "_confirm_operation"
+            ),
+        }
+        return TemplateResponse(request, "admin/operations/confirm.html", context)
+
+    def confirm_operation_view(self, request):
+        if not can_run_operations(request.user):
+            raise PermissionDenied
+        if request.method != "POST":
+            return HttpResponseRedirect(
+                reverse(
+                    f"admin:{self.model._meta.app_label}_{self.model._meta.model_name}_changelist"
+                )
+            )
+        form = OperationRequestForm(request.POST)
+        kind = request.POST.get("kind", OperationKind.ADD_PRODUCT)
+        if kind not in OperationKind.values:
+            raise PermissionDenied
+        count = len([p for p in request.POST.get("company_ids", "").split(",") if p.strip()])
+        if not form.is_valid():
+            return self._render_confirmation(request, form, kind=kind, count=count, plan=None)
+        arguments = form.service_arguments()
+        try:
+            plan = services.operations_preview(**arguments)
+        except services.OperationRefused as refused:
+            return self._render_confirmation(
+                request, form, kind=kind, count=count, plan=None, refused=str(refused)
+            )
+        if "confirm" not in request.POST:
+            return self._render_confirmation(request, form, kind=kind, count=count, plan=plan)
+        job, plan = services.operations_start(**arguments, requested_by=request.user)
+        self.message_user(
+            request,
+            f"{job.description}: {len(plan.operations):,} queued, {len(plan.joined):,} joined"
+            f" operations already running, {len(plan.skipped):,} skipped.",
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(reverse("admin:operations_job_change", args=[job.pk]))
+
+
+# -- jobs -------------------------------------------------------------------------------------
+
+
+@admin.register(Job)
+class JobAdmin(ReadOnlyMirrorAdmin):
+    list_display = ("id", "description", "kind", "requested_by", "created_at", "progress")
+    list_filter = ("kind",)
+    list_select_related = ("requested_by", "product")
+    search_fields = ("description",)
+    date_hierarchy = "created_at"
+
+    @admin.display(description="progress")
+    def progress(self, job):
+        progress = selectors.job_progress(job=job)
+        return f"{progress['finished']:,} / {progress['total']:,}"
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:job_id>/progress.json",
+                self.admin_site.admin_view(self.progress_view),
+                name="operations_job_progress",
+            ),
+            path(
+                "<int:job_id>/retry-failed/",
+                self.admin_site.admin_view(self.retry_failed_view),
+                name="operations_job_retry_failed",
+            ),
+            path(
+                "<int:job_id>/cancel-rest/",
+                self.admin_site.admin_view(self.cancel_rest_view),
+                name="operations_job_cancel_rest",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        job = get_object_or_404(Job.objects.select_related("product", "requested_by"), pk=object_id)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": str(job),
+            "job": job,
+            "progress": selectors.job_progress(job=job),
+            "failures": selectors.job_failures(job=job),
+            "states": OperationState.choices,
+            "can_run": can_run_operations(request.user),
+            "paused_until": _paused_until(),
+        }
+        return TemplateResponse(request, "admin/operations/job.html", context)
+
+    def progress_view(self, request, job_id):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        job = get_object_or_404(Job, pk=job_id)
+        progress = selectors.job_progress(job=job)
+        until = _paused_until()
+        progress["paused_until"] = until.isoformat() if until else None
+        return JsonResponse(progress)
+
+    def retry_failed_view(self, request, job_id):
+        job = self._job_for_change(request, job_id)
+        count = services.job_retry_failed(job=job, requested_by=request.user)
+        self.message_user(request, f"{count:,} failed operations queued again.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:operations_job_change", args=[job.pk]))
+
+    def cancel_rest_view(self, request, job_id):
+        job = self._job_for_change(request, job_id)
+        count = services.job_cancel_rest(job=job)
+        self.message_user(
+            request,
+            f"{count:,} operations not yet started were cancelled; those already running finish.",
+            messages.SUCCESS,
+        )
+        return HttpResponseRedirect(reverse("admin:operations_job_change", args=[job.pk]))
+
+    def _job_for_change(self, request, job_id) -> Job:
+        if request.method != "POST" or not can_run_operations(request.user):
+            raise PermissionDenied
+        return get_object_or_404(Job, pk=job_id)
+
+
+def _paused_until():
+    try:
+        return limiter.codat_calls_paused_until()
+    except Exception:
+        return None
+
+
+# -- operations and stale reads ---------------------------------------------------------------
+
+
+@admin.register(Operation)
+class OperationAdmin(ReadOnlyMirrorAdmin):
+    list_display = (
+        "id",
+        "kind",
+        "company",
+        "product",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "short_error",
+        "job",
+        "created_at",
+    )
+    list_filter = ("state", "kind", "product")
+    list_select_related = ("company", "product", "job")
+    search_fields = ("company__name", "=company__codat_id", "last_error_correlation_id")
+    raw_id_fields = ("company", "job")
+    readonly_fields = (
+        "kind",
+        "company",
+        "product",
+        "data_types",
+        "parameters",
+        "state",
+        "attempts",
+        "transient_failures",
+        "next_attempt_at",
+        "enqueued_at",
+        "claimed_at",
+        "last_error",
+        "last_error_status",
+        "last_error_correlation_id",
+        "result",
+        "requested_by",
+        "job",
+        "created_at",
+        "finished_at",
+    )
+    exclude = ("claim_token", "dedupe_key")
+
+    @admin.display(description="last error")
+    def short_error(self, operation):
+        return operation.last_error[:120]
+
+    def get_urls(self):
+        return [
+            path(
+                "stale/",
+                self.admin_site.admin_view(self.stale_view),
+                name="operations_operation_stale",
+            ),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {
+            **(extra_context or {}),
+            "stale_url": reverse("admin:operations_operation_stale"),
+        }
+        return super().changelist_view(request, extra_context=extra_context)
+
+    def stale_view(self, request):
+        """Reads overdue by more than the grace, for every company x product x data type."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        show_all = request.GET.get("all") == "1"
+        items = list(selectors.freshness(stale_only=not show_all))
+        page = Paginator(items, 100).get_page(request.GET.get("p"))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "All scheduled reads" if show_all else "Stale reads",
+            "page": page,
+            "show_all": show_all,
+            "count": len(items),
+            "company_url": reverse("admin:companies_company_changelist"),
+        }
+        return TemplateResponse(request, "admin/operations/stale.html", context)
+
+
+def company_link(company: Company):
+    url = reverse("admin:companies_company_change", args=[company.pk])
+    return format_html('<a href="{}">{}</a>', url, company.name)

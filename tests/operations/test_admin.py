@@ -1,0 +1,204 @@
+"""The admin: company-list actions through a confirmation page, the job page, the timeline,
+the stale list; every change gated on companies.run_operations."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from operations.models import Job, Operation
+from products.models import CompanyProduct
+from tests.factories import (
+    CompanyFactory,
+    CompanyProductFactory,
+    DataTypeStatusFactory,
+    JobFactory,
+    OperationFactory,
+    ProductFactory,
+    StaffFactory,
+)
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "admin:companies_company_changelist"
+CONFIRM = "admin:companies_company_confirm_operation"
+
+
+@pytest.fixture(autouse=True)
+def no_broker(monkeypatch):
+    sent = []
+    monkeypatch.setattr(
+        "operations.services.enqueue", lambda ids, countdown=None: sent.append(list(ids))
+    )
+    return sent
+
+
+@pytest.fixture
+def operator(client):
+    client.force_login(StaffFactory(role="operator"))
+    return client
+
+
+@pytest.fixture
+def viewer(client):
+    client.force_login(StaffFactory(role="viewer"))
+    return client
+
+
+def run_action(client, action, companies):
+    return client.post(
+        reverse(CHANGELIST),
+        {"action": action, "_selected_action": [c.pk for c in companies]},
+    )
+
+
+def test_viewers_get_no_actions_and_cannot_post_the_confirmation(viewer):
+    company = CompanyFactory()
+    response = viewer.get(reverse(CHANGELIST))
+    assert b"add_product_action" not in response.content
+    response = viewer.post(
+        reverse(CONFIRM), {"kind": "add_product", "company_ids": str(company.pk), "confirm": "1"}
+    )
+    assert response.status_code == 403
+    assert not Operation.objects.exists()
+
+
+def test_add_product_goes_through_a_confirmation_that_says_what_will_happen(
+    operator, no_broker, django_capture_on_commit_callbacks
+):
+    # given three companies, one of which already has the product
+    product = ProductFactory(name="Lending", kind="standard")
+    companies = CompanyFactory.create_batch(3)
+    CompanyProductFactory(company=companies[0], product=product)
+    # when the operator picks the action
+    response = run_action(operator, "add_product_action", companies)
+    assert response.status_code == 200
+    assert b"You selected <strong>3</strong> companies" in response.content
+    assert not Operation.objects.exists()
+    ids = ",".join(str(c.pk) for c in companies)
+    # and reviews it
+    response = operator.post(
+        reverse(CONFIRM), {"kind": "add_product", "company_ids": ids, "product": product.pk}
+    )
+    content = response.content.decode()
+    assert "What will happen" in content
+    assert "<strong>2</strong> companies: one call to Codat each" in content
+    assert "1 — already has Lending" in content
+    assert not Operation.objects.exists()
+    # and confirms
+    with django_capture_on_commit_callbacks(execute=True):
+        response = operator.post(
+            reverse(CONFIRM),
+            {"kind": "add_product", "company_ids": ids, "product": product.pk, "confirm": "1"},
+        )
+    job = Job.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:operations_job_change", args=[job.pk])
+    assert job.operations.count() == 2
+    assert job.requested_by.username.startswith("staff")
+    assert sorted(no_broker[0]) == sorted(job.operations.values_list("pk", flat=True))
+
+
+def test_a_standard_product_refresh_is_refused_with_the_reason_on_the_page(operator):
+    product = ProductFactory(name="Lending", kind="standard")
+    company = CompanyFactory()
+    CompanyProductFactory(company=company, product=product)
+    response = operator.post(
+        reverse(CONFIRM),
+        {"kind": "refresh_product", "company_ids": str(company.pk), "product": product.pk},
+    )
+    assert b"Codat does not refresh standard products" in response.content
+    assert not Operation.objects.exists()
+
+
+def test_the_job_page_shows_progress_counts_and_failures(operator):
+    job = JobFactory()
+    OperationFactory(job=job, product=job.product, state="succeeded")
+    OperationFactory(
+        job=job,
+        product=job.product,
+        state="failed",
+        last_error="Product cash-flow does not exist",
+        last_error_status=404,
+        last_error_correlation_id="corr-123",
+    )
+    OperationFactory(job=job, product=job.product, state="pending")
+    response = operator.get(reverse("admin:operations_job_change", args=[job.pk]))
+    content = response.content.decode()
+    assert response.status_code == 200
+    assert '<progress id="job-bar" max="3" value="2"' in content
+    assert "Product cash-flow does not exist" in content
+    assert "corr-123" in content
+    assert "Retry failed" in content and "Cancel the rest" in content
+    progress = operator.get(reverse("admin:operations_job_progress", args=[job.pk])).json()
+    assert progress["counts"]["failed"] == 1
+    assert progress["percent"] == 66.7
+    assert progress["done"] is False
+
+
+def test_retry_failed_and_cancel_the_rest(operator, no_broker):
+    job = JobFactory()
+    failed = OperationFactory(job=job, product=job.product, state="failed")
+    CompanyProductFactory(company=failed.company, product=job.product, status="failed")
+    waiting = OperationFactory(job=job, product=job.product, state="pending")
+    operator.post(reverse("admin:operations_job_retry_failed", args=[job.pk]))
+    failed.refresh_from_db()
+    assert failed.state == "pending"
+    assert CompanyProduct.objects.get(company=failed.company).status == "pending_add"
+    operator.post(reverse("admin:operations_job_cancel_rest", args=[job.pk]))
+    waiting.refresh_from_db()
+    assert waiting.state == "cancelled"
+
+
+def test_viewers_cannot_retry_or_cancel(viewer):
+    job = JobFactory()
+    OperationFactory(job=job, product=job.product, state="failed")
+    response = viewer.get(reverse("admin:operations_job_change", args=[job.pk]))
+    assert response.status_code == 200
+    assert b"Retry failed" not in response.content
+    assert (
+        viewer.post(reverse("admin:operations_job_retry_failed", args=[job.pk])).status_code == 403
+    )
+    assert (
+        viewer.post(reverse("admin:operations_job_cancel_rest", args=[job.pk])).status_code == 403
+    )
+
+
+def test_the_company_page_shows_its_operations_newest_first(viewer):
+    company = CompanyFactory()
+    OperationFactory(company=company, kind="add_product", state="succeeded")
+    OperationFactory(company=company, kind="refresh_all_data", product=None, state="joined")
+    response = viewer.get(reverse("admin:companies_company_change", args=[company.pk]))
+    content = response.content.decode()
+    assert "operations (timeline, newest first)" in content.lower()
+    assert content.index("Refresh all data") < content.index("Add product")
+
+
+def test_the_stale_list_flags_reads_overdue_beyond_the_grace(viewer, settings):
+    settings.CODAT_RATE_LIMIT_FRESHNESS_GRACE_MINUTES = 30
+    product = ProductFactory(schedule_kind="hourly", data_types=["invoices", "bills"])
+    company = CompanyFactory(name="Overdue Ltd")
+    CompanyProductFactory(company=company, product=product)
+    DataTypeStatusFactory(
+        company=company,
+        data_type_id="invoices",
+        last_successful_sync=timezone.now() - timedelta(hours=3),
+    )
+    DataTypeStatusFactory(
+        company=company, data_type_id="bills", last_successful_sync=timezone.now()
+    )
+    response = viewer.get(reverse("admin:operations_operation_stale"))
+    content = response.content.decode()
+    assert "Overdue Ltd" in content
+    assert "invoices" in content
+    assert "bills" not in content
+    response = viewer.get(reverse("admin:operations_operation_stale") + "?all=1")
+    assert "bills" in response.content.decode()
+
+
+@pytest.mark.parametrize("name", ["job", "operation"])
+def test_operation_and_job_lists_render(viewer, name):
+    job = JobFactory()
+    OperationFactory(job=job, product=job.product)
+    assert viewer.get(reverse(f"admin:operations_{name}_changelist")).status_code == 200
