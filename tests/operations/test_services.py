@@ -9,8 +9,10 @@ from operations.models import Job, Operation, OperationKind, OperationState
 from operations.services import (
     OperationRefused,
     company_create,
+    company_reconcile,
     company_refresh_data_type,
     job_cancel_rest,
+    mirror_reconcile,
     operation_run,
     operations_preview,
     operations_start,
@@ -25,6 +27,7 @@ from tests.operations.helpers import (
     lending_product,
     link_company,
     make_fleet,
+    sandbox_client,
     sandbox_products,
 )
 
@@ -228,3 +231,29 @@ def test_the_consent_gate_is_asked_and_its_reason_given(sandbox, operations_env,
     with pytest.raises(OperationRefused, match="no consent recorded"):
         product_add(company=second, product=lending)
     assert not CompanyProduct.objects.filter(company=second).exists()
+
+
+def test_the_reconciler_heals_a_change_made_at_codat_that_no_webhook_told(
+    sandbox, operations_env, monkeypatch
+):
+    # given a company whose product was added at Codat behind the portal's back
+    from codat.data_types import ALL_DATA_TYPES
+
+    ensure_data_types(ALL_DATA_TYPES)
+    lending = lending_product()
+    (company,) = make_fleet(sandbox, 1)
+    sandbox_client(sandbox).add_product(str(company.codat_id), "lending")
+    link_company(sandbox, company)
+    queued = []
+    monkeypatch.setattr(
+        "operations.tasks.reconcile_company_task.delay", lambda pk: queued.append(pk)
+    )
+    # when the reconciler runs
+    result = mirror_reconcile()
+    company_reconcile(company=company)
+    # then the mirror has it, with the connection and data status
+    assert result == {"imported": 1, "companies_queued": 1}
+    assert queued == [company.pk]
+    assert CompanyProduct.objects.get(company=company, product=lending).status == "active"
+    assert company.connections.get().status == "Linked"
+    assert company.data_type_statuses.exists()
