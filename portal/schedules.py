@@ -37,8 +37,9 @@ def periodic_tasks() -> list[dict]:
         {
             "name": "webhooks: reconcile missed events with Codat's data status",
             "task": "webhooks.tasks.reconcile_missed_events",
-            "every": 15 * 60,
-            "expires": 10 * 60,
+            # One Codat call per company (50 a run, round-robin) from the shared daily quota.
+            "every": 60 * 60,
+            "expires": 50 * 60,
         },
         {
             "name": "webhooks: re-drive webhook consumer changes",

@@ -43,9 +43,16 @@ def requeue_unprocessed_events_task() -> int:
     return webhook_events_requeue_unprocessed()
 
 
+RECONCILE_CURSOR_KEY = "webhooks:reconcile_missed_events:after_company"
+
+
 @shared_task(name="webhooks.tasks.reconcile_missed_events", acks_late=False)
-def reconcile_missed_events_task(limit: int = 200) -> int:
-    """Compare Codat's data status with the ledger for up to `limit` companies."""
+def reconcile_missed_events_task(limit: int = 50) -> int:
+    """Compare Codat's data status with the ledger for the next `limit` companies.
+
+    Each run costs one Codat call per company, from the same daily quota as everything else, so
+    it takes a slice and remembers where it stopped; successive runs go round all companies.
+    """
     import redis
     from django.conf import settings
 
@@ -55,9 +62,14 @@ def reconcile_missed_events_task(limit: int = 200) -> int:
     from webhooks.reconciliation import companies_to_reconcile, missed_events_reconcile_company
 
     redis_client = redis.Redis.from_url(settings.REDIS_URL)
+    after = int(redis_client.get(RECONCILE_CURSOR_KEY) or 0)
+    companies = list(companies_to_reconcile().filter(pk__gt=after)[:limit])
+    if len(companies) < limit:
+        # Wrapped round: start again from the first company.
+        companies += list(companies_to_reconcile().filter(pk__lte=after)[: limit - len(companies)])
     client = codat_client()
     missed = 0
-    for company in companies_to_reconcile()[:limit]:
+    for company in companies:
         if codat_calls_paused_until(redis_client):
             log.info("webhooks.reconcile.paused")
             break
@@ -69,6 +81,7 @@ def reconcile_missed_events_task(limit: int = 200) -> int:
                 break
             continue
         missed += missed_events_reconcile_company(company=company, data_statuses=statuses)
+        redis_client.set(RECONCILE_CURSOR_KEY, company.pk)
     return missed
 
 

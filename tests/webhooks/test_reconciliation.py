@@ -78,3 +78,37 @@ def test_the_periodic_job_asks_codat_for_each_company_with_products(
 
     assert reconcile_missed_events_task.apply().get() == 1
     client.get_data_status.assert_called_once_with(str(company.codat_id))
+
+
+@pytest.mark.django_db
+def test_successive_runs_go_round_the_companies_a_slice_at_a_time(monkeypatch, settings, redis_url):
+    from unittest import mock
+
+    import redis
+
+    from codat.client import CodatClient
+    from webhooks.tasks import RECONCILE_CURSOR_KEY, reconcile_missed_events_task
+
+    settings.REDIS_URL = redis_url
+    redis.Redis.from_url(redis_url).delete(RECONCILE_CURSOR_KEY)
+    companies = []
+    for _ in range(3):
+        company = CompanyFactory()
+        CompanyProductFactory(company=company, product=ProductFactory(data_types=["bills"]))
+        companies.append(str(company.codat_id))
+    client = mock.create_autospec(CodatClient, instance=True)
+    client.get_data_status.return_value = {}
+    monkeypatch.setattr("webhooks.consumers.codat_client", lambda: client)
+
+    for _ in range(3):
+        reconcile_missed_events_task.apply(kwargs={"limit": 2})
+
+    asked = [call.args[0] for call in client.get_data_status.call_args_list]
+    assert asked == [
+        companies[0],
+        companies[1],
+        companies[2],
+        companies[0],
+        companies[1],
+        companies[2],
+    ]
