@@ -61,7 +61,12 @@ class ProductAdmin(admin.ModelAdmin):
 
 @admin.register(CompanyProduct)
 class CompanyProductAdmin(ReadOnlyMirrorAdmin):
-    list_display = ("company", "product", "status", "status_changed_at")
+    list_display = ("company", "product", "schedule", "status", "status_changed_at")
     list_filter = ("status", "product")
     list_select_related = ("company", "product")
     search_fields = ("company__name", "product__identifier")
+
+    @admin.display(description="schedule")
+    def schedule(self, assignment):
+        # When each data type's next read is due, and which are stale: Operations > Stale reads.
+        return assignment.product.schedule_display
