@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, Max, Q
+from django.db.models import Exists, F, Max, OuterRef, Q
 from django.utils import timezone
 
 from codat import errors as codat_errors
@@ -664,13 +664,20 @@ def _wake_sweeper_at(until: datetime) -> None:
 
 def operation_run(*, operation_id: int) -> str:
     """Attempt one row, once. Returns what happened, for logs and tests."""
-    paused_until = limiter.codat_calls_paused_until()
-    if paused_until is not None:
-        _park(operation_id, until=paused_until + _spread(), reason="paused")
-        return "paused"
     now = timezone.now()
+    # The opposite change of the same product (an add while a removal runs) is read in the
+    # same query: each round trip counts when the fleet runs at Codat's ceiling.
+    opposite_running = Exists(
+        Operation.objects.filter(
+            company_id=OuterRef("company_id"),
+            product_id=OuterRef("product_id"),
+            kind__in=tuple(OPPOSITE),
+            state=OperationState.RUNNING,
+        ).exclude(kind=OuterRef("kind"))
+    )
     operation = (
         Operation.objects.select_related("company", "product")
+        .annotate(opposite_running=opposite_running)
         .filter(pk=operation_id, state=OperationState.PENDING, next_attempt_at__lte=now)
         .first()
     )
@@ -684,7 +691,7 @@ def operation_run(*, operation_id: int) -> str:
             state=OperationState.CANCELLED, finished_at=now, last_error=f"consent: {refusal}"
         )
         return "cancelled"
-    if _opposite_running(operation):
+    if operation.kind in OPPOSITE and operation.opposite_running:
         _park(
             operation_id,
             until=now + timedelta(seconds=ORDERING_WAIT_SECONDS),
@@ -694,8 +701,9 @@ def operation_run(*, operation_id: int) -> str:
     company_codat_id = str(operation.company.codat_id) if operation.company else None
     permit = limiter.acquire(company_id=company_codat_id)
     if not permit.granted:
+        # Paused (429, quota spent) or over budget: the row waits in PostgreSQL, unclaimed.
         _park(operation_id, until=permit.resume_at + _spread(permit.wait), reason=permit.reason)
-        return f"limited:{permit.reason}"
+        return "paused" if permit.reason == "paused" else f"limited:{permit.reason}"
     try:
         token = uuid.uuid4()
         claimed = Operation.objects.filter(
@@ -711,11 +719,11 @@ def operation_run(*, operation_id: int) -> str:
         operation.attempts += 1
         if permit.delay:
             time.sleep(permit.delay)
-        # The pause may have begun while this worker waited for its slot.
-        paused_until = limiter.codat_calls_paused_until()
-        if paused_until is not None:
-            _unclaim(operation, token, until=paused_until + _spread())
-            return "paused"
+            # The pause may have begun while this worker waited for its slot.
+            paused_until = limiter.codat_calls_paused_until()
+            if paused_until is not None:
+                _unclaim(operation, token, until=paused_until + _spread())
+                return "paused"
         return _attempt(operation, token)
     finally:
         limiter.release(permit)
@@ -740,18 +748,6 @@ def _refresh_refused_for_consent(operation: Operation) -> str:
 
 def _spread(wait: float = 1.0) -> timedelta:
     return timedelta(seconds=random.uniform(0, min(2.0, max(0.05, wait * 0.1))))
-
-
-def _opposite_running(operation: Operation) -> bool:
-    opposite = OPPOSITE.get(operation.kind)
-    if opposite is None:
-        return False
-    return Operation.objects.filter(
-        dedupe_key=dedupe_key(
-            kind=opposite, company_id=operation.company_id, product_id=operation.product_id
-        ),
-        state=OperationState.RUNNING,
-    ).exists()
 
 
 def _unclaim(operation: Operation, token: uuid.UUID, *, until: datetime) -> None:
