@@ -602,14 +602,14 @@ def enqueue_on_commit(operation_ids: list[int]) -> None:
 
 def enqueue(operation_ids: Sequence[int], *, countdown: float | None = None) -> int:
     """Send ids to the workers. Losing them is harmless: the sweeper re-sends due rows."""
-    from operations.tasks import run_operation_task
+    from operations.tasks import QUEUE, run_operation_task
 
     sent = 0
     try:
         with run_operation_task.app.producer_or_acquire() as producer:
             for operation_id in operation_ids:
                 run_operation_task.apply_async(
-                    (operation_id,), countdown=countdown, producer=producer
+                    (operation_id,), countdown=countdown, producer=producer, queue=QUEUE
                 )
                 sent += 1
     except Exception:
@@ -649,7 +649,7 @@ def _resend_later(operation_id: int, until: datetime) -> None:
 
 def _wake_sweeper_at(until: datetime) -> None:
     """One sweep when a long wait ends, so the fleet resumes without waiting for beat."""
-    from operations.tasks import sweep_task
+    from operations.tasks import QUEUE, sweep_task
 
     wait = (until - timezone.now()).total_seconds()
     if wait > settings.CELERY_VISIBILITY_TIMEOUT / 2:
@@ -657,7 +657,7 @@ def _wake_sweeper_at(until: datetime) -> None:
     marker = f"codat:operations:wake:{int(until.timestamp())}"
     try:
         if limiter.redis_client().set(marker, 1, nx=True, ex=int(wait) + 60):
-            sweep_task.apply_async(countdown=wait + random.uniform(0.2, 1.0))
+            sweep_task.apply_async(countdown=wait + random.uniform(0.2, 1.0), queue=QUEUE)
     except Exception:
         logger.exception("operations.wake_failed")
 
@@ -933,9 +933,10 @@ def _apply_to_assignment(operation: Operation, *, state: str, now: datetime) -> 
 
 
 def _broker_queue_is_empty() -> bool:
-    queue = settings.CELERY_TASK_DEFAULT_QUEUE
+    from operations.tasks import QUEUE
+
     try:
-        return limiter.redis_client().llen(queue) == 0
+        return limiter.redis_client().llen(QUEUE) == 0
     except Exception:
         return False
 
@@ -1034,7 +1035,7 @@ def mirror_reconcile(*, companies_per_run: int = 200) -> dict[str, int]:
     """Heal the mirror from Codat (a missed webhook): all companies and their products, then
     connections, data status and history for the companies mirrored longest ago."""
     imported = companies_import_from_codat()
-    from operations.tasks import reconcile_company_task
+    from operations.tasks import QUEUE, reconcile_company_task
 
     # Companies whose data status was mirrored longest ago (or never) go first.
     stalest = list(
@@ -1043,5 +1044,5 @@ def mirror_reconcile(*, companies_per_run: int = 200) -> dict[str, int]:
         .values_list("pk", flat=True)[:companies_per_run]
     )
     for company_id in stalest:
-        reconcile_company_task.delay(company_id)
+        reconcile_company_task.apply_async((company_id,), queue=QUEUE)
     return {"imported": imported, "companies_queued": len(stalest)}

@@ -10,8 +10,10 @@ from celery import shared_task
 
 logger = logging.getLogger(__name__)
 
+# Every send names this queue explicitly (Celery 5.7 deprecates the task-level `queue`
+# attribute): the one `make run`'s worker and the test workers consume.
 QUEUE = "portal"
-TASK_OPTIONS = {"queue": QUEUE, "acks_late": True, "ignore_result": True}
+TASK_OPTIONS = {"acks_late": True, "ignore_result": True}
 
 
 @shared_task(name="operations.tasks.run_operation", **TASK_OPTIONS)

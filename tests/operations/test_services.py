@@ -246,7 +246,8 @@ def test_the_reconciler_heals_a_change_made_at_codat_that_no_webhook_told(
     link_company(sandbox, company)
     queued = []
     monkeypatch.setattr(
-        "operations.tasks.reconcile_company_task.delay", lambda pk: queued.append(pk)
+        "operations.tasks.reconcile_company_task.apply_async",
+        lambda args, queue: queued.append(args[0]),
     )
     # when the reconciler runs
     result = mirror_reconcile()
