@@ -41,6 +41,9 @@ QUOTA_LIMIT_KEY = "codat:quota:limit"
 DAY_KEY_PREFIX = "codat:limiter:day:"
 COMPANY_KEY_PREFIX = "codat:limiter:company:"
 
+# Calls allowed at once on top of the steady rate after a quiet spell. 0: strictly evenly spaced,
+# so no second ever sees more than the per-minute budget / 60 (+1).
+DEFAULT_BURST = 0
 # How far ahead a caller may book its slot; a caller told to wait longer gives its work back.
 DEFAULT_MAX_WAIT_SECONDS = 5.0
 # A lease outlives the longest call (connect + read timeout) by a margin.
@@ -78,7 +81,7 @@ end
 local per_minute = setting('per_minute', ARGV[3])
 local headroom = setting('headroom', ARGV[4])
 local interval = 60000.0 / (per_minute * (1 - headroom))
-local burst = math.floor(per_minute * headroom / 2)
+local burst = setting('burst', ARGV[8])
 local tolerance = interval * burst
 local max_wait = tonumber(ARGV[5])
 local tat = tonumber(redis.call('GET', KEYS[4]) or '0')
@@ -161,6 +164,7 @@ def configure(
     per_day: int | None = None,
     per_company: int | None = None,
     headroom: float | None = None,
+    burst: int | None = None,
 ) -> None:
     """Override the settings' budgets for the whole fleet, at once and without a restart."""
     values = {
@@ -170,6 +174,7 @@ def configure(
             ("per_day", per_day),
             ("per_company", per_company),
             ("headroom", headroom),
+            ("burst", burst),
         )
         if value is not None
     }
@@ -240,6 +245,7 @@ def acquire(
         int(max_wait * 1000),
         int(lease_ms + LEASE_MARGIN_SECONDS * 1000),
         token,
+        DEFAULT_BURST,
     )
     reason = reason.decode() if isinstance(reason, bytes) else reason
     return Permit(

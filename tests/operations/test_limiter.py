@@ -103,7 +103,7 @@ def test_there_is_one_pause_shared_with_the_webhook_handler(fresh_limiter):
     fleet_pause.pause_codat_calls_until(fresh_limiter, until)
     refused = limiter.acquire(company_id=None)
     assert refused.reason == "paused"
-    assert 28 < refused.wait <= 30
+    assert 28 < refused.wait <= 30.5  # Redis time vs this clock, rounded up to the ms
     # A shorter pause never cuts it short; resuming lifts it.
     limiter.pause_codat_calls_until(datetime.now(UTC) + timedelta(seconds=5))
     assert limiter.codat_calls_paused_until() == pytest.approx(until, abs=timedelta(seconds=1))
