@@ -112,6 +112,11 @@ def main() -> int:
             f"{r['rate'] / args.rate:>6.3f} {r['throttled']:>5} {r['peak_rss'] / 2**20:>12.1f} MiB"
             f" {r['peak_second']:>10} {r['span_rate']:>16.2f}"
         )
+    for r in results:
+        print(
+            f"worker CPU per call ({r['companies']} companies): {r['cpu_ms_per_call']:.1f} ms"
+            " (main process + pool children)"
+        )
     load = os.getloadavg()
     print(
         f"machine load average (1, 5, 15 min) at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
@@ -183,6 +188,7 @@ def fleet_run(sandbox, app, worker_env, size, rate, per_minute, concurrency) -> 
     )
     worker.start()
     stop = threading.Event()
+    cpu_seconds = [0.0]
 
     def sample():
         from django.conf import settings
@@ -192,6 +198,7 @@ def fleet_run(sandbox, app, worker_env, size, rate, per_minute, concurrency) -> 
         last_sweep = time.monotonic()
         while not stop.is_set():
             worker.sample_memory()
+            cpu_seconds[0] = max(cpu_seconds[0], worker_cpu_seconds(worker))
             # What beat does in production: re-send rows Redis lost, free rows of dead workers.
             if time.monotonic() - last_sweep >= settings.CODAT_OPERATIONS_SWEEP_SECONDS:
                 operations_sweep()
@@ -231,6 +238,7 @@ def fleet_run(sandbox, app, worker_env, size, rate, per_minute, concurrency) -> 
         peak = max(peak, end - start + 1)
     span = times[-1] - times[0] if len(times) > 1 else wall
     return {
+        "cpu_ms_per_call": 1000 * cpu_seconds[0] / max(1, len(calls)),
         "peak_second": peak,
         "span_rate": len(calls) / span if span else 0.0,
         "companies": size,
@@ -240,6 +248,19 @@ def fleet_run(sandbox, app, worker_env, size, rate, per_minute, concurrency) -> 
         "throttled": throttled,
         "peak_rss": worker.peak_rss,
     }
+
+
+def worker_cpu_seconds(worker) -> float:
+    import psutil
+
+    if worker.process is None or worker.process.poll() is not None:
+        return 0.0
+    try:
+        main = psutil.Process(worker.process.pid)
+        processes = [main, *main.children(recursive=True)]
+        return sum(p.cpu_times().user + p.cpu_times().system for p in processes)
+    except psutil.Error:
+        return 0.0
 
 
 def sequential_run(sandbox, size, per_minute) -> dict:
