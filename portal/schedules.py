@@ -47,6 +47,15 @@ def periodic_tasks() -> list[dict]:
             "every": 5 * 60,
             "expires": 4 * 60,
         },
+        # -- consent/ -------------------------------------------------------------------------
+        {
+            # Removals and stopped refreshes happen at once on withdrawal; this repairs a
+            # removal that was lost or failed and records consents that lapsed.
+            "name": "consent: reconcile lapses and removals",
+            "task": "consent.tasks.consent_reconcile",
+            "every": 5 * 60,
+            "expires": 4 * 60,
+        },
     ]
 
 

@@ -1,0 +1,30 @@
+"""Every periodic task row names a task a worker knows, and each app's sweeps are scheduled."""
+
+import pytest
+from django_celery_beat.models import PeriodicTask
+
+from portal.celery import app
+from portal.schedules import ensure_periodic_tasks
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def periodic_tasks():
+    # migrate creates the rows; tests that flush the database remove them, so make them anew.
+    ensure_periodic_tasks()
+
+
+def test_every_periodic_task_is_a_registered_celery_task_that_expires():
+    app.loader.import_default_modules()
+    rows = list(PeriodicTask.objects.exclude(name="celery.backend_cleanup"))
+    assert rows
+    for row in rows:
+        assert row.task in app.tasks, f"{row.name}: no task named {row.task}"
+        assert row.expire_seconds and row.expire_seconds <= row.interval.every
+
+
+def test_the_consent_reconciler_runs_every_five_minutes():
+    row = PeriodicTask.objects.get(task="consent.tasks.consent_reconcile")
+    assert row.interval.every == 300
+    assert row.enabled
