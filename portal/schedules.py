@@ -81,7 +81,8 @@ def ensure_periodic_tasks() -> None:
 
 
 def ensure_periodic_tasks_after_migrate(sender=None, **kwargs) -> None:
-    """post_migrate receiver: post_migrate fires once per app; act once, for the portal app."""
-    if sender is not None and sender.name != "portal":
+    """post_migrate receiver: post_migrate fires once per app with models; act once, for the
+    app that owns the beat tables (the `portal` app has no models, so it gets no signal)."""
+    if sender is not None and sender.label != "django_celery_beat":
         return
     ensure_periodic_tasks()

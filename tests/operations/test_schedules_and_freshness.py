@@ -39,3 +39,16 @@ def test_daily_reads_are_due_at_the_next_schedule_time():
         2026, 11, 21, 6, 0, tzinfo=UTC
     )
     assert next_read_due(schedule_kind="none", schedule_time=None, after=evening) is None
+
+
+@pytest.mark.django_db
+def test_migrate_writes_the_beat_rows_once_through_the_beat_apps_signal():
+    from django.apps import apps
+
+    from portal.schedules import ensure_periodic_tasks_after_migrate
+
+    PeriodicTask.objects.all().delete()
+    ensure_periodic_tasks_after_migrate(sender=apps.get_app_config("operations"))
+    assert not PeriodicTask.objects.exists()  # post_migrate fires per app: act once
+    ensure_periodic_tasks_after_migrate(sender=apps.get_app_config("django_celery_beat"))
+    assert PeriodicTask.objects.filter(task="operations.tasks.sweep").exists()
