@@ -1,25 +1,24 @@
-"""A believable demo: the product catalogue and a few dozen companies in every state.
+"""The demo of `make run`: the product catalogue, then every company imported from Codat.
 
-Used by `manage.py seed_demo` (and so by `make run`). Deterministic: ids derive from names,
-so seeding twice updates rather than duplicates.
+The companies are not invented here: they are whatever the Codat at CODAT_BASE_URL holds. Under
+`make run` that is the sandbox, which `python -m sandbox.demo` filled with companies in every
+state first, so the portal meets them exactly as it would meet a real client's companies.
+Safe to run again: the catalogue is updated and the import mirrors what Codat says now.
 """
 
-import random
-import uuid
-from datetime import time, timedelta
+import logging
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.utils import timezone
 
-from companies.services import (
-    company_mirror_from_codat,
-    data_status_mirror_from_codat,
-    pull_operation_mirror_from_codat,
-)
-from products.models import Product
+from codat import CodatError
+from products.models import CompanyProduct, CompanyProductStatus, Product
 from products.services import product_define
 
-DEMO_NAMESPACE = uuid.UUID("6f1c2a52-7a4e-4d59-9a55-1f7d3c0e8b21")
+# The custom products must be those Codat defined for the client (here, the sandbox's demo).
+from sandbox.demo import CUSTOM_PRODUCTS
+
+logger = logging.getLogger(__name__)
 
 PRODUCTS = (
     {
@@ -29,11 +28,10 @@ PRODUCTS = (
         "description": "Assess your business for credit using its financial statements, "
         "invoices, bills and bank data.",
         "data_types": [
+            "company",
+            "chartOfAccounts",
             "balanceSheet",
             "profitAndLoss",
-            "cashFlowStatement",
-            "chartOfAccounts",
-            "company",
             "invoices",
             "bills",
             "customers",
@@ -42,7 +40,7 @@ PRODUCTS = (
             "banking-accountBalances",
             "banking-transactions",
         ],
-        "optional": ("cashFlowStatement",),
+        "optional": ("banking-accountBalances",),
     },
     {
         "identifier": "bank-feeds",
@@ -50,7 +48,7 @@ PRODUCTS = (
         "kind": "standard",
         "description": "Send the transactions of your accounts with us into your accounting "
         "software, so your books stay reconciled.",
-        "data_types": ["bankAccounts", "bankTransactions"],
+        "data_types": ["bankAccounts"],
     },
     {
         "identifier": "expenses",
@@ -58,224 +56,106 @@ PRODUCTS = (
         "kind": "standard",
         "description": "Record your card spending in your accounting software against the "
         "right accounts, suppliers and tax rates.",
-        "data_types": ["chartOfAccounts", "suppliers", "taxRates", "trackingCategories"],
+        "data_types": ["company", "chartOfAccounts", "taxRates", "trackingCategories", "suppliers"],
         "optional": ("trackingCategories",),
     },
-    # Two custom products sharing `payments`, one read daily at 23:00 and one hourly, as in
-    # the example of Codat's multiple-use-cases guide.
     {
         "identifier": "invoice-finance",
-        "name": "Invoice finance",
         "kind": "custom",
         "description": "Advance money against your unpaid invoices, checking each night which "
         "invoices have been paid.",
-        "data_types": ["invoices", "payments", "customers", "creditNotes"],
         "optional": ("creditNotes",),
-        "schedule_kind": "daily",
-        "schedule_time": time(23, 0),
     },
     {
         "identifier": "cash-flow-monitoring",
-        "name": "Cash-flow monitoring",
         "kind": "custom",
         "description": "Watch your incoming payments and bank balances through the day to "
         "offer an overdraft when you need one.",
-        "data_types": ["payments", "bankAccounts", "bankTransactions"],
-        "schedule_kind": "hourly",
     },
 )
 
-PLATFORMS = (
-    ("gbol", "Xero"),
-    ("mqjo", "Codat Sandbox"),
-    ("fbrh", "FreeAgent"),
-    ("akxx", "NetSuite"),
-)
-
-COMPANY_NAMES = (
-    "Harbour Coffee Roasters",
-    "Northgate Joinery",
-    "Bramble & Finch Florists",
-    "Kestrel Logistics",
-    "Oakmoor Veterinary Practice",
-    "Tidewater Kayak Hire",
-    "Copperleaf Bakery",
-    "Linden Street Dental",
-    "Peakline Scaffolding",
-    "Saltmarsh Brewing Co",
-    "Juniper Yoga Studio",
-    "Redbrick Property Services",
-    "Fernhill Garden Centre",
-    "Blue Anchor Fish Bar",
-    "Marlow & Sons Plumbing",
-    "Quayside Print Works",
-    "Thistle Hair Salon",
-    "Greystone Architects",
-    "Hollybush Nursery School",
-    "Lantern Books",
-    "Meadowlark Catering",
-    "Ironbridge Cycles",
-    "Silverbirch Accountancy",
-    "Wildflower Wedding Cakes",
-    "Castlegate Pharmacy",
-    "Riverside Motor Repairs",
-    "Amberley Electrical",
-    "Foxglove Interiors",
-    "Pennine Outdoor Gear",
-    "Starling Digital Studio",
-    "Orchard Lane Cider",
-    "Westcliff Physiotherapy",
-    "Brightwater Cleaning",
-    "Willowbank Care Home",
-    "Cobalt Tile & Stone",
-    "Heronsgate Removals",
-)
-
-# Connection states in rotation; "none" is a company that has not connected yet.
-CONNECTION_STATES = ("Linked", "Linked", "PendingAuth", "Linked", "Deauthorized", "Unlinked", None)
-DATASET_OUTCOMES = ("Complete",) * 8 + ("FetchError", "Fetching", "Queued", "AuthError")
+# Demo companies whose owners have not yet agreed to their use cases, so that the consent
+# matrix shows what is missing and a consent link can be tried.
+AWAITING_CONSENT = {"Harbour Coffee Roasters", "Kestrel Logistics"}
 
 
-def _demo_id(*parts: str) -> str:
-    return str(uuid.uuid5(DEMO_NAMESPACE, "/".join(parts)))
+def _schedule(custom: dict) -> dict:
+    schedule = custom.get("schedule") or {}
+    if schedule.get("frequency") == "daily":
+        hours, minutes = (int(part) for part in schedule["time"].split(":"))
+        from datetime import time
 
-
-def _iso(moment) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
+        return {"schedule_kind": "daily", "schedule_time": time(hours, minutes)}
+    if schedule.get("frequency") == "hourly":
+        return {"schedule_kind": "hourly", "schedule_time": None}
+    return {"schedule_kind": "none", "schedule_time": None}
 
 
 def seed_products() -> list[Product]:
-    return [
-        product_define(
-            identifier=spec["identifier"],
-            name=spec["name"],
-            kind=spec["kind"],
-            description=spec["description"],
-            schedule_kind=spec.get("schedule_kind", "none"),
-            schedule_time=spec.get("schedule_time"),
-            data_types=spec["data_types"],
-            optional_data_types=spec.get("optional", ()),
-        )
-        for spec in PRODUCTS
-    ]
-
-
-def demo_company_payloads(now=None) -> list[dict]:
-    """Codat-shaped company payloads (with connections and products) for the demo companies."""
-    now = now or timezone.now()
-    rng = random.Random(20261122)
-    payloads = []
-    for index, name in enumerate(COMPANY_NAMES):
-        company_id = _demo_id("company", name)
-        created = now - timedelta(days=rng.randint(20, 400))
-        state = CONNECTION_STATES[index % len(CONNECTION_STATES)]
-        connections = []
-        if state:
-            platform_key, platform_name = PLATFORMS[index % len(PLATFORMS)]
-            connection_id = _demo_id("connection", name)
-            errors = []
-            if state == "Deauthorized":
-                errors = [
-                    {
-                        "statusCode": "401",
-                        "statusText": "Unauthorized",
-                        "errorMessage": "The platform revoked access.",
-                        "erroredOnUtc": _iso(now - timedelta(days=2)),
-                        "status": "Active",
-                    }
-                ]
-            connections.append(
-                {
-                    "id": connection_id,
-                    "integrationId": _demo_id("integration", platform_key),
-                    "integrationKey": platform_key,
-                    "sourceId": _demo_id("source", platform_key),
-                    "platformName": platform_name,
-                    "sourceType": "Accounting",
-                    "status": state,
-                    "linkUrl": f"https://link-api.codat.io/companies/{company_id}/connections/"
-                    f"{connection_id}/start",
-                    "created": _iso(created + timedelta(minutes=5)),
-                    "lastSync": _iso(now - timedelta(hours=rng.randint(1, 30)))
-                    if state == "Linked"
-                    else None,
-                    "dataConnectionErrors": errors,
-                }
+    products = []
+    for spec in PRODUCTS:
+        custom = CUSTOM_PRODUCTS.get(spec["identifier"])
+        products.append(
+            product_define(
+                identifier=spec["identifier"],
+                name=custom["name"] if custom else spec["name"],
+                kind=spec["kind"],
+                description=spec["description"],
+                data_types=custom["dataTypes"] if custom else spec["data_types"],
+                optional_data_types=spec.get("optional", ()),
+                **(_schedule(custom) if custom else {}),
             )
-        products = []
-        if state in ("Linked", "Deauthorized", "Unlinked"):
-            products = rng.sample([spec["identifier"] for spec in PRODUCTS], k=rng.randint(1, 3))
-        payloads.append(
-            {
-                "id": company_id,
-                "name": name,
-                "description": f"Demo company {index + 1}",
-                "redirect": f"https://link.codat.io/company/{company_id}",
-                "created": _iso(created),
-                "lastSync": connections[0]["lastSync"] if connections else None,
-                "tags": {"segment": rng.choice(["retail", "services", "trade"])},
-                "products": products,
-                "dataConnections": connections,
-            }
         )
-    return payloads
+    return products
 
 
-@transaction.atomic
-def seed_demo(now=None) -> dict[str, int]:
-    now = now or timezone.now()
-    rng = random.Random(7)
-    products = {product.identifier: product for product in seed_products()}
-    companies = 0
-    for payload in demo_company_payloads(now):
-        company = company_mirror_from_codat(data=payload)
-        companies += 1
-        connections = payload["dataConnections"]
-        if not connections or connections[0]["status"] == "PendingAuth":
+def import_companies() -> int:
+    """Mirror every company at Codat, then each one's connections, data status and history."""
+    from companies.models import Company
+    from operations.services import companies_import_from_codat, company_reconcile
+
+    imported = companies_import_from_codat()
+    for company in Company.objects.filter(codat_deleted_at__isnull=True):
+        company_reconcile(company=company)
+    return imported
+
+
+def record_demo_consent(operator) -> int:
+    """Record, as the named operator acting for each customer, consent to the demo companies'
+    active products (all but AWAITING_CONSENT), so refreshes are allowed where they would be."""
+    from consent.selectors import consent_covers
+    from consent.services import Actor, ConsentChannel, consent_grant, consent_text_current
+
+    recorded = 0
+    active = CompanyProduct.objects.filter(status=CompanyProductStatus.ACTIVE).select_related(
+        "company", "product"
+    )
+    for assignment in active.exclude(company__name__in=AWAITING_CONSENT):
+        if consent_covers(assignment.company, assignment.product):
             continue
-        data_types = sorted(
-            {
-                data_type.identifier
-                for identifier in payload["products"]
-                for data_type in products[identifier].data_types.all()
-            }
-        )
-        statuses = {}
-        for data_type in data_types:
-            outcome = rng.choice(DATASET_OUTCOMES)
-            dataset_id = _demo_id("dataset", payload["id"], data_type)
-            requested = now - timedelta(hours=rng.randint(1, 20))
-            finished = outcome not in ("Fetching", "Queued")
-            pull_operation_mirror_from_codat(
-                company=company,
-                data={
-                    "id": dataset_id,
-                    "companyId": payload["id"],
-                    "connectionId": connections[0]["id"],
-                    "dataType": data_type,
-                    "status": outcome,
-                    "requested": _iso(requested),
-                    "completed": _iso(requested + timedelta(minutes=3)) if finished else None,
-                    "progress": 100 if finished else 40,
-                    "isCompleted": outcome == "Complete",
-                    "isErrored": outcome.endswith("Error"),
-                    "errorMessage": "The platform did not answer."
-                    if outcome == "FetchError"
-                    else "",
-                },
+        with transaction.atomic():
+            consent_grant(
+                company=assignment.company,
+                product=assignment.product,
+                text=consent_text_current(product=assignment.product),
+                actor=Actor(channel=ConsentChannel.ADMIN, user=operator),
             )
-            statuses[data_type] = {
-                "dataType": data_type,
-                "currentStatus": outcome,
-                "latestSyncId": dataset_id,
-                **(
-                    {
-                        "lastSuccessfulSync": _iso(requested + timedelta(minutes=3)),
-                        "latestSuccessfulSyncId": dataset_id,
-                    }
-                    if outcome == "Complete"
-                    else {}
-                ),
-            }
-        data_status_mirror_from_codat(company=company, data_statuses=statuses)
-    return {"products": len(products), "companies": companies}
+        recorded += 1
+    return recorded
+
+
+def seed_demo(*, operator_username: str = "admin") -> dict[str, int | str]:
+    products = seed_products()
+    counts: dict[str, int | str] = {"products": len(products), "companies": 0, "consents": 0}
+    try:
+        counts["companies"] = import_companies()
+    except CodatError as error:
+        logger.warning("seed_demo.codat_unreachable", extra={"error": str(error)})
+        counts["note"] = f"companies not imported: Codat did not answer ({error})"
+        return counts
+    operator = get_user_model().objects.filter(username=operator_username).first()
+    if operator is None:
+        counts["note"] = f"no consent recorded: no staff account named {operator_username!r}"
+    else:
+        counts["consents"] = record_demo_consent(operator)
+    return counts

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -30,20 +31,25 @@ def port_is_free(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) != 0
 
 
-def wait_until(check, *, seconds: float, what: str) -> None:
+def wait_until(check, *, seconds: float, what: str, stack=None) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if check():
             return
+        if stack is not None and (exited := stack.exited()):
+            raise SystemExit(f"[make run] {exited} exited before {what} came up; see above")
         time.sleep(0.2)
     raise SystemExit(f"[make run] {what} did not come up within {seconds:.0f} s")
 
 
 def http_ok(url: str) -> bool:
+    """True once the server answers at all below 500 (a 401 from the sandbox counts)."""
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             return response.status < 500
-    except Exception:
+    except urllib.error.HTTPError as error:
+        return error.code < 500
+    except OSError:
         return False
 
 
@@ -88,6 +94,20 @@ def ensure_admin_login() -> tuple[str, str]:
     return username, password
 
 
+def seed_sandbox(base_url: str, web_port: int) -> None:
+    """Fill the sandbox with the demo companies, then subscribe the portal's webhook endpoint
+    and give the portal its signing secret (the real Codat shows it in its Portal)."""
+    from sandbox.demo import SandboxDemo
+
+    demo = SandboxDemo(base_url, os.environ["CODAT_API_KEY"])
+    created = demo.seed()
+    log(f"sandbox demo: {created} companies created")
+    secret = demo.ensure_consumer(f"http://127.0.0.1:{web_port}/webhooks/codat/")
+    secrets_in_use = [s for s in os.environ.get("CODAT_WEBHOOK_SECRETS", "").split(",") if s]
+    if secret not in secrets_in_use:
+        os.environ["CODAT_WEBHOOK_SECRETS"] = ",".join([*secrets_in_use, secret])
+
+
 class Stack:
     def __init__(self) -> None:
         self.processes: list[tuple[str, subprocess.Popen]] = []
@@ -98,6 +118,12 @@ class Stack:
         process = subprocess.Popen(args, cwd=REPO, start_new_session=True)
         self.processes.append((name, process))
         return process
+
+    def exited(self) -> str | None:
+        for name, process in self.processes:
+            if process.poll() is not None:
+                return name
+        return None
 
     def stop(self) -> None:
         # A second Ctrl-C must not interrupt the shutdown and leave orphans behind.
@@ -169,14 +195,21 @@ def main() -> int:
                     str(VAR / "sandbox"),
                 ],
             )
+            wait_until(
+                lambda: http_ok(f"{os.environ['CODAT_BASE_URL']}/_sandbox/health"),
+                seconds=30,
+                what="the Codat sandbox",
+                stack=stack,
+            )
+            seed_sandbox(os.environ["CODAT_BASE_URL"], web_port)
         else:
             log(f"using Codat at {os.environ.get('CODAT_BASE_URL', '(not set)')}")
 
         if not port_is_free(web_port):
             raise SystemExit(f"[make run] port {web_port} is taken; set PORT=another")
         manage("migrate", "--no-input", "-v", "0")
-        manage("seed_demo")
         username, password = ensure_admin_login()
+        manage("seed_demo", "--operator", username)
 
         stack.spawn("web", [PYTHON, "manage.py", "runserver", f"127.0.0.1:{web_port}"])
         stack.spawn(
@@ -200,7 +233,9 @@ def main() -> int:
             ],
         )
         url = f"http://127.0.0.1:{web_port}"
-        wait_until(lambda: http_ok(f"{url}/healthz/"), seconds=60, what="the web server")
+        wait_until(
+            lambda: http_ok(f"{url}/healthz/"), seconds=180, what="the web server", stack=stack
+        )
         print(
             "\n"
             "  Codat portal is running.\n"

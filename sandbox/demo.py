@@ -68,6 +68,29 @@ COMPANIES = (
 
 TAGS = ("retail", "services", "trade")
 
+# What the portal's endpoint subscribes to under `make run`: every event type it handles.
+PORTAL_EVENT_TYPES = [
+    "company.created",
+    "company.deleted",
+    "company.product.added",
+    "company.product.removed",
+    "connection.created",
+    "connection.connected",
+    "connection.failed",
+    "connection.disconnected",
+    "connection.reconnected",
+    "connection.deleted",
+    "read.completed",
+    "read.completed.initial",
+    "client.rateLimit.reached",
+    "client.rateLimit.reset",
+    "bankFeeds.sourceAccount.connected",
+    "bankFeeds.sourceAccount.disconnected",
+    "bankTransactions.write.successful",
+    "bankTransactions.write.unsuccessful",
+    *(f"{identifier}.read.completed" for identifier in CUSTOM_PRODUCTS),
+]
+
 
 class SandboxDemo:
     def __init__(self, base_url: str, api_key: str):
@@ -113,6 +136,15 @@ class SandboxDemo:
         elif outcome == "Unlinked":
             self.client.unlink_connection(company["id"], connection["id"])
 
+    def ensure_consumer(self, url: str) -> str:
+        """Register `url` for the portal's event types (once) and return its signing secret,
+        which the real Codat shows only in its Portal and the sandbox gives its control API."""
+        consumers = self.client.list_webhook_consumers().get("results") or []
+        consumer = next((c for c in consumers if c["url"] == url), None)
+        if consumer is None:
+            consumer = self.client.create_webhook_consumer(url, event_types=PORTAL_EVENT_TYPES)
+        return self.control("GET", f"webhooks/consumers/{consumer['id']}/secret")["secret"]
+
     def seed(self) -> int:
         self.define_products()
         existing = {company["name"] for company in self.client.iter_companies(page_size=500)}
@@ -130,17 +162,24 @@ class SandboxDemo:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sandbox.demo")
     parser.add_argument("--base-url", default="http://127.0.0.1:8765")
+    parser.add_argument(
+        "--consumer-url", help="also register this webhook endpoint and print its secret"
+    )
     args = parser.parse_args(argv)
     api_key = os.environ.get("CODAT_API_KEY")
     if not api_key:
         print("CODAT_API_KEY must be set", file=sys.stderr)
         return 2
     try:
-        created = SandboxDemo(args.base_url, api_key).seed()
+        demo = SandboxDemo(args.base_url, api_key)
+        secret = demo.ensure_consumer(args.consumer_url) if args.consumer_url else None
+        created = demo.seed()
     except requests.RequestException as error:
         print(f"could not seed the sandbox at {args.base_url}: {error}", file=sys.stderr)
         return 1
     print(f"Sandbox demo: {created} companies created ({len(COMPANIES)} in the demo).")
+    if secret:
+        print(f"Webhook consumer {args.consumer_url}: secret {secret}")
     return 0
 
 

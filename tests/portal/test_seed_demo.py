@@ -1,16 +1,25 @@
-"""The demo is believable: Codat's example catalogue and companies in every connection state."""
+"""The demo: the catalogue, and the sandbox's demo companies imported as from a real Codat."""
 
 import pytest
 from django.core.management import call_command
 
 from companies.models import Company, Connection, DataTypeStatus, PullOperation
+from consent.models import ConsentEvent
 from products.models import CompanyProduct, Product
+from sandbox.demo import COMPANIES, SandboxDemo
+from tests.factories import StaffFactory
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.sandbox, pytest.mark.django_db]
 
 
-def test_seed_demo_builds_the_catalogue_and_a_few_dozen_companies():
-    call_command("seed_demo")
+@pytest.fixture
+def demo_codat(sandbox, operations_env):
+    SandboxDemo(sandbox.base_url, sandbox.api_key).seed()
+    return sandbox
+
+
+def test_seed_demo_builds_the_catalogue_from_codats_example(demo_codat):
+    call_command("seed_demo", operator=StaffFactory(username="admin").username)
 
     assert set(Product.objects.values_list("identifier", flat=True)) >= {
         "lending",
@@ -27,22 +36,49 @@ def test_seed_demo_builds_the_catalogue_and_a_few_dozen_companies():
     )
     assert "payments" in shared
 
-    assert 24 <= Company.objects.count() <= 60
-    statuses = set(Connection.objects.values_list("status", flat=True))
-    assert statuses == {"PendingAuth", "Linked", "Unlinked", "Deauthorized"}
+
+def test_seed_demo_imports_every_company_at_codat_in_every_state(demo_codat):
+    operator = StaffFactory(username="admin")
+    call_command("seed_demo", operator=operator.username)
+
+    assert Company.objects.count() == len(COMPANIES)
+    assert set(Connection.objects.values_list("status", flat=True)) == {
+        "PendingAuth",
+        "Linked",
+        "Unlinked",
+        "Deauthorized",
+    }
     assert Company.objects.filter(connections__isnull=True).exists()
-    assert CompanyProduct.objects.filter(status="active").exists()
-    assert DataTypeStatus.objects.filter(current_status="Complete").exists()
-    assert DataTypeStatus.objects.exclude(current_status="Complete").exists()
-    assert PullOperation.objects.exists()
+    northgate = Company.objects.get(name="Northgate Joinery")
+    assert DataTypeStatus.objects.get(company=northgate, data_type="payments").current_status == (
+        "FetchError"
+    )
+    assert DataTypeStatus.objects.get(company=northgate, data_type="invoices").current_status == (
+        "Complete"
+    )
+    assert PullOperation.objects.filter(company=northgate).exists()
+    assert CompanyProduct.objects.filter(company=northgate, product__identifier="invoice-finance")
+
+    # Consent is recorded for the active products, by the named operator, except where the
+    # demo leaves it missing on purpose.
+    events = ConsentEvent.objects.filter(action="grant")
+    assert events.filter(company=northgate, channel="admin", actor=operator).exists()
+    assert not events.filter(company__name="Harbour Coffee Roasters").exists()
 
 
-def test_seeding_twice_updates_instead_of_duplicating():
+def test_seeding_twice_updates_instead_of_duplicating(demo_codat):
+    StaffFactory(username="admin")
     call_command("seed_demo")
-    counts = (Company.objects.count(), Connection.objects.count(), PullOperation.objects.count())
+    counts = (
+        Company.objects.count(),
+        Connection.objects.count(),
+        PullOperation.objects.count(),
+        ConsentEvent.objects.count(),
+    )
     call_command("seed_demo")
     assert (
         Company.objects.count(),
         Connection.objects.count(),
         PullOperation.objects.count(),
+        ConsentEvent.objects.count(),
     ) == counts
