@@ -1,5 +1,20 @@
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 from django.db.models.signals import post_migrate
+
+
+def refresh_roles_after_migrate(sender=None, **kwargs) -> None:
+    """Give the staff roles every permission once the last app's permissions exist.
+
+    post_migrate fires once per app with models, in INSTALLED_APPS order, and each app's
+    permissions are created by its own signal; only after the last one are they all there.
+    (The portal app has no models, so it never receives the signal itself.)
+    """
+    last_app = [config for config in apps.get_app_configs() if config.models_module][-1]
+    if sender is None or sender.name != last_app.name:
+        return
+    from portal.roles import sync_role_permissions
+
+    sync_role_permissions()
 
 
 class PortalConfig(AppConfig):
@@ -7,8 +22,11 @@ class PortalConfig(AppConfig):
     verbose_name = "Portal"
 
     def ready(self):
-        from portal.roles import sync_role_permissions
+        from portal.schedules import ensure_periodic_tasks_after_migrate
 
-        # Every migrate gives the roles the permissions of models added since, so a new app's
-        # models are visible to viewers without another data migration.
-        post_migrate.connect(sync_role_permissions, dispatch_uid="portal.sync_role_permissions")
+        # Every migrate brings the roles' permissions (models added since) and the beat
+        # schedule (portal/schedules.py) up to date.
+        post_migrate.connect(refresh_roles_after_migrate, dispatch_uid="portal.refresh_roles")
+        post_migrate.connect(
+            ensure_periodic_tasks_after_migrate, dispatch_uid="portal.ensure_periodic_tasks"
+        )

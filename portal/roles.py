@@ -47,10 +47,8 @@ def create_roles() -> None:
         group.permissions.set(permissions_for(role))
 
 
-def sync_role_permissions(sender=None, **kwargs) -> None:
-    """post_migrate receiver: refresh the roles' permissions once the groups exist."""
-    if sender is not None and sender.name != "portal":
-        return
+def sync_role_permissions() -> None:
+    """Refresh the roles' permissions, once the migration that made the groups has run."""
     if Group.objects.filter(name__in=ROLES).count() == len(ROLES):
         create_roles()
 

@@ -153,3 +153,15 @@ def test_the_company_page_shows_connections_products_and_data_type_statuses(clie
     assert "Xero" in content
     assert CompanyProduct.objects.get().product.name in content
     assert "invoices" in content and "Complete" in content
+
+
+def test_after_migrate_the_roles_hold_the_permissions_of_every_app():
+    """Permissions of apps listed after `portal` exist only late in migrate; roles get them."""
+    from django.contrib.auth.models import Group
+
+    operator = set(
+        Group.objects.get(name="operator").permissions.values_list("codename", flat=True)
+    )
+    viewer = set(Group.objects.get(name="viewer").permissions.values_list("codename", flat=True))
+    assert {"run_operations", "replay_event", "view_operation", "view_consentevent"} <= operator
+    assert "replay_event" not in viewer and "view_job" in viewer
