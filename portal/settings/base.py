@@ -104,6 +104,12 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
+# E-mail (consent links): EMAIL_URL such as smtp+tls://user:pass@host:587. In development the
+# mails are printed where `make run` runs.
+vars().update(
+    env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25")
+)
+
 # --- Codat -----------------------------------------------------------------------------------
 CODAT_BASE_URL = env.str("CODAT_BASE_URL", default="http://127.0.0.1:8765")
 CODAT_API_KEY = env.str("CODAT_API_KEY", default="")
