@@ -1031,6 +1031,17 @@ def company_reconcile(*, company: Company, history_pages: int = 1) -> None:
     limiter.observe(client.last_rate_limit)
 
 
+def companies_import_with_details_from_codat() -> int:
+    """Mirror every company at Codat, then each one's connections, data status and history.
+
+    For a first import (a new deployment, the demo); afterwards the reconciler keeps it fresh.
+    """
+    imported = companies_import_from_codat()
+    for company in Company.objects.filter(codat_deleted_at__isnull=True):
+        company_reconcile(company=company)
+    return imported
+
+
 def mirror_reconcile(*, companies_per_run: int = 200) -> dict[str, int]:
     """Heal the mirror from Codat (a missed webhook): all companies and their products, then
     connections, data status and history for the companies mirrored longest ago."""

@@ -109,17 +109,6 @@ def seed_products() -> list[Product]:
     return products
 
 
-def import_companies() -> int:
-    """Mirror every company at Codat, then each one's connections, data status and history."""
-    from companies.models import Company
-    from operations.services import companies_import_from_codat, company_reconcile
-
-    imported = companies_import_from_codat()
-    for company in Company.objects.filter(codat_deleted_at__isnull=True):
-        company_reconcile(company=company)
-    return imported
-
-
 def record_demo_consent(operator) -> int:
     """Record, as the named operator acting for each customer, consent to the demo companies'
     active products (all but AWAITING_CONSENT), so refreshes are allowed where they would be."""
@@ -145,10 +134,12 @@ def record_demo_consent(operator) -> int:
 
 
 def seed_demo(*, operator_username: str = "admin") -> dict[str, int | str]:
+    from operations.services import companies_import_with_details_from_codat
+
     products = seed_products()
     counts: dict[str, int | str] = {"products": len(products), "companies": 0, "consents": 0}
     try:
-        counts["companies"] = import_companies()
+        counts["companies"] = companies_import_with_details_from_codat()
     except CodatError as error:
         logger.warning("seed_demo.codat_unreachable", extra={"error": str(error)})
         counts["note"] = f"companies not imported: Codat did not answer ({error})"

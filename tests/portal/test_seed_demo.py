@@ -82,3 +82,11 @@ def test_seeding_twice_updates_instead_of_duplicating(demo_codat):
         PullOperation.objects.count(),
         ConsentEvent.objects.count(),
     ) == counts
+
+
+def test_import_from_codat_mirrors_the_companies_without_writing_a_catalogue(demo_codat):
+    call_command("import_from_codat")
+    assert Company.objects.count() == len(COMPANIES)
+    assert DataTypeStatus.objects.filter(current_status="Complete").exists()
+    assert not Product.objects.exists()
+    assert not ConsentEvent.objects.exists()
