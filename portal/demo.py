@@ -7,6 +7,7 @@ Safe to run again: the catalogue is updated and the import mirrors what Codat sa
 """
 
 import logging
+from datetime import time
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
@@ -15,7 +16,8 @@ from codat import CodatError
 from products.models import CompanyProduct, CompanyProductStatus, Product
 from products.services import product_define
 
-# The custom products must be those Codat defined for the client (here, the sandbox's demo).
+# The products, and their data types, must be those Codat has (here, the sandbox's).
+from sandbox.catalogue import STANDARD_PRODUCTS
 from sandbox.demo import CUSTOM_PRODUCTS
 
 logger = logging.getLogger(__name__)
@@ -23,40 +25,22 @@ logger = logging.getLogger(__name__)
 PRODUCTS = (
     {
         "identifier": "lending",
-        "name": "Lending",
         "kind": "standard",
         "description": "Assess your business for credit using its financial statements, "
         "invoices, bills and bank data.",
-        "data_types": [
-            "company",
-            "chartOfAccounts",
-            "balanceSheet",
-            "profitAndLoss",
-            "invoices",
-            "bills",
-            "customers",
-            "suppliers",
-            "banking-accounts",
-            "banking-accountBalances",
-            "banking-transactions",
-        ],
         "optional": ("banking-accountBalances",),
     },
     {
         "identifier": "bank-feeds",
-        "name": "Bank Feeds",
         "kind": "standard",
         "description": "Send the transactions of your accounts with us into your accounting "
         "software, so your books stay reconciled.",
-        "data_types": ["bankAccounts"],
     },
     {
         "identifier": "expenses",
-        "name": "Expenses",
         "kind": "standard",
         "description": "Record your card spending in your accounting software against the "
         "right accounts, suppliers and tax rates.",
-        "data_types": ["company", "chartOfAccounts", "taxRates", "trackingCategories", "suppliers"],
         "optional": ("trackingCategories",),
     },
     {
@@ -83,8 +67,6 @@ def _schedule(custom: dict) -> dict:
     schedule = custom.get("schedule") or {}
     if schedule.get("frequency") == "daily":
         hours, minutes = (int(part) for part in schedule["time"].split(":"))
-        from datetime import time
-
         return {"schedule_kind": "daily", "schedule_time": time(hours, minutes)}
     if schedule.get("frequency") == "hourly":
         return {"schedule_kind": "hourly", "schedule_time": None}
@@ -94,16 +76,17 @@ def _schedule(custom: dict) -> dict:
 def seed_products() -> list[Product]:
     products = []
     for spec in PRODUCTS:
-        custom = CUSTOM_PRODUCTS.get(spec["identifier"])
+        at_codat = CUSTOM_PRODUCTS.get(spec["identifier"]) or STANDARD_PRODUCTS[spec["identifier"]]
+        schedule = _schedule(at_codat) if spec["kind"] == "custom" else {}
         products.append(
             product_define(
                 identifier=spec["identifier"],
-                name=custom["name"] if custom else spec["name"],
+                name=at_codat["name"],
                 kind=spec["kind"],
                 description=spec["description"],
-                data_types=custom["dataTypes"] if custom else spec["data_types"],
+                data_types=at_codat["dataTypes"],
                 optional_data_types=spec.get("optional", ()),
-                **(_schedule(custom) if custom else {}),
+                **schedule,
             )
         )
     return products

@@ -17,6 +17,7 @@ import time
 import requests
 
 from codat import CodatClient
+from codat.event_types import STANDARD_EVENT_TYPES
 
 CUSTOM_PRODUCTS = {
     # Two custom products sharing `payments`, one read daily at 23:00 and one hourly, as in the
@@ -74,22 +75,7 @@ DEMO_READ_SECONDS = {"Queued": 1, "Fetching": 4, "Mapping": 2, "Validating": 1, 
 
 # What the portal's endpoint subscribes to under `make run`: every event type it handles.
 PORTAL_EVENT_TYPES = [
-    "company.created",
-    "company.deleted",
-    "company.product.added",
-    "company.product.removed",
-    "connection.created",
-    "connection.connected",
-    "connection.failed",
-    "connection.disconnected",
-    "connection.reconnected",
-    "connection.deleted",
-    "read.completed",
-    "read.completed.initial",
-    "client.rateLimit.reached",
-    "client.rateLimit.reset",
-    "bankFeeds.sourceAccount.connected",
-    "bankFeeds.sourceAccount.disconnected",
+    *STANDARD_EVENT_TYPES,
     "bankTransactions.write.successful",
     "bankTransactions.write.unsuccessful",
     *(f"{identifier}.read.completed" for identifier in CUSTOM_PRODUCTS),

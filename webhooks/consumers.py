@@ -14,28 +14,11 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from codat.event_types import STANDARD_EVENT_TYPES
 from webhooks.models import ConsumerStatus, WebhookConsumer
 
 log = logging.getLogger(__name__)
 
-STANDARD_EVENT_TYPES = (
-    "company.created",
-    "company.deleted",
-    "company.product.added",
-    "company.product.removed",
-    "connection.created",
-    "connection.connected",
-    "connection.failed",
-    "connection.disconnected",
-    "connection.reconnected",
-    "connection.deleted",
-    "read.completed",
-    "read.completed.initial",
-    "client.rateLimit.reached",
-    "client.rateLimit.reset",
-    "bankFeeds.sourceAccount.connected",
-    "bankFeeds.sourceAccount.disconnected",
-)
 # Rows pending longer than this are driven again by the periodic job.
 PENDING_AFTER = timedelta(minutes=2)
 MAX_ATTEMPTS = 10
