@@ -10,11 +10,11 @@ import logging
 import uuid
 from datetime import timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from codat.event_types import STANDARD_EVENT_TYPES
+from operations import limiter
 from webhooks.models import ConsumerStatus, WebhookConsumer
 
 log = logging.getLogger(__name__)
@@ -101,13 +101,9 @@ def webhook_consumer_disable(*, consumer: WebhookConsumer) -> WebhookConsumer | 
 
 
 def codat_client():
-    from codat.client import CodatClient
+    from operations.services import codat_client as shared_codat_client
 
-    return CodatClient(
-        settings.CODAT_BASE_URL,
-        settings.CODAT_API_KEY,
-        timeout=(settings.CODAT_CONNECT_TIMEOUT, settings.CODAT_READ_TIMEOUT),
-    )
+    return shared_codat_client()
 
 
 def _same_consumer(consumer: WebhookConsumer, remote: dict) -> bool:
@@ -144,7 +140,7 @@ def webhook_consumer_sync(*, consumer_pk: int, client=None) -> str | None:
         else:
             if consumer.codat_id is not None:
                 # Already gone at Codat is the goal reached.
-                with contextlib.suppress(CodatNotFound):
+                with contextlib.suppress(CodatNotFound), limiter.slot(company_id=None):
                     client.delete_webhook_consumer(str(consumer.codat_id))
             changes = {"status": ConsumerStatus.DELETED, "last_error": ""}
             expected = ConsumerStatus.PENDING_DELETE
@@ -171,16 +167,19 @@ def _adopt_or_create(client, consumer: WebhookConsumer) -> uuid.UUID:
     if consumer.codat_id is not None:
         return consumer.codat_id
     claimed = set(WebhookConsumer.objects.exclude(codat_id=None).values_list("codat_id", flat=True))
-    for remote in client.list_webhook_consumers().get("results") or []:
+    with limiter.slot(company_id=None):
+        remotes = client.list_webhook_consumers().get("results") or []
+    for remote in remotes:
         remote_id = uuid.UUID(remote["id"])
         if remote_id not in claimed and _same_consumer(consumer, remote):
             return remote_id
-    created = client.create_webhook_consumer(
-        consumer.url,
-        consumer.event_types,
-        disabled=consumer.disabled,
-        company_tags=consumer.company_tags or None,
-    )
+    with limiter.slot(company_id=None):
+        created = client.create_webhook_consumer(
+            consumer.url,
+            consumer.event_types,
+            disabled=consumer.disabled,
+            company_tags=consumer.company_tags or None,
+        )
     return uuid.UUID(created["id"])
 
 
@@ -206,7 +205,9 @@ def webhook_consumers_import(*, client=None) -> int:
     client = client or codat_client()
     known = set(WebhookConsumer.objects.exclude(codat_id=None).values_list("codat_id", flat=True))
     imported = 0
-    for remote in client.list_webhook_consumers().get("results") or []:
+    with limiter.slot(company_id=None):
+        remotes = client.list_webhook_consumers().get("results") or []
+    for remote in remotes:
         remote_id = uuid.UUID(remote["id"])
         if remote_id in known:
             continue

@@ -57,7 +57,7 @@ def reconcile_missed_events_task(limit: int = 50) -> int:
     from django.conf import settings
 
     from codat.errors import CodatError
-    from codat.fleet_pause import codat_calls_paused_until
+    from operations import limiter
     from webhooks.consumers import codat_client
     from webhooks.reconciliation import companies_to_reconcile, missed_events_reconcile_company
 
@@ -70,11 +70,13 @@ def reconcile_missed_events_task(limit: int = 50) -> int:
     client = codat_client()
     missed = 0
     for company in companies:
-        if codat_calls_paused_until(redis_client):
-            log.info("webhooks.reconcile.paused")
-            break
         try:
-            statuses = client.get_data_status(str(company.codat_id))
+            # Through the fleet's limiter, like every Codat call: it also waits out a pause.
+            with limiter.slot(company_id=str(company.codat_id)):
+                statuses = client.get_data_status(str(company.codat_id))
+        except limiter.LimiterBusy:
+            log.info("webhooks.reconcile.limited")
+            break
         except CodatError as error:
             log.warning("webhooks.reconcile.codat_error", extra={"company": company.pk})
             if error.is_transient:
@@ -92,6 +94,7 @@ def sync_webhook_consumer_task(self, consumer_pk: int) -> str | None:
 
     from codat.errors import CodatError
     from codat.fleet_pause import codat_calls_paused_until
+    from operations.limiter import LimiterBusy
     from webhooks.consumers import webhook_consumer_sync
 
     paused_until = codat_calls_paused_until(redis.Redis.from_url(settings.REDIS_URL))
@@ -101,6 +104,9 @@ def sync_webhook_consumer_task(self, consumer_pk: int) -> str | None:
         return None
     try:
         return webhook_consumer_sync(consumer_pk=consumer_pk)
+    except LimiterBusy:
+        log.info("webhooks.consumer.limited", extra={"pk": consumer_pk})
+        return None
     except CodatError as error:
         raise self.retry(exc=error, countdown=min(300, 5 * 2**self.request.retries)) from error
 
