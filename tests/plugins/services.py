@@ -24,8 +24,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def redis_url(tmp_path_factory):
+    """The session's Redis, for every test: what the limiter, the cache and Celery talk to.
+
+    Settings were read before any fixture ran, so they are pointed at it here; every user of
+    Redis reads settings.REDIS_URL (or the cache) when it calls, not at import.
+    """
     url = os.environ.get("REDIS_URL")
     server = None
     if not url:
@@ -39,7 +44,17 @@ def redis_url(tmp_path_factory):
         url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
     client.flushdb()
+    from django.conf import settings
+    from django.test.utils import override_settings
+
+    # override_settings also tells the cache handler to forget its connections.
+    pointed = override_settings(
+        REDIS_URL=url,
+        CACHES={**settings.CACHES, "default": {**settings.CACHES["default"], "LOCATION": url}},
+    )
+    pointed.enable()
     yield url
+    pointed.disable()
     client.flushdb()
     if server is not None:
         os.kill(server.pid, signal.SIGTERM)
