@@ -27,13 +27,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import redis
 from django.conf import settings
 
 from codat import fleet_pause
 from codat.errors import CodatRateLimited
 from codat.fleet_pause import PAUSE_KEY
 from codat.rate_limit_headers import RateLimit
+from portal.redis_connection import redis_client
 
 CONFIG_KEY = "codat:limiter:config"
 GCRA_KEY = "codat:limiter:tat"
@@ -114,22 +114,6 @@ if ARGV[2] ~= '' then
 end
 return 1
 """
-
-_clients: dict[tuple[int, str], redis.Redis] = {}
-
-
-def redis_client() -> redis.Redis:
-    """One client per process and URL (tests point settings.REDIS_URL elsewhere at run time)."""
-    import os
-
-    key = (os.getpid(), settings.REDIS_URL)
-    client = _clients.get(key)
-    if client is None:
-        client = redis.Redis.from_url(
-            settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5
-        )
-        _clients[key] = client
-    return client
 
 
 def _day_key(now: datetime | None = None) -> str:

@@ -15,10 +15,10 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from companies.models import Company, Connection, ConnectionStatus, DatasetStatus, DataTypeStatus
+from portal.redis_connection import redis_client
 from webhooks.envelope import (
     Envelope,
     Unprocessable,
@@ -296,12 +296,6 @@ def data_type_write(event: Envelope) -> str:
 # --- client rate limit -------------------------------------------------------------------------
 
 
-def _redis():
-    import redis
-
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2)
-
-
 def _newer_applied(event: Envelope, event_type: str) -> bool:
     return WebhookEvent.objects.filter(
         event_type=event_type,
@@ -326,7 +320,7 @@ def client_rate_limit_reached(event: Envelope) -> str:
         # Codat's quota resets at 00:00 UTC; without a readable expiry, pause until then.
         until = _next_midnight_utc(event.generated_at)
         log.warning("webhooks.rate_limit.unreadable_expiry", extra={"payload": event.payload})
-    pause_codat_calls_until(_redis(), until)
+    pause_codat_calls_until(redis_client(), until)
     return APPLIED
 
 
@@ -335,7 +329,7 @@ def client_rate_limit_reset(event: Envelope) -> str:
 
     if _newer_applied(event, "client.rateLimit.reached"):
         return SUPERSEDED
-    resume_codat_calls(_redis())
+    resume_codat_calls(redis_client())
     return APPLIED
 
 
