@@ -1,12 +1,17 @@
 """Services of the webhook ledger: receipt, processing, replay, re-driving and reconciliation."""
 
+import functools
 import json
 import logging
+import time
 from datetime import datetime, timedelta
 
-from django.db import DataError, IntegrityError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, DataError, IntegrityError, connections, transaction
 from django.utils import timezone
+from redis.exceptions import RedisError
 
+from codat.errors import CodatError
+from portal.redis_connection import redis_client
 from webhooks.envelope import Unprocessable, company_codat_id, parse_envelope
 from webhooks.handlers import handler_for
 from webhooks.models import EventState, WebhookEvent
@@ -16,17 +21,6 @@ log = logging.getLogger(__name__)
 # Processing that has not finished this long after receipt is enqueued again (lost message,
 # worker down, transient failure that used up its retries).
 UNPROCESSED_AFTER = timedelta(minutes=5)
-REQUEUE_BATCH = 500
-
-
-def _insert_event_sql() -> str:
-    table = connection.ops.quote_name(WebhookEvent._meta.db_table)
-    columns = ", ".join(connection.ops.quote_name(column) for column in _INSERT_COLUMNS)
-    placeholders = ", ".join(["%s"] * len(_INSERT_COLUMNS))
-    return (
-        f"INSERT INTO {table} ({columns}) VALUES ({placeholders}) "
-        f'ON CONFLICT ("webhook_id") DO NOTHING RETURNING "id"'
-    )
 
 
 _INSERT_COLUMNS = (
@@ -44,6 +38,25 @@ _INSERT_COLUMNS = (
     "last_error",
     "received_at",
 )
+
+
+@functools.cache
+def _insert_event_statement(alias: str) -> tuple[str, tuple]:
+    """The INSERT the endpoint runs, and the fields of its columns in order.
+
+    Built once per process: at hundreds of deliveries a second, building it (and looking the
+    fields up) on every request costs more than the statement itself.
+    """
+    ops = connections[alias].ops
+    fields = {field.name: field for field in WebhookEvent._meta.concrete_fields}
+    columns = ", ".join(ops.quote_name(fields[name].column) for name in _INSERT_COLUMNS)
+    placeholders = ", ".join(["%s"] * len(_INSERT_COLUMNS))
+    sql = (
+        f"INSERT INTO {ops.quote_name(WebhookEvent._meta.db_table)} ({columns}) "
+        f"VALUES ({placeholders}) "
+        f'ON CONFLICT ("webhook_id") DO NOTHING RETURNING "id"'
+    )
+    return sql, tuple(fields[name] for name in _INSERT_COLUMNS)
 
 
 def webhook_event_receive(
@@ -66,58 +79,146 @@ def webhook_event_receive(
     else:
         event_id, event_type = envelope.event_id, envelope.event_type
         generated_at, company_id = envelope.generated_at, company_codat_id(envelope)
-    values = {
-        "webhook_id": webhook_id,
-        "event_id": event_id,
-        "event_type": event_type,
-        "generated_at": generated_at,
-        "company_codat_id": company_id,
-        "body": body,
-        "headers": headers,
-        "signed_at": signed_at,
-        "state": state,
-        "state_reason": reason,
-        "times_processed": 0,
-        "last_error": "",
-        "received_at": timezone.now(),
-    }
-    fields = {field.name: field for field in WebhookEvent._meta.concrete_fields}
-    params = [fields[name].get_db_prep_save(values[name], connection) for name in _INSERT_COLUMNS]
+    values = (
+        webhook_id,
+        event_id,
+        event_type,
+        generated_at,
+        company_id,
+        body,
+        headers,
+        signed_at,
+        state,
+        reason,
+        0,
+        "",
+        timezone.now(),
+    )
+    database = connections[DEFAULT_DB_ALIAS]
+    sql, fields = _insert_event_statement(DEFAULT_DB_ALIAS)
+    params = [
+        field.get_db_prep_save(value, database) for field, value in zip(fields, values, strict=True)
+    ]
     # No atomic block: one statement commits by itself in autocommit mode, which saves the
     # endpoint a round trip. Inside a caller's transaction, on_commit still waits for its commit.
-    with connection.cursor() as cursor:
-        cursor.execute(_insert_event_sql(), params)
+    with database.cursor() as cursor:
+        cursor.execute(sql, params)
         row = cursor.fetchone()
     if row is None:
         return None
     event_pk = row[0]
     if state == EventState.RECEIVED:
-        transaction.on_commit(lambda: enqueue_event_processing(event_pk))
+        transaction.on_commit(request_event_drain)
     return event_pk
 
 
-def enqueue_event_processing(event_pk: int) -> None:
-    """Hand an event to the workers. Never raises: the row is durable, and the re-drive job
-    enqueues it again if this message is lost (Redis down, full, flushed)."""
-    from webhooks.tasks import process_event_task
+# Set while a drain task is on its way and has not started: the deliveries of a burst then send
+# one message between them instead of one each. A Celery publish costs the endpoint about as
+# much CPU as everything else it does; a SET NX is one short Redis round trip.
+DRAIN_REQUESTED_KEY = "webhooks:drain_requested"
+# If the message is lost after the flag was set (Redis restarted between the two), the flag
+# expires and the next delivery sends another; the periodic re-drive covers a quiet spell.
+DRAIN_REQUESTED_TTL_SECONDS = 30
+# One drain task works this long at most, then hands the rest to a fresh message, so a backlog
+# never runs into the task time limits and other tasks get a turn.
+DRAIN_SECONDS = 20.0
+DRAIN_BATCH = 200
+
+
+def request_event_drain(*, force: bool = False) -> bool:
+    """Make sure a drain task will look at the received events; whether a message was sent.
+
+    Never raises: the rows are durable, and the re-drive job asks again if this is lost.
+    `force` sends a message even if one seems to be on its way (the re-drive does, because
+    what it finds unprocessed means the last one may not have done its work).
+    """
+    from webhooks.tasks import process_received_events_task
 
     try:
-        process_event_task.apply_async((event_pk,), retry=False)
+        redis = redis_client()
+        flagged = redis.set(DRAIN_REQUESTED_KEY, 1, nx=True, ex=DRAIN_REQUESTED_TTL_SECONDS)
+        if not flagged and not force:
+            return False
+        try:
+            process_received_events_task.apply_async(retry=False)
+        except Exception:
+            redis.delete(DRAIN_REQUESTED_KEY)  # the next delivery tries again
+            raise
     except Exception:
-        log.warning("webhooks.enqueue_failed", extra={"event_pk": event_pk}, exc_info=True)
+        log.warning("webhooks.drain_request_failed", exc_info=True)
+        return False
+    return True
 
 
-def webhook_event_process(*, event_pk: int, replay: bool = False) -> str | None:
+def webhook_events_drain(
+    *, seconds: float = DRAIN_SECONDS, batch: int = DRAIN_BATCH
+) -> dict[str, int]:
+    """Process received events, oldest first, until none is left or `seconds` have passed.
+
+    Clears the drain flag before it looks, so any event stored from then on sends a new message
+    and none is left behind. Drains may run side by side: each event is taken under a row lock
+    that the others skip. An event whose processing fails for a passing reason (Redis, a Codat
+    call in a handler) is noted and left `received`, and the rest go on.
+
+    Returns counts: processed (by this drain), failed (left for a retry), left (still waiting
+    when time ran out).
+    """
+    redis_client().delete(DRAIN_REQUESTED_KEY)
+    deadline = time.monotonic() + seconds
+    counts = {"processed": 0, "failed": 0, "left": 0}
+    failed: set[int] = set()
+    after = 0
+    while True:
+        event_pks = list(
+            WebhookEvent.objects.filter(state=EventState.RECEIVED, pk__gt=after)
+            .order_by("pk")
+            .values_list("pk", flat=True)[:batch]
+        )
+        if not event_pks:
+            break
+        for event_pk in event_pks:
+            if time.monotonic() >= deadline:
+                counts["left"] = WebhookEvent.objects.filter(
+                    state=EventState.RECEIVED, pk__gte=event_pk
+                ).count()
+                return counts
+            try:
+                state = webhook_event_process(event_pk=event_pk, skip_locked=True)
+            except (RedisError, CodatError) as error:
+                # A handler's call to Redis or Codat failed: the event waits, the others go on.
+                # (With the database down nothing can go on: DatabaseError ends the drain.)
+                log.warning(
+                    "webhooks.process.transient", extra={"event_pk": event_pk}, exc_info=True
+                )
+                webhook_event_record_failure(event_pk=event_pk, error=error)
+                failed.add(event_pk)
+                continue
+            if state is not None:
+                counts["processed"] += 1
+        after = event_pks[-1]
+    counts["failed"] = len(failed)
+    return counts
+
+
+def webhook_event_process(
+    *, event_pk: int, replay: bool = False, skip_locked: bool = False
+) -> str | None:
     """Apply one stored event through its handler; the event's new state.
 
     Without `replay`, an event already processed is left alone, so a task delivered twice
     changes nothing. With it, the handlers run again: they are idempotent and never move a
-    mirror row back to an older state.
+    mirror row back to an older state. With `skip_locked`, an event another worker is
+    processing right now is passed over (None) instead of waited for.
     """
     with transaction.atomic():
-        event = WebhookEvent.objects.select_for_update().filter(pk=event_pk).first()
+        event = (
+            WebhookEvent.objects.select_for_update(skip_locked=skip_locked)
+            .filter(pk=event_pk)
+            .first()
+        )
         if event is None:
-            log.info("webhooks.process.missing_event", extra={"event_pk": event_pk})
+            if not skip_locked:
+                log.info("webhooks.process.missing_event", extra={"event_pk": event_pk})
             return None
         if event.state == EventState.MISSED:
             return event.state
@@ -193,16 +294,16 @@ def webhook_events_replay(*, event_pks) -> dict[str, int]:
 
 
 def webhook_events_requeue_unprocessed(*, now: datetime | None = None) -> int:
-    """Enqueue again the events received a while ago and still not processed."""
+    """Send a drain if events received a while ago are still not processed; how many there are.
+
+    They were left by a lost message (Redis flushed or down, a worker killed mid-drain) or by a
+    passing failure; a drain takes them all, and the newer ones with them.
+    """
     cutoff = (now or timezone.now()) - UNPROCESSED_AFTER
-    event_pks = list(
-        WebhookEvent.objects.filter(state=EventState.RECEIVED, received_at__lt=cutoff)
-        .order_by("received_at")
-        .values_list("pk", flat=True)[:REQUEUE_BATCH]
-    )
-    for event_pk in event_pks:
-        enqueue_event_processing(event_pk)
-    return len(event_pks)
+    waiting = WebhookEvent.objects.filter(state=EventState.RECEIVED, received_at__lt=cutoff).count()
+    if waiting:
+        request_event_drain(force=True)
+    return waiting
 
 
 def pretty_body(event: WebhookEvent) -> str:

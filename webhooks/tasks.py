@@ -1,6 +1,5 @@
 """Celery tasks of the webhooks app. They take ids, and call services."""
 
-import contextlib
 import logging
 
 from celery import shared_task
@@ -15,25 +14,31 @@ log = logging.getLogger(__name__)
 RETRY_OPTIONS = {"max_retries": 5, "ignore_result": True}
 
 
-def _transient_errors() -> tuple[type[BaseException], ...]:
-    from redis.exceptions import RedisError
-
-    from codat.errors import CodatError
-
-    return (DatabaseError, RedisError, CodatError)
+# A drain that met passing failures asks for one more drain this much later; what still fails
+# then is the periodic re-drive's.
+FAILED_EVENTS_RETRY_SECONDS = 30
 
 
-@shared_task(name="webhooks.tasks.process_event", bind=True, **RETRY_OPTIONS)
-def process_event_task(self, event_pk: int) -> str | None:
-    from webhooks.services import webhook_event_process, webhook_event_record_failure
+@shared_task(name="webhooks.tasks.process_received_events", bind=True, **RETRY_OPTIONS)
+def process_received_events_task(self, retrying_failures: bool = False) -> dict:
+    """Apply every received event (see webhook_events_drain); one message serves a burst."""
+    from webhooks.services import request_event_drain, webhook_events_drain
 
     try:
-        return webhook_event_process(event_pk=event_pk)
-    except _transient_errors() as error:
-        log.warning("webhooks.process.transient", extra={"event_pk": event_pk}, exc_info=True)
-        with contextlib.suppress(DatabaseError):
-            webhook_event_record_failure(event_pk=event_pk, error=error)
+        counts = webhook_events_drain()
+    except DatabaseError as error:
+        log.warning("webhooks.drain.database_error", exc_info=True)
         raise self.retry(exc=error, countdown=min(300, 5 * 2**self.request.retries)) from error
+    if counts["left"]:
+        # Out of time with events still waiting: a fresh message goes on with them.
+        request_event_drain(force=True)
+    elif counts["failed"] and not retrying_failures:
+        try:
+            process_received_events_task.apply_async((True,), countdown=FAILED_EVENTS_RETRY_SECONDS)
+        except Exception:
+            # The periodic re-drive takes the failed events up a few minutes later instead.
+            log.warning("webhooks.drain.retry_not_sent", exc_info=True)
+    return counts
 
 
 @shared_task(name="webhooks.tasks.requeue_unprocessed_events", acks_late=False)
@@ -53,16 +58,13 @@ def reconcile_missed_events_task(limit: int = 50) -> int:
     Each run costs one Codat call per company, from the same daily quota as everything else, so
     it takes a slice and remembers where it stopped; successive runs go round all companies.
     """
-    import redis
-    from django.conf import settings
-
     from codat.errors import CodatError
     from operations import limiter
+    from portal.redis_connection import redis_client
     from webhooks.consumers import codat_client
     from webhooks.reconciliation import companies_to_reconcile, missed_events_reconcile_company
 
-    redis_client = redis.Redis.from_url(settings.REDIS_URL)
-    after = int(redis_client.get(RECONCILE_CURSOR_KEY) or 0)
+    after = int(redis_client().get(RECONCILE_CURSOR_KEY) or 0)
     companies = list(companies_to_reconcile().filter(pk__gt=after)[:limit])
     if len(companies) < limit:
         # Wrapped round: start again from the first company.
@@ -83,21 +85,17 @@ def reconcile_missed_events_task(limit: int = 50) -> int:
                 break
             continue
         missed += missed_events_reconcile_company(company=company, data_statuses=statuses)
-        redis_client.set(RECONCILE_CURSOR_KEY, company.pk)
+        redis_client().set(RECONCILE_CURSOR_KEY, company.pk)
     return missed
 
 
 @shared_task(name="webhooks.tasks.sync_webhook_consumer", bind=True, **RETRY_OPTIONS)
 def sync_webhook_consumer_task(self, consumer_pk: int) -> str | None:
-    import redis
-    from django.conf import settings
-
     from codat.errors import CodatError
-    from codat.fleet_pause import codat_calls_paused_until
-    from operations.limiter import LimiterBusy
+    from operations.limiter import LimiterBusy, codat_calls_paused_until
     from webhooks.consumers import webhook_consumer_sync
 
-    paused_until = codat_calls_paused_until(redis.Redis.from_url(settings.REDIS_URL))
+    paused_until = codat_calls_paused_until()
     if paused_until is not None:
         # The periodic re-drive takes it up after the pause; no long countdown in the broker.
         log.info("webhooks.consumer.paused", extra={"pk": consumer_pk})

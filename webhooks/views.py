@@ -74,7 +74,8 @@ def codat_webhook(request):
     if len(webhook_id) > 255 or "\x00" in text:
         return _rejected(400, "webhook id too long or body contains NUL")
     timestamp = request.headers.get(TIMESTAMP_HEADER) or request.headers.get("svix-timestamp")
-    headers = {name: request.headers[name] for name in STORED_HEADERS if name in request.headers}
+    headers = {name: request.headers.get(name) for name in STORED_HEADERS}
+    headers = {name: value for name, value in headers.items() if value is not None}
     try:
         event_pk = webhook_event_receive(
             webhook_id=webhook_id,

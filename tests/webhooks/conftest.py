@@ -14,6 +14,15 @@ from tests.oas import BANK_FEEDS, PLATFORM, load_document
 ENDPOINT = "/webhooks/codat/"
 
 
+@pytest.fixture(autouse=True)
+def no_drain_requested_yet(redis_url):
+    """Each test starts as if no drain message were on its way (the flag outlives a test)."""
+    from portal.redis_connection import redis_client
+    from webhooks.services import DRAIN_REQUESTED_KEY
+
+    redis_client().delete(DRAIN_REQUESTED_KEY)
+
+
 def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 

@@ -158,7 +158,7 @@ def test_registered_at_the_sandbox_the_endpoint_receives_signed_events_and_appli
     # given: the portal's endpoint registered at (sandbox) Codat for company.created
     settings.CODAT_BASE_URL = sandbox.base_url
     settings.CODAT_API_KEY = sandbox.api_key
-    monkeypatch.setattr("webhooks.services.enqueue_event_processing", lambda pk: None)
+    monkeypatch.setattr("webhooks.services.request_event_drain", lambda **options: False)
     consumer = webhook_consumer_register(
         url=live_server.url + "/webhooks/codat/", event_types=["company.created"]
     )

@@ -170,11 +170,13 @@ def test_replay_runs_events_again_idempotently_and_keeps_the_newest_state(client
     assert Company.objects.count() == 1
 
 
-def test_events_left_unprocessed_are_enqueued_again(client, webhook_secret, monkeypatch):
+def test_events_left_unprocessed_get_a_drain_again(client, webhook_secret, monkeypatch):
     from tests.webhooks.conftest import post_signed
 
-    enqueued = []
-    monkeypatch.setattr("webhooks.services.enqueue_event_processing", enqueued.append)
+    drains_requested = []
+    monkeypatch.setattr(
+        "webhooks.services.request_event_drain", lambda **options: drains_requested.append(options)
+    )
     body = event_body("company.deleted", at(1), reference_company(uuid.uuid4()))
     post_signed(client, body, webhook_secret)
     event = WebhookEvent.objects.get()
@@ -182,4 +184,5 @@ def test_events_left_unprocessed_are_enqueued_again(client, webhook_secret, monk
     assert webhook_events_requeue_unprocessed() == 0
     later = event.received_at + timedelta(minutes=6)
     assert webhook_events_requeue_unprocessed(now=later) == 1
-    assert enqueued == [event.pk]
+    # A lost message may have left the flag behind: the re-drive sends one regardless.
+    assert drains_requested == [{"force": True}]

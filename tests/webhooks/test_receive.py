@@ -26,11 +26,13 @@ def an_event(event_type="company.deleted", **payload) -> dict:
 
 
 @pytest.mark.django_db
-def test_a_verified_event_is_stored_and_processing_is_enqueued_after_commit(
+def test_a_verified_event_is_stored_and_processing_is_requested_after_commit(
     client, webhook_secret, django_capture_on_commit_callbacks, monkeypatch
 ):
-    enqueued = []
-    monkeypatch.setattr("webhooks.services.enqueue_event_processing", enqueued.append)
+    drains_requested = []
+    monkeypatch.setattr(
+        "webhooks.services.request_event_drain", lambda **options: drains_requested.append(options)
+    )
     body = an_event()
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
@@ -45,7 +47,7 @@ def test_a_verified_event_is_stored_and_processing_is_enqueued_after_commit(
     assert json.loads(event.body) == body
     assert event.headers["webhook-signature"] == headers["webhook-signature"]
     assert len(callbacks) == 1
-    assert enqueued == [event.pk]
+    assert drains_requested == [{}]
 
 
 @pytest.mark.django_db
