@@ -352,6 +352,7 @@ class OperationAdmin(ReadOnlyMirrorAdmin):
         "state",
         "attempts",
         "transient_failures",
+        "abandoned_claims",
         "next_attempt_at",
         "enqueued_at",
         "claimed_at",

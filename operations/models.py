@@ -102,6 +102,10 @@ class Operation(models.Model):
     # Set by each claim; a worker finishes only the claim it holds, so a worker presumed dead
     # that wakes up cannot overwrite the outcome of the worker that took over.
     claim_token = models.UUIDField(null=True, blank=True)
+    # Claims the sweeper took back because the worker died or hung while holding them. A row
+    # that brings its worker down every time (a crash on this row's data) is failed after
+    # CODAT_OPERATIONS_MAX_ABANDONED_CLAIMS of them, instead of taking a worker down forever.
+    abandoned_claims = models.PositiveSmallIntegerField(default=0)
     last_error = models.TextField(blank=True)
     last_error_status = models.PositiveSmallIntegerField(null=True, blank=True)
     last_error_correlation_id = models.CharField(max_length=100, blank=True)

@@ -950,13 +950,14 @@ def operations_sweep(*, batch: int = 2000, now: datetime | None = None) -> dict[
     """
     now = now or timezone.now()
     stuck_before = now - timedelta(seconds=settings.CODAT_OPERATIONS_STUCK_SECONDS)
-    freed = Operation.objects.filter(
-        state=OperationState.RUNNING, claimed_at__lt=stuck_before
-    ).update(
+    stuck = Operation.objects.filter(state=OperationState.RUNNING, claimed_at__lt=stuck_before)
+    given_up = _fail_rows_that_keep_killing_workers(stuck, now=now)
+    freed = stuck.update(
         state=OperationState.PENDING,
         claim_token=None,
         next_attempt_at=now,
         enqueued_at=None,
+        abandoned_claims=F("abandoned_claims") + 1,
     )
     due = Operation.objects.filter(state=OperationState.PENDING, next_attempt_at__lte=now)
     if not _broker_queue_is_empty():
@@ -967,9 +968,40 @@ def operations_sweep(*, batch: int = 2000, now: datetime | None = None) -> dict[
         Operation.objects.filter(pk__in=ids).update(enqueued_at=now)
         enqueue(ids)
     _refresh_daily_quota_estimate()
-    if freed or ids:
-        logger.info("operations.swept", extra={"freed": freed, "resent": len(ids)})
-    return {"freed": freed, "resent": len(ids)}
+    if freed or ids or given_up:
+        logger.info(
+            "operations.swept", extra={"freed": freed, "resent": len(ids), "given_up": given_up}
+        )
+    return {"freed": freed, "resent": len(ids), "given_up": given_up}
+
+
+def _fail_rows_that_keep_killing_workers(stuck, *, now: datetime) -> int:
+    """Fail the stuck rows whose worker has died or hung on them too often; how many."""
+    limit = settings.CODAT_OPERATIONS_MAX_ABANDONED_CLAIMS
+    given_up = 0
+    # Rare (a row that crashes its worker), so one row at a time, each with its assignment.
+    for operation in stuck.filter(abandoned_claims__gte=limit - 1):
+        with transaction.atomic():
+            failed = Operation.objects.filter(
+                pk=operation.pk, state=OperationState.RUNNING, claim_token=operation.claim_token
+            ).update(
+                state=OperationState.FAILED,
+                finished_at=now,
+                claim_token=None,
+                abandoned_claims=F("abandoned_claims") + 1,
+                last_error=(
+                    f"gave up: the worker running this row died or hung {limit} times "
+                    "(see the worker's log for the crash)"
+                ),
+                last_error_status=None,
+                last_error_correlation_id="",
+            )
+            if failed:
+                _apply_to_assignment(operation, state=OperationState.FAILED, now=now)
+                given_up += 1
+    if given_up:
+        logger.error("operations.given_up_on_worker_crashes", extra={"count": given_up})
+    return given_up
 
 
 def _refresh_daily_quota_estimate() -> None:

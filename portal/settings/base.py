@@ -138,6 +138,7 @@ CODAT_OPERATIONS_RETRY_MAX_SECONDS = env.float("CODAT_OPERATIONS_RETRY_MAX_SECON
 # How often beat sweeps for due and stuck operations, and when a claimed row counts as stuck
 # (its worker died): longer than any live task can run, i.e. the hard time limit.
 CODAT_OPERATIONS_SWEEP_SECONDS = env.int("CODAT_OPERATIONS_SWEEP_SECONDS", default=15)
+CODAT_OPERATIONS_MAX_ABANDONED_CLAIMS = env.int("CODAT_OPERATIONS_MAX_ABANDONED_CLAIMS", default=3)
 CODAT_OPERATIONS_STUCK_SECONDS = env.int(
     "CODAT_OPERATIONS_STUCK_SECONDS",
     default=env.int("CELERY_TASK_TIME_LIMIT", default=150) + 30,
