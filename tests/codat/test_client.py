@@ -75,6 +75,23 @@ def test_its_default_session_makes_no_hidden_retries():
         assert client.session.get_adapter(prefix).max_retries.total == 0
 
 
+def test_its_default_session_takes_proxy_and_ca_settings_from_the_environment_once(
+    monkeypatch,
+):
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.bank.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "localhost")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/bank-ca.pem")
+
+    client = CodatClient("https://api.codat.io", API_KEY)
+
+    assert client.session.proxies["https"] == "http://proxy.bank.internal:3128"
+    assert client.session.verify == "/etc/ssl/bank-ca.pem"
+    # Read once here, not scanned again on every call.
+    assert client.session.trust_env is False
+    monkeypatch.setenv("NO_PROXY", "api.codat.io")
+    assert "https" not in CodatClient("https://api.codat.io", API_KEY).session.proxies
+
+
 def test_it_quotes_path_parameters(client, fake_codat):
     client.delete_source_account(COMPANY_ID, CONNECTION_ID, "Checking 0202/x")
 
