@@ -16,3 +16,13 @@ def refuse_consent(monkeypatch):
 
     monkeypatch.setattr("operations.services.companies_refused_for_consent", gate)
     return refused
+
+
+@pytest.fixture
+def no_celery(monkeypatch):
+    """The ids services would hand to Celery, collected here instead (a list per send)."""
+    sent: list[list[int]] = []
+    monkeypatch.setattr(
+        "operations.services.enqueue", lambda ids, countdown=None: sent.append(list(ids))
+    )
+    return sent

@@ -19,19 +19,10 @@ from tests.factories import (
     StaffFactory,
 )
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_celery")]
 
 CHANGELIST = "admin:companies_company_changelist"
 CONFIRM = "admin:companies_company_confirm_operation"
-
-
-@pytest.fixture(autouse=True)
-def no_broker(monkeypatch):
-    sent = []
-    monkeypatch.setattr(
-        "operations.services.enqueue", lambda ids, countdown=None: sent.append(list(ids))
-    )
-    return sent
 
 
 @pytest.fixture
@@ -65,7 +56,7 @@ def test_viewers_get_no_actions_and_cannot_post_the_confirmation(viewer):
 
 
 def test_add_product_goes_through_a_confirmation_that_says_what_will_happen(
-    operator, no_broker, django_capture_on_commit_callbacks
+    operator, no_celery, django_capture_on_commit_callbacks
 ):
     # given three companies, one of which already has the product
     product = ProductFactory(name="Lending", kind="standard")
@@ -97,7 +88,7 @@ def test_add_product_goes_through_a_confirmation_that_says_what_will_happen(
     assert response["Location"] == reverse("admin:operations_job_change", args=[job.pk])
     assert job.operations.count() == 2
     assert job.requested_by.username.startswith("staff")
-    assert sorted(no_broker[0]) == sorted(job.operations.values_list("pk", flat=True))
+    assert sorted(no_celery[0]) == sorted(job.operations.values_list("pk", flat=True))
 
 
 def test_a_standard_product_refresh_is_refused_with_the_reason_on_the_page(operator):
@@ -137,7 +128,7 @@ def test_the_job_page_shows_progress_counts_and_failures(operator):
     assert progress["done"] is False
 
 
-def test_retry_failed_and_cancel_the_rest(operator, no_broker):
+def test_retry_failed_and_cancel_the_rest(operator, no_celery):
     job = JobFactory()
     failed = OperationFactory(job=job, product=job.product, state="failed")
     CompanyProductFactory(company=failed.company, product=job.product, status="failed")

@@ -31,17 +31,12 @@ from tests.operations.helpers import (
     sandbox_products,
 )
 
-pytestmark = [pytest.mark.sandbox, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def no_celery(monkeypatch):
-    """Rows run in this process here; nothing is sent to a broker."""
-    sent = []
-    monkeypatch.setattr(
-        "operations.services.enqueue", lambda ids, countdown=None: sent.append(list(ids))
-    )
-    return sent
+# Rows run in this process here; nothing is sent to a broker.
+pytestmark = [
+    pytest.mark.sandbox,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("no_celery"),
+]
 
 
 def test_add_product_writes_the_row_and_the_desired_state_then_the_worker_adds_it(

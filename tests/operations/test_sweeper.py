@@ -11,16 +11,7 @@ from operations.services import operations_sweep
 from products.models import CompanyProductStatus
 from tests.factories import CompanyProductFactory, OperationFactory
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def no_celery(monkeypatch):
-    sent = []
-    monkeypatch.setattr(
-        "operations.services.enqueue", lambda ids, countdown=None: sent.append(list(ids))
-    )
-    return sent
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_celery")]
 
 
 def stuck_add(settings, *, abandoned_claims: int):
