@@ -246,6 +246,35 @@ def run_phase(port, concurrency, seconds, make_request, rate=None):
     return ok, bad, latencies, elapsed
 
 
+def cpu_seconds() -> dict[str, float]:
+    """CPU used so far by the server side (gunicorn, PostgreSQL, Redis) and by this client.
+
+    Throughput on two shared cores is noisy; CPU per request is steadier, and shows where an
+    ingest costs more than a trivial request.
+    """
+    import psutil
+
+    used = {"gunicorn": 0.0, "postgres": 0.0, "redis-server": 0.0}
+    for process in psutil.process_iter(["name", "cmdline"]):
+        try:
+            command = " ".join(process.info["cmdline"] or [])
+            side = "gunicorn" if "gunicorn" in command else process.info["name"]
+            if side in used:
+                times = process.cpu_times()
+                used[side] += times.user + times.system
+        except psutil.Error:
+            continue
+    return {**used, "server": sum(used.values()), "client": time.process_time()}
+
+
+def measured_phase(*args, **kwargs):
+    """run_phase, with the CPU each side spent on it."""
+    before = cpu_seconds()
+    result = run_phase(*args, **kwargs)
+    after = cpu_seconds()
+    return result, {side: after[side] - before[side] for side in before}
+
+
 def percentile(values, fraction):
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
@@ -295,8 +324,8 @@ def main() -> int:
         # Trivial and ingest phases alternate, so load from elsewhere on the box hits both alike.
         rounds = []
         for _ in range(args.rounds):
-            trivial_run = run_phase(port, args.concurrency, args.seconds, trivial)
-            ingest_run = run_phase(
+            trivial_run = measured_phase(port, args.concurrency, args.seconds, trivial)
+            ingest_run = measured_phase(
                 port, args.concurrency, args.seconds, deliveries(int(args.seconds * 3000))
             )
             rounds.append((trivial_run, ingest_run))
@@ -306,16 +335,27 @@ def main() -> int:
         )
         stored = count_events(database_url)
 
-    print(f"{'phase':<26}{'ok/s':>8}{'p50 ms':>9}{'p99 ms':>9}  errors")
+    print(
+        f"{'phase':<26}{'ok/s':>8}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'CPU ms/req: server':>20}{'(web':>6}{'PG':>6}{'Redis)':>7}{'client':>8}  errors"
+    )
     ratios, accepted = [], paced[0]
-    for number, (trivial_run, ingest_run) in enumerate(rounds, start=1):
-        for name, (ok, bad, lat, elapsed) in (
-            (f"{number}: trivial GET /", trivial_run),
-            (f"{number}: ingest, flat out", ingest_run),
+    server_cpu = {"trivial": [], "ingest": []}
+    for number, ((trivial_run, trivial_cpu), (ingest_run, ingest_cpu)) in enumerate(
+        rounds, start=1
+    ):
+        for kind, name, (ok, bad, lat, elapsed), cpu in (
+            ("trivial", f"{number}: trivial GET /", trivial_run, trivial_cpu),
+            ("ingest", f"{number}: ingest, flat out", ingest_run, ingest_cpu),
         ):
+            per_request = {side: spent * 1000 / max(1, ok) for side, spent in cpu.items()}
+            server_cpu[kind].append(per_request["server"])
             print(
                 f"{name:<26}{ok / elapsed:>8.0f}{percentile(lat, 0.5) * 1000:>9.1f}"
-                f"{percentile(lat, 0.99) * 1000:>9.1f}  {bad or 'none'}"
+                f"{percentile(lat, 0.99) * 1000:>9.1f}{per_request['server']:>20.2f}"
+                f"{per_request['gunicorn']:>6.2f}{per_request['postgres']:>6.2f}"
+                f"{per_request['redis-server']:>7.2f}{per_request['client']:>8.2f}"
+                f"  {bad or 'none'}"
             )
         ratios.append((ingest_run[0] / ingest_run[3]) / (trivial_run[0] / trivial_run[3]))
         accepted += ingest_run[0]
@@ -329,6 +369,10 @@ def main() -> int:
     print(
         f"ingest/trivial throughput ratio: median {ratio:.2f} of "
         f"{', '.join(f'{r:.2f}' for r in ratios)} (goal >= 0.50)"
+    )
+    print(
+        f"server CPU per request: trivial {statistics.median(server_cpu['trivial']):.2f} ms, "
+        f"ingest {statistics.median(server_cpu['ingest']):.2f} ms (medians)"
     )
     print(f"paced: p99 {paced_p99:.1f} ms at {ok / elapsed:.0f}/s (goal < 100 ms at 200/s)")
     print(f"events stored: {stored}, deliveries accepted: {accepted}")
