@@ -1,0 +1,135 @@
+"""W4: a burst of 500 deliveries while no worker runs is stored at once, sends one processing
+message between them, and is applied in full when a worker starts."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+import requests
+
+from companies.models import Company
+from tests.plugins.services import REPO, database_url_for_worker
+from tests.webhooks.conftest import ENDPOINT, event_body, reference_company, signature_headers
+from tests.webhooks.servers import gunicorn_portal
+from webhooks.models import EventState, WebhookEvent
+
+EVENTS = 500
+
+
+def broker_of_its_own(redis_url: str) -> str:
+    """The database next to the session's, on the same Redis: no worker started elsewhere in
+    the session consumes from it, so "no worker runs" holds for the first half of the test.
+    (db 15, CI's, gives db 14; the embedded Redis's db 0 gives db 1.)"""
+    base, _, number = redis_url.rpartition("/")
+    number = int(number or 0)
+    return f"{base}/{number - 1 if number > 0 else 1}"
+
+
+@pytest.fixture
+def broker_url(redis_url):
+    url = broker_of_its_own(redis_url)
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+
+
+def start_worker(*, broker_url: str) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "portal.settings.test",
+        "REDIS_URL": broker_url,
+        "DATABASE_URL": database_url_for_worker(),
+    }
+    log = open(REPO / "var" / "test-burst-worker.log", "w")  # noqa: SIM115
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "portal",
+            "worker",
+            "--concurrency=2",
+            "--without-mingle",
+            "--without-gossip",
+            "--loglevel=INFO",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    log.close()
+    return process
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_burst_while_no_worker_runs_is_stored_fast_and_applied_when_one_starts(
+    broker_url, webhook_secret
+):
+    # given: 500 company.created events, and no worker consuming the portal's broker
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    bodies = [
+        event_body("company.created", start + timedelta(seconds=n), reference_company(uuid.uuid4()))
+        for n in range(EVENTS)
+    ]
+    sessions = {}
+
+    def deliver(base_url, body):
+        session = sessions.setdefault(threading.get_ident(), requests.Session())
+        text = json.dumps(body)
+        started = time.perf_counter()
+        response = session.post(
+            base_url + ENDPOINT,
+            data=text,
+            headers={**signature_headers(text, webhook_secret), "Content-Type": "application/json"},
+            timeout=15,
+        )
+        return response.status_code, time.perf_counter() - started
+
+    # when: they arrive 20 at a time
+    with (
+        gunicorn_portal(
+            database_url=database_url_for_worker(), redis_url=broker_url, secrets=[webhook_secret]
+        ) as base_url,
+        ThreadPoolExecutor(max_workers=20) as pool,
+    ):
+        answers = list(pool.map(lambda body: deliver(base_url, body), bodies))
+
+    # then: every one stored and answered well inside Svix's 15 s, with one message between them
+    statuses = [status for status, _ in answers]
+    latencies = sorted(latency for _, latency in answers)
+    assert statuses == [202] * EVENTS
+    assert latencies[int(len(latencies) * 0.99)] < 1.0
+    assert WebhookEvent.objects.filter(state=EventState.RECEIVED).count() == EVENTS
+    assert redis.Redis.from_url(broker_url).llen("portal") == 1
+
+    # when: a worker starts
+    worker = start_worker(broker_url=broker_url)
+    try:
+        deadline = time.monotonic() + 90
+        while WebhookEvent.objects.filter(state=EventState.RECEIVED).exists():
+            assert worker.poll() is None, "the worker exited; see var/test-burst-worker.log"
+            assert time.monotonic() < deadline, "the worker did not apply the burst in 90 s"
+            time.sleep(0.2)
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)
+
+    # then: all applied, each once
+    assert WebhookEvent.objects.filter(state=EventState.APPLIED).count() == EVENTS
+    assert set(WebhookEvent.objects.values_list("times_processed", flat=True)) == {1}
+    codat_ids = {uuid.UUID(body["payload"]["id"]) for body in bodies}
+    assert Company.objects.filter(codat_id__in=codat_ids).count() == EVENTS
