@@ -25,8 +25,8 @@ def parse_rate(value: str) -> tuple[int, int]:
 
 
 def client_ip(request) -> str:
-    # REMOTE_ADDR only: X-Forwarded-For is whatever the client says unless a proxy we run
-    # rewrites it, and the proxy in front is expected to set REMOTE_ADDR (gunicorn does).
+    # REMOTE_ADDR only: X-Forwarded-For is whatever the client says. Behind reverse proxies,
+    # TRUSTED_PROXY_HOPS makes REMOTE_ADDR the client's (portal/proxies.py).
     return request.META.get("REMOTE_ADDR", "") or "unknown"
 
 

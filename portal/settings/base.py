@@ -205,6 +205,8 @@ CONSENT_MANAGE_LINK_TTL = timedelta(days=env.float("CONSENT_MANAGE_LINK_TTL_DAYS
 CONSENT_RECONFIRM_AFTER_DAYS = env.int("CONSENT_RECONFIRM_AFTER_DAYS", default=None)
 # Link exchanges per client IP: "N/s", "N/m" or "N/h".
 CONSENT_RATE_LIMIT = env.str("CONSENT_RATE_LIMIT", default="20/m")
+# Reverse proxies in front of the portal that append to X-Forwarded-For (portal/proxies.py).
+TRUSTED_PROXY_HOPS = env.int("TRUSTED_PROXY_HOPS", default=0)
 
 LOGGING = {
     "version": 1,
