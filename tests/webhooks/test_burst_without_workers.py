@@ -3,9 +3,6 @@ message between them, and is applied in full when a worker starts."""
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -17,7 +14,8 @@ import redis
 import requests
 
 from companies.models import Company
-from tests.plugins.services import REPO, database_url_for_worker
+from tests.plugins.operations import REPO, WorkerControl, point_celery_at, redis_url_with_db
+from tests.plugins.services import database_url_for_worker
 from tests.webhooks.conftest import ENDPOINT, event_body, reference_company, signature_headers
 from tests.webhooks.servers import gunicorn_portal
 from webhooks.models import EventState, WebhookEvent
@@ -25,59 +23,25 @@ from webhooks.models import EventState, WebhookEvent
 EVENTS = 500
 
 
-def broker_of_its_own(redis_url: str) -> str:
-    """The database next to the session's, on the same Redis: no worker started elsewhere in
-    the session consumes from it, so "no worker runs" holds for the first half of the test.
-    (db 15, CI's, gives db 14; the embedded Redis's db 0 gives db 1.)"""
-    base, _, number = redis_url.rpartition("/")
-    number = int(number or 0)
-    return f"{base}/{number - 1 if number > 0 else 1}"
-
-
 @pytest.fixture
-def broker_url(redis_url):
-    url = broker_of_its_own(redis_url)
+def broker_url(redis_url, celery_app_on_redis):
+    """A Redis database of this test's own (the session's is +0, the operations suite's +1): no
+    worker started elsewhere in the session consumes from it, so "no worker runs" holds for the
+    first half of the test. This process's Celery app points there too, to ping the worker."""
+    url = redis_url_with_db(redis_url, 2)
     client = redis.Redis.from_url(url)
     client.flushdb()
+    previous_broker = celery_app_on_redis.conf.broker_url
+    point_celery_at(celery_app_on_redis, url)
     yield url
+    point_celery_at(celery_app_on_redis, previous_broker)
     client.flushdb()
-
-
-def start_worker(*, broker_url: str) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "portal.settings.test",
-        "REDIS_URL": broker_url,
-        "DATABASE_URL": database_url_for_worker(),
-    }
-    log = open(REPO / "var" / "test-burst-worker.log", "w")  # noqa: SIM115
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "portal",
-            "worker",
-            "--concurrency=2",
-            "--without-mingle",
-            "--without-gossip",
-            "--loglevel=INFO",
-        ],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    log.close()
-    return process
 
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_a_burst_while_no_worker_runs_is_stored_fast_and_applied_when_one_starts(
-    broker_url, webhook_secret
+    broker_url, celery_app_on_redis, webhook_secret
 ):
     # given: 500 company.created events, and no worker consuming the portal's broker
     start = datetime(2026, 3, 1, tzinfo=UTC)
@@ -117,16 +81,25 @@ def test_a_burst_while_no_worker_runs_is_stored_fast_and_applied_when_one_starts
     assert redis.Redis.from_url(broker_url).llen("portal") == 1
 
     # when: a worker starts
-    worker = start_worker(broker_url=broker_url)
+    worker = WorkerControl(
+        app=celery_app_on_redis,
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "portal.settings.test",
+            "REDIS_URL": broker_url,
+            "DATABASE_URL": database_url_for_worker(),
+        },
+        concurrency=2,
+        log_path=REPO / "var" / "test-burst-worker.log",
+    )
+    worker.start()
     try:
         deadline = time.monotonic() + 90
         while WebhookEvent.objects.filter(state=EventState.RECEIVED).exists():
-            assert worker.poll() is None, "the worker exited; see var/test-burst-worker.log"
             assert time.monotonic() < deadline, "the worker did not apply the burst in 90 s"
             time.sleep(0.2)
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        worker.wait(timeout=30)
+        worker.stop()
 
     # then: all applied, each once
     assert WebhookEvent.objects.filter(state=EventState.APPLIED).count() == EVENTS
