@@ -30,7 +30,6 @@ import http.client
 import json
 import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,12 +42,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+sys.path.insert(0, str(REPO))
 
 
 # --- database and server -----------------------------------------------------------------------
@@ -96,59 +90,21 @@ def migrate(database_url: str) -> None:
 
 @contextlib.contextmanager
 def gunicorn(database_url: str, redis_url: str, secret: str, workers: int, threads: int):
-    port = free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "portal.settings.production",
-        "SECRET_KEY": "bench-only-secret-key-" + secrets.token_hex(16),
-        "ALLOWED_HOSTS": "127.0.0.1",
-        "SECURE_SSL_REDIRECT": "0",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "CODAT_WEBHOOK_SECRETS": secret,
-        "LOG_LEVEL": "WARNING",
-    }
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "portal.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-            "--threads",
-            str(threads),
-            "--backlog",
-            "256",
-        ],
-        cwd=REPO,
-        env=env,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                status, _ = request(port, "GET", "/", None, {})
-                if status < 500:
-                    break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("gunicorn did not start")
-            time.sleep(0.1)
+    """The tests' production-settings gunicorn, with every worker warmed up; yields its port."""
+    from tests.webhooks.servers import gunicorn_portal
+
+    with gunicorn_portal(
+        database_url=database_url,
+        redis_url=redis_url,
+        secrets=[secret],
+        workers=workers,
+        threads=threads,
+    ) as base_url:
+        port = urlsplit(base_url).port
         # Every worker imports the project on its first request: warm them all up.
         for _ in range(workers * 10):
             request(port, "GET", "/", None, {})
         yield port
-    finally:
-        os.killpg(process.pid, 15)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, 9)
 
 
 def request(

@@ -20,8 +20,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def gunicorn_portal(*, database_url: str, redis_url: str, secrets: list[str], workers: int = 4):
-    """Yield the base URL of gunicorn serving portal.wsgi with production settings."""
+def gunicorn_portal(
+    *, database_url: str, redis_url: str, secrets: list[str], workers: int = 4, threads: int = 1
+):
+    """Yield the base URL of gunicorn serving portal.wsgi with production settings (the tests'
+    and bench/webhook_ingest.py's). More than one thread makes gthread workers."""
     port = free_port()
     env = {
         **os.environ,
@@ -46,6 +49,8 @@ def gunicorn_portal(*, database_url: str, redis_url: str, secrets: list[str], wo
             f"127.0.0.1:{port}",
             "--workers",
             str(workers),
+            "--threads",
+            str(threads),
             "--graceful-timeout",
             "5",
         ],
