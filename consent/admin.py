@@ -450,16 +450,9 @@ class CompanyConsentAdmin(ReadOnlyMirrorAdmin):
                 email=form.cleaned_data["email"],
                 user=request.user,
             )
-            context = {
-                **self.admin_site.each_context(request),
-                "title": f"Consent link for {company.name}",
-                "company": company,
-                "issued": issued,
-                "opts": self.model._meta,
-            }
-            response = TemplateResponse(request, "consent/admin/link_issued.html", context)
-            response["Cache-Control"] = "no-store"
-            return response
+            return self._link_issued(
+                request, title=f"Consent link for {company.name}", company=company, issued=issued
+            )
         context = {
             **self.admin_site.each_context(request),
             "title": f"Ask {company.name} for consent",
@@ -468,6 +461,19 @@ class CompanyConsentAdmin(ReadOnlyMirrorAdmin):
             "intro": "The link works once and is shown only on the next page.",
         }
         return TemplateResponse(request, "consent/admin/form.html", context)
+
+    def _link_issued(self, request, *, title: str, company, issued):
+        """The one page that shows a new consent link; never cached, since it holds the token."""
+        context = {
+            **self.admin_site.each_context(request),
+            "title": title,
+            "company": company,
+            "issued": issued,
+            "opts": self.model._meta,
+        }
+        response = TemplateResponse(request, "consent/admin/link_issued.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
 
     def add_product_view(self, request, pk):
         """Add a product; without consent the add waits for it and a consent link is issued."""
@@ -486,16 +492,12 @@ class CompanyConsentAdmin(ReadOnlyMirrorAdmin):
             if outcome.issued is None:
                 messages.success(request, f"Adding {product.name}: consent covers it.")
                 return redirect("admin:consent_companyconsent_change", company.pk)
-            context = {
-                **self.admin_site.each_context(request),
-                "title": f"{product.name} awaits consent from {company.name}",
-                "company": company,
-                "issued": outcome.issued,
-                "opts": self.model._meta,
-            }
-            response = TemplateResponse(request, "consent/admin/link_issued.html", context)
-            response["Cache-Control"] = "no-store"
-            return response
+            return self._link_issued(
+                request,
+                title=f"{product.name} awaits consent from {company.name}",
+                company=company,
+                issued=outcome.issued,
+            )
         context = {
             **self.admin_site.each_context(request),
             "title": f"Add a product to {company.name}",
