@@ -166,7 +166,6 @@ def webhook_events_drain(
     redis_client().delete(DRAIN_REQUESTED_KEY)
     deadline = time.monotonic() + seconds
     counts = {"processed": 0, "failed": 0, "left": 0}
-    failed: set[int] = set()
     after = 0
     while True:
         event_pks = list(
@@ -191,12 +190,11 @@ def webhook_events_drain(
                     "webhooks.process.transient", extra={"event_pk": event_pk}, exc_info=True
                 )
                 webhook_event_record_failure(event_pk=event_pk, error=error)
-                failed.add(event_pk)
+                counts["failed"] += 1
                 continue
             if state is not None:
                 counts["processed"] += 1
         after = event_pks[-1]
-    counts["failed"] = len(failed)
     return counts
 
 
