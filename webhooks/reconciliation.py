@@ -14,6 +14,9 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from codat.errors import CodatError
+from operations import limiter
+from portal.redis_connection import redis_client
 from webhooks.envelope import Unprocessable, optional_codat_time
 from webhooks.models import EventState, WebhookEvent
 
@@ -87,3 +90,40 @@ def missed_events_reconcile_company(
             new_rows += int(created)
         data_status_mirror_from_codat(company=company, data_statuses=data_statuses)
     return new_rows
+
+
+RECONCILE_CURSOR_KEY = "webhooks:reconcile_missed_events:after_company"
+
+
+def missed_events_reconcile_next(*, limit: int = 50) -> int:
+    """Compare Codat's data status with the ledger for the next `limit` companies; how many
+    missed events were recorded.
+
+    Each run costs one Codat call per company, from the same daily quota as everything else, so
+    it takes a slice and remembers where it stopped; successive runs go round all companies.
+    """
+    from webhooks.consumers import codat_client
+
+    after = int(redis_client().get(RECONCILE_CURSOR_KEY) or 0)
+    companies = list(companies_to_reconcile().filter(pk__gt=after)[:limit])
+    if len(companies) < limit:
+        # Wrapped round: start again from the first company.
+        companies += list(companies_to_reconcile().filter(pk__lte=after)[: limit - len(companies)])
+    client = codat_client()
+    missed = 0
+    for company in companies:
+        try:
+            # Through the fleet's limiter, like every Codat call: it also waits out a pause.
+            with limiter.slot(company_id=str(company.codat_id)):
+                statuses = client.get_data_status(str(company.codat_id))
+        except limiter.LimiterBusy:
+            log.info("webhooks.reconcile.limited")
+            break
+        except CodatError as error:
+            log.warning("webhooks.reconcile.codat_error", extra={"company": company.pk})
+            if error.is_transient:
+                break
+            continue
+        missed += missed_events_reconcile_company(company=company, data_statuses=statuses)
+        redis_client().set(RECONCILE_CURSOR_KEY, company.pk)
+    return missed

@@ -48,45 +48,11 @@ def requeue_unprocessed_events_task() -> int:
     return webhook_events_requeue_unprocessed()
 
 
-RECONCILE_CURSOR_KEY = "webhooks:reconcile_missed_events:after_company"
-
-
 @shared_task(name="webhooks.tasks.reconcile_missed_events", acks_late=False)
 def reconcile_missed_events_task(limit: int = 50) -> int:
-    """Compare Codat's data status with the ledger for the next `limit` companies.
+    from webhooks.reconciliation import missed_events_reconcile_next
 
-    Each run costs one Codat call per company, from the same daily quota as everything else, so
-    it takes a slice and remembers where it stopped; successive runs go round all companies.
-    """
-    from codat.errors import CodatError
-    from operations import limiter
-    from portal.redis_connection import redis_client
-    from webhooks.consumers import codat_client
-    from webhooks.reconciliation import companies_to_reconcile, missed_events_reconcile_company
-
-    after = int(redis_client().get(RECONCILE_CURSOR_KEY) or 0)
-    companies = list(companies_to_reconcile().filter(pk__gt=after)[:limit])
-    if len(companies) < limit:
-        # Wrapped round: start again from the first company.
-        companies += list(companies_to_reconcile().filter(pk__lte=after)[: limit - len(companies)])
-    client = codat_client()
-    missed = 0
-    for company in companies:
-        try:
-            # Through the fleet's limiter, like every Codat call: it also waits out a pause.
-            with limiter.slot(company_id=str(company.codat_id)):
-                statuses = client.get_data_status(str(company.codat_id))
-        except limiter.LimiterBusy:
-            log.info("webhooks.reconcile.limited")
-            break
-        except CodatError as error:
-            log.warning("webhooks.reconcile.codat_error", extra={"company": company.pk})
-            if error.is_transient:
-                break
-            continue
-        missed += missed_events_reconcile_company(company=company, data_statuses=statuses)
-        redis_client().set(RECONCILE_CURSOR_KEY, company.pk)
-    return missed
+    return missed_events_reconcile_next(limit=limit)
 
 
 @shared_task(name="webhooks.tasks.sync_webhook_consumer", bind=True, **RETRY_OPTIONS)

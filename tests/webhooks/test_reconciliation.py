@@ -87,7 +87,8 @@ def test_successive_runs_go_round_the_companies_a_slice_at_a_time(monkeypatch, s
     import redis
 
     from codat.client import CodatClient
-    from webhooks.tasks import RECONCILE_CURSOR_KEY, reconcile_missed_events_task
+    from webhooks.reconciliation import RECONCILE_CURSOR_KEY
+    from webhooks.tasks import reconcile_missed_events_task
 
     settings.REDIS_URL = redis_url
     redis.Redis.from_url(redis_url).delete(RECONCILE_CURSOR_KEY)
