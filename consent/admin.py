@@ -296,7 +296,8 @@ class CampaignAdmin(admin.ModelAdmin):
         form = CampaignForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             products = list(form.cleaned_data["products"])
-            companies = list(form.cleaned_data["companies"]) or companies_lacking_consent(products)
+            companies = list(form.cleaned_data["companies"])
+            companies = companies or selectors.companies_lacking_consent(products=products)
             if not companies:
                 messages.info(request, "Every company already has consent for these products.")
                 return redirect("admin:consent_campaign_changelist")
@@ -319,16 +320,6 @@ class CampaignAdmin(admin.ModelAdmin):
             ),
         }
         return TemplateResponse(request, "consent/admin/form.html", context)
-
-
-def companies_lacking_consent(products) -> list[Company]:
-    from consent.enforcement import companies_refused_for_consent
-
-    ids = set(Company.objects.values_list("pk", flat=True))
-    lacking = set()
-    for product in products:
-        lacking |= set(companies_refused_for_consent(company_ids=ids, product=product))
-    return list(Company.objects.filter(pk__in=lacking))
 
 
 def campaign_links_csv(campaign, issued) -> HttpResponse:

@@ -248,3 +248,17 @@ def consent_receipts_for_company(*, company, limit: int = 50) -> list[ReceiptSum
         ReceiptSummary(receipt_id=key, occurred_at=items[0].occurred_at, events=tuple(items))
         for key, items in list(grouped.items())[:limit]
     ]
+
+
+def companies_lacking_consent(*, products) -> list:
+    """The companies whose consent does not cover every data type of at least one of
+    `products`: whom a campaign for them asks when no companies are chosen."""
+    # Imported here: enforcement builds on this module.
+    from companies.models import Company
+    from consent.enforcement import companies_refused_for_consent
+
+    ids = set(Company.objects.values_list("pk", flat=True))
+    lacking = set()
+    for product in products:
+        lacking |= set(companies_refused_for_consent(company_ids=ids, product=product))
+    return list(Company.objects.filter(pk__in=lacking))
