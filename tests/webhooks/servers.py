@@ -38,6 +38,7 @@ def gunicorn_portal(
         "CODAT_WEBHOOK_SECRETS": ",".join(secrets),
         "LOG_LEVEL": "WARNING",
     }
+    (REPO / "var").mkdir(exist_ok=True)  # a fresh clone has none until `make run`
     log = open(REPO / "var" / f"test-gunicorn-{port}.log", "w")  # noqa: SIM115
     process = subprocess.Popen(
         [
