@@ -6,7 +6,16 @@ import logging
 import time
 from datetime import datetime, timedelta
 
-from django.db import DEFAULT_DB_ALIAS, DataError, IntegrityError, connections, transaction
+import psycopg
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    DataError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    connections,
+    transaction,
+)
 from django.utils import timezone
 from redis.exceptions import RedisError
 
@@ -99,17 +108,58 @@ def webhook_event_receive(
     params = [
         field.get_db_prep_save(value, database) for field, value in zip(fields, values, strict=True)
     ]
-    # No atomic block: one statement commits by itself in autocommit mode, which saves the
-    # endpoint a round trip. Inside a caller's transaction, on_commit still waits for its commit.
-    with database.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    if row is None:
+    row, sent_twice = _execute_insert(database, sql, params)
+    if row is None and not sent_twice:
         return None
-    event_pk = row[0]
     if state == EventState.RECEIVED:
         transaction.on_commit(request_event_drain)
-    return event_pk
+    # Sent twice and nothing returned: the first attempt may have committed before its
+    # connection broke. The drain above makes sure the row is processed either way.
+    return row[0] if row else None
+
+
+def _execute_insert(database, sql: str, params: list) -> tuple[tuple | None, bool]:
+    """Run the endpoint's INSERT; (the row it returned, whether it had to be sent twice).
+
+    No atomic block: one statement commits by itself in autocommit mode, which saves a round
+    trip; inside a caller's transaction on_commit still waits for its commit.
+
+    No health check either. CONN_HEALTH_CHECKS pings a kept connection (`SELECT 1`) before a
+    request's first query; profiled under gunicorn, that ping took a quarter of the endpoint's
+    samples. The INSERT is idempotent (ON CONFLICT DO NOTHING), so instead of asking
+    first it goes ahead and, if the kept connection turns out dead (the database restarted or
+    dropped it), it is sent once more on a new connection. A database that is really down fails
+    both times, and the view answers 503.
+    """
+    # Only a connection kept from an earlier request can be stale; a caller's transaction
+    # cannot be retried from here.
+    retryable = database.connection is not None and not database.in_atomic_block
+    if retryable:
+        database.health_check_done = True  # Django's own flag: skip the ping this request
+    try:
+        return _execute_returning_one(database, sql, params), False
+    except (OperationalError, InterfaceError):
+        if not retryable:
+            raise
+        log.info("webhooks.receive.stale_connection", exc_info=True)
+        database.close()
+    return _execute_returning_one(database, sql, params), True
+
+
+def _execute_returning_one(database, sql: str, params: list) -> tuple | None:
+    if database.vendor != "postgresql":
+        with database.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchone()
+    # On PostgreSQL a psycopg cursor with server-side binding: the values travel beside the
+    # statement instead of being quoted into it in Python (Django's connections use client-side
+    # binding), and Django's cursor wrapper is skipped; measured, that is a third less CPU for
+    # the statement. Not prepared: an unnamed statement also works through PgBouncer. Errors
+    # still come out as Django's (wrap_database_errors), as from any other query.
+    database.ensure_connection()
+    with database.wrap_database_errors, psycopg.Cursor(database.connection) as cursor:
+        cursor.execute(sql, params, prepare=False)
+        return cursor.fetchone()
 
 
 # Set while a drain task is on its way and has not started: the deliveries of a burst then send

@@ -88,3 +88,62 @@ def test_with_the_database_down_deliveries_get_5xx_and_are_stored_when_delivered
     assert repeated == [200] * BURST
     stored = set(WebhookEvent.objects.values_list("webhook_id", flat=True))
     assert stored == {webhook_id for webhook_id, _ in before + during}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_connections_the_database_dropped_are_replaced_without_failing_a_delivery(redis_url):
+    """The endpoint skips Django's per-request ping: when the kept connections have died
+    (database restarted, idle connections killed), the next deliveries are still stored and
+    answered 2xx, not 5xx, because the idempotent INSERT is sent again on a new connection."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (set DATABASE_URL): the server drops connections")
+    secret = new_secret()
+    config = connection.settings_dict
+    user = config.get("USER") or "postgres"
+    password = f":{config['PASSWORD']}" if config.get("PASSWORD") else ""
+    host, port = config.get("HOST") or "127.0.0.1", config.get("PORT") or 5432
+    database_url = f"postgres://{user}{password}@{host}:{port}/{config['NAME']}"
+
+    def deliver(base_url):
+        webhook_id = "msg_" + uuid.uuid4().hex
+        body = json.dumps(
+            event_body("company.deleted", datetime.now(tz=UTC), {"id": str(uuid.uuid4())})
+        )
+        response = requests.post(
+            base_url + ENDPOINT,
+            data=body,
+            headers={
+                **signature_headers(body, secret, webhook_id=webhook_id),
+                "Content-Type": "application/json",
+            },
+            timeout=15,
+        )
+        return webhook_id, response.status_code
+
+    def portal_backends():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            return [pid for (pid,) in cursor.fetchall()]
+
+    with gunicorn_portal(
+        database_url=database_url, redis_url=redis_url, secrets=[secret], workers=2
+    ) as base_url:
+        warm = [deliver(base_url) for _ in range(BURST)]
+        kept = portal_backends()
+        assert kept, "the workers keep their connections between requests"
+
+        # when: the server drops every connection the workers kept
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s) AS pid", [kept])
+        after = [deliver(base_url) for _ in range(BURST)]
+
+    # then: no delivery failed, and each is stored once
+    assert [status for _, status in warm + after] == [202] * (2 * BURST)
+    assert set(WebhookEvent.objects.values_list("webhook_id", flat=True)) == {
+        webhook_id for webhook_id, _ in warm + after
+    }
