@@ -20,7 +20,6 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from codat.errors import CodatError
-from portal.redis_connection import redis_client
 from webhooks.envelope import Unprocessable, company_codat_id, parse_envelope
 from webhooks.handlers import handler_for
 from webhooks.models import EventState, WebhookEvent
@@ -162,41 +161,59 @@ def _execute_returning_one(database, sql: str, params: list) -> tuple | None:
         return cursor.fetchone()
 
 
-# Set while a drain task is on its way and has not started: the deliveries of a burst then send
-# one message between them instead of one each. A Celery publish costs the endpoint about as
-# much CPU as everything else it does; a SET NX is one short Redis round trip.
-DRAIN_REQUESTED_KEY = "webhooks:drain_requested"
-# If the message is lost after the flag was set (Redis restarted between the two), the flag
-# expires and the next delivery sends another; the periodic re-drive covers a quiet spell.
-DRAIN_REQUESTED_TTL_SECONDS = 30
+# How a stored delivery gets processed without each one sending a message of its own (a Celery
+# publish costs the endpoint about as much CPU as everything else it does). Drain messages go out
+# with a countdown, and each web process remembers when its last one is due to start. A delivery
+# committed at least DRAIN_MARGIN_SECONDS before that needs no message: that drain starts after
+# the commit, so it will find the row. Only a delivery later than that sends the next message,
+# so a burst costs each web process one message per DRAIN_MARGIN_SECONDS or so, and no delivery
+# makes a round trip to shared state. (A shared "drain requested" flag in Redis did the same
+# job at one Redis round trip per delivery, a fifth of the endpoint's CPU.)
+DRAIN_COUNTDOWN_SECONDS = 0.5
+# Leaves room for the worker's clock to run ahead of the web host's: a Celery ETA is never
+# started early by the worker's own clock.
+DRAIN_MARGIN_SECONDS = 0.25
 # One drain task works this long at most, then hands the rest to a fresh message, so a backlog
 # never runs into the task time limits and other tasks get a turn.
 DRAIN_SECONDS = 20.0
 DRAIN_BATCH = 200
 
 
+class _DrainSchedule:
+    """When this process's last drain message is due to start (epoch seconds); 0 for none.
+
+    Per process on purpose: the rule above holds for each sender by itself, with nothing
+    shared. Threads of one process may both send in a race, which costs a spare message only.
+    """
+
+    due_at = 0.0
+
+
 def request_event_drain(*, force: bool = False) -> bool:
-    """Make sure a drain task will look at the received events; whether a message was sent.
+    """Make sure a drain task starts after this moment; whether a message was sent.
 
     Never raises: the rows are durable, and the re-drive job asks again if this is lost.
-    `force` sends a message even if one seems to be on its way (the re-drive does, because
-    what it finds unprocessed means the last one may not have done its work).
+    `force` sends a message that starts at once, whatever is on its way (the re-drive does,
+    because what it finds unprocessed means the last one may not have done its work; so does
+    a drain that ran out of time).
     """
     from webhooks.tasks import process_received_events_task
 
+    now = time.time()
+    if not force and _DrainSchedule.due_at - now >= DRAIN_MARGIN_SECONDS:
+        return False
     try:
-        redis = redis_client()
-        flagged = redis.set(DRAIN_REQUESTED_KEY, 1, nx=True, ex=DRAIN_REQUESTED_TTL_SECONDS)
-        if not flagged and not force:
-            return False
-        try:
+        if force:
             process_received_events_task.apply_async(retry=False)
-        except Exception:
-            redis.delete(DRAIN_REQUESTED_KEY)  # the next delivery tries again
-            raise
+        else:
+            process_received_events_task.apply_async(countdown=DRAIN_COUNTDOWN_SECONDS, retry=False)
     except Exception:
+        # Nothing remembered: the next delivery tries again.
         log.warning("webhooks.drain_request_failed", exc_info=True)
         return False
+    if not force:
+        # Celery reckons the ETA from its own clock, read after `now`: it is never earlier.
+        _DrainSchedule.due_at = now + DRAIN_COUNTDOWN_SECONDS
     return True
 
 
@@ -205,15 +222,13 @@ def webhook_events_drain(
 ) -> dict[str, int]:
     """Process received events, oldest first, until none is left or `seconds` have passed.
 
-    Clears the drain flag before it looks, so any event stored from then on sends a new message
-    and none is left behind. Drains may run side by side: each event is taken under a row lock
-    that the others skip. An event whose processing fails for a passing reason (Redis, a Codat
-    call in a handler) is noted and left `received`, and the rest go on.
+    Drains may run side by side: each event is taken under a row lock that the others skip. An
+    event whose processing fails for a passing reason (Redis, a Codat call in a handler) is
+    noted and left `received`, and the rest go on.
 
     Returns counts: processed (by this drain), failed (left for a retry), left (still waiting
     when time ran out).
     """
-    redis_client().delete(DRAIN_REQUESTED_KEY)
     deadline = time.monotonic() + seconds
     counts = {"processed": 0, "failed": 0, "left": 0}
     after = 0

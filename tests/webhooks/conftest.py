@@ -15,12 +15,11 @@ ENDPOINT = "/webhooks/codat/"
 
 
 @pytest.fixture(autouse=True)
-def no_drain_requested_yet(redis_url):
-    """Each test starts as if no drain message were on its way (the flag outlives a test)."""
-    from portal.redis_connection import redis_client
-    from webhooks.services import DRAIN_REQUESTED_KEY
+def no_drain_on_its_way(monkeypatch):
+    """Each test starts as if this process had sent no drain message yet."""
+    from webhooks import services
 
-    redis_client().delete(DRAIN_REQUESTED_KEY)
+    monkeypatch.setattr(services._DrainSchedule, "due_at", 0.0)
 
 
 def new_secret() -> str:

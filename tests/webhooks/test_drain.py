@@ -1,5 +1,6 @@
 """Processing after receipt: one drain message per burst of deliveries, and the drain itself."""
 
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -41,14 +42,25 @@ def test_a_burst_of_deliveries_sends_one_message_and_the_drain_applies_them_all(
             response, _ = post_signed(client, company_deleted(), webhook_secret)
             assert response.status_code == 202
 
-    assert len(drain_messages) == 1
+    # One message, due to start after the deliveries that relied on it were committed.
+    assert drain_messages == [{"countdown": services.DRAIN_COUNTDOWN_SECONDS, "retry": False}]
     assert WebhookEvent.objects.filter(state=EventState.RECEIVED).count() == 5
 
     assert webhook_events_drain() == {"processed": 5, "failed": 0, "left": 0}
     assert not WebhookEvent.objects.filter(state=EventState.RECEIVED).exists()
     assert set(WebhookEvent.objects.values_list("times_processed", flat=True)) == {1}
 
-    # The drain cleared the flag when it started: the next delivery sends a new message.
+
+@pytest.mark.django_db
+def test_a_delivery_too_close_to_the_pending_drain_sends_the_next_message(
+    client, webhook_secret, django_capture_on_commit_callbacks, drain_messages
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        post_signed(client, company_deleted(), webhook_secret)
+    assert len(drain_messages) == 1
+
+    # Later than the margin allows, that drain might start before this commit: a new message.
+    time.sleep(services.DRAIN_COUNTDOWN_SECONDS - services.DRAIN_MARGIN_SECONDS + 0.05)
     with django_capture_on_commit_callbacks(execute=True):
         post_signed(client, company_deleted(), webhook_secret)
     assert len(drain_messages) == 2
@@ -59,11 +71,15 @@ def test_a_drain_asked_for_while_one_is_on_its_way_is_sent_only_when_forced(drai
     assert services.request_event_drain() is True
     assert services.request_event_drain() is False
     assert services.request_event_drain(force=True) is True
+    # A forced drain starts at once.
+    assert drain_messages[1] == {"retry": False}
     assert len(drain_messages) == 2
 
 
 @pytest.mark.django_db
-def test_a_message_that_cannot_be_sent_leaves_no_flag_behind(monkeypatch, drain_messages):
+def test_a_message_that_cannot_be_sent_is_tried_again_by_the_next_delivery(
+    monkeypatch, drain_messages
+):
     def broker_down(*args, **options):
         raise RedisConnectionError("broker down")
 
