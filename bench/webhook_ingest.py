@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/webhook_ingest.py [--rounds 3] [--seconds 5] [--concurrency 20]
                                              [--rate 200] [--workers N] [--threads 1]
+                                             [--pin]
 
 One gunicorn (production settings) serves every phase, 20 clients at a time:
 
@@ -15,6 +16,10 @@ One gunicorn (production settings) serves every phase, 20 clients at a time:
 Printed: accepted per second, p50/p99 latency and the ingest/trivial throughput ratio; the goal
 is p99 < 100 ms at 200 deliveries a second and a ratio of at least 0.5. Exit status 1 when a
 goal is missed or an accepted delivery was not stored.
+
+--pin keeps the load generator off the server's core: gunicorn's processes run on CPU 0 and this
+client on the others (PostgreSQL and Redis are left to the scheduler). Without it everything
+shares every core, and the client's and PostgreSQL's work on them slows the server it measures.
 
 Database: DATABASE_URL (PostgreSQL: a scratch database `<name>_bench` is created, migrated and
 dropped) or, without it, a temporary SQLite file. Redis: REDIS_URL (default db 15 on the local
@@ -202,6 +207,20 @@ def run_phase(port, concurrency, seconds, make_request, rate=None):
     return ok, bad, latencies, elapsed
 
 
+def keep_client_off_server_core() -> str:
+    """Pin gunicorn (master and workers) to CPU 0 and this process to the other CPUs."""
+    import psutil
+
+    others = [cpu for cpu in range(os.cpu_count() or 1) if cpu != 0]
+    if not others:
+        raise SystemExit("--pin needs at least 2 CPUs")
+    for process in psutil.process_iter(["cmdline"]):
+        if "gunicorn" in " ".join(process.info["cmdline"] or []):
+            process.cpu_affinity([0])
+    psutil.Process().cpu_affinity(others)
+    return f"gunicorn pinned to CPU 0, the client to CPU {','.join(map(str, others))}"
+
+
 def cpu_seconds() -> dict[str, float]:
     """CPU used so far by the server side (gunicorn, PostgreSQL, Redis) and by this client.
 
@@ -246,6 +265,11 @@ def main() -> int:
     parser.add_argument(
         "--threads", type=int, default=1, help="gunicorn threads per worker (>1: gthread workers)"
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="gunicorn on CPU 0, this client on the other CPUs (needs 2 or more)",
+    )
     args = parser.parse_args()
 
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -272,10 +296,14 @@ def main() -> int:
         gunicorn(database_url, redis_url, secret, args.workers, args.threads) as port,
     ):
         backend = database_url.split(":", 1)[0]
+        if args.pin:
+            placement = keep_client_off_server_core()
+        else:
+            placement = f"{os.cpu_count()} CPUs shared with the client, PostgreSQL and Redis"
         print(
             f"gunicorn {args.workers} workers x {args.threads} threads, {backend}, "
             f"concurrency {args.concurrency}, {args.rounds} rounds of {args.seconds:.0f} s, "
-            f"{os.cpu_count()} CPUs shared with the client, PostgreSQL and Redis"
+            f"{placement}"
         )
         # Trivial and ingest phases alternate, so load from elsewhere on the box hits both alike.
         rounds = []
