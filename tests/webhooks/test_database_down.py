@@ -104,7 +104,11 @@ def test_connections_the_database_dropped_are_replaced_without_failing_a_deliver
     user = config.get("USER") or "postgres"
     password = f":{config['PASSWORD']}" if config.get("PASSWORD") else ""
     host, port = config.get("HOST") or "127.0.0.1", config.get("PORT") or 5432
-    database_url = f"postgres://{user}{password}@{host}:{port}/{config['NAME']}"
+    # Named, so that only gunicorn's connections are dropped (not a worker's of other tests).
+    database_url = (
+        f"postgres://{user}{password}@{host}:{port}/{config['NAME']}"
+        "?application_name=portal-dropped-connections-test"
+    )
 
     def deliver(base_url):
         webhook_id = "msg_" + uuid.uuid4().hex
@@ -126,7 +130,7 @@ def test_connections_the_database_dropped_are_replaced_without_failing_a_deliver
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT pid FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                "WHERE application_name = 'portal-dropped-connections-test'"
             )
             return [pid for (pid,) in cursor.fetchall()]
 
