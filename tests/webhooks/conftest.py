@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+import redis
 from standardwebhooks import Webhook
 
 from tests.oas import BANK_FEEDS, PLATFORM, load_document
@@ -20,6 +21,20 @@ def no_drain_on_its_way(monkeypatch):
     from webhooks import services
 
     monkeypatch.setattr(services._DrainSchedule, "due_at", 0.0)
+
+
+@pytest.fixture
+def unconsumed_broker_url(redis_url):
+    """A Redis database that no worker consumes (the session's is +0, the operations suite's +1,
+    W4's +2), for gunicorn in tests about storing deliveries: their processing messages must
+    not reach the session's worker, which would apply them while the test's tables are emptied."""
+    from tests.plugins.operations import redis_url_with_db
+
+    url = redis_url_with_db(redis_url, 3)
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
 
 
 def new_secret() -> str:

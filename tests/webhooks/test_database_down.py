@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
+from tests.plugins.services import database_url_for_worker
 from tests.webhooks.conftest import ENDPOINT, event_body, new_secret, signature_headers
 from tests.webhooks.servers import gunicorn_portal
 from tests.webhooks.tcp_proxy import TcpProxy
@@ -27,7 +28,7 @@ def database_url_through(proxy: TcpProxy) -> str:
 
 @pytest.mark.django_db(transaction=True)
 def test_with_the_database_down_deliveries_get_5xx_and_are_stored_when_delivered_again(
-    redis_url,
+    unconsumed_broker_url,
 ):
     from django.db import connection
 
@@ -61,7 +62,9 @@ def test_with_the_database_down_deliveries_get_5xx_and_are_stored_when_delivered
 
     try:
         with gunicorn_portal(
-            database_url=database_url_through(proxy), redis_url=redis_url, secrets=[secret]
+            database_url=database_url_through(proxy),
+            redis_url=unconsumed_broker_url,
+            secrets=[secret],
         ) as base_url:
             before = messages(BURST)
             assert {deliver(base_url, message) for message in before} == {202}
@@ -91,7 +94,9 @@ def test_with_the_database_down_deliveries_get_5xx_and_are_stored_when_delivered
 
 
 @pytest.mark.django_db(transaction=True)
-def test_connections_the_database_dropped_are_replaced_without_failing_a_delivery(redis_url):
+def test_connections_the_database_dropped_are_replaced_without_failing_a_delivery(
+    unconsumed_broker_url,
+):
     """The endpoint skips Django's per-request ping: when the kept connections have died
     (database restarted, idle connections killed), the next deliveries are still stored and
     answered 2xx, not 5xx, because the idempotent INSERT is sent again on a new connection."""
@@ -100,15 +105,8 @@ def test_connections_the_database_dropped_are_replaced_without_failing_a_deliver
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (set DATABASE_URL): the server drops connections")
     secret = new_secret()
-    config = connection.settings_dict
-    user = config.get("USER") or "postgres"
-    password = f":{config['PASSWORD']}" if config.get("PASSWORD") else ""
-    host, port = config.get("HOST") or "127.0.0.1", config.get("PORT") or 5432
     # Named, so that only gunicorn's connections are dropped (not a worker's of other tests).
-    database_url = (
-        f"postgres://{user}{password}@{host}:{port}/{config['NAME']}"
-        "?application_name=portal-dropped-connections-test"
-    )
+    database_url = database_url_for_worker() + "?application_name=portal-dropped-connections-test"
 
     def deliver(base_url):
         webhook_id = "msg_" + uuid.uuid4().hex
@@ -135,7 +133,10 @@ def test_connections_the_database_dropped_are_replaced_without_failing_a_deliver
             return [pid for (pid,) in cursor.fetchall()]
 
     with gunicorn_portal(
-        database_url=database_url, redis_url=redis_url, secrets=[secret], workers=2
+        database_url=database_url,
+        redis_url=unconsumed_broker_url,
+        secrets=[secret],
+        workers=2,
     ) as base_url:
         warm = [deliver(base_url) for _ in range(BURST)]
         kept = portal_backends()
