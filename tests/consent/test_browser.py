@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 from consent import services
 from consent.models import ConsentEvent
@@ -54,6 +55,10 @@ def browser(monkeypatch):
         )
         yield chromium
         chromium.close()
+        # The ORM calls made while the loop ran went through connections of their own (Django
+        # keeps them per async context): close those too, or PostgreSQL cannot drop the test
+        # database at the end of the session while they are still open.
+        connections.close_all()
 
 
 def screenshot(page, tmp_path, name):
