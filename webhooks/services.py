@@ -166,9 +166,9 @@ def _execute_returning_one(database, sql: str, params: list) -> tuple | None:
 # with a countdown, and each web process remembers when its last one is due to start. A delivery
 # committed at least DRAIN_MARGIN_SECONDS before that needs no message: that drain starts after
 # the commit, so it will find the row. Only a delivery later than that sends the next message,
-# so a burst costs each web process one message per DRAIN_MARGIN_SECONDS or so, and no delivery
-# makes a round trip to shared state. (A shared "drain requested" flag in Redis did the same
-# job at one Redis round trip per delivery, a fifth of the endpoint's CPU.)
+# so a burst costs each web process one message a quarter second or so, and no delivery makes
+# a round trip to shared state. (A shared "drain requested" flag in Redis did the same job at
+# one Redis round trip per delivery, about a sixth of the endpoint's CPU.)
 DRAIN_COUNTDOWN_SECONDS = 0.5
 # Leaves room for the worker's clock to run ahead of the web host's: a Celery ETA is never
 # started early by the worker's own clock.
