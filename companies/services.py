@@ -51,22 +51,26 @@ def company_mirror_from_codat(*, data: dict) -> Company:
 
 def connection_mirror_from_codat(*, company: Company, data: dict) -> Connection:
     connection, _ = Connection.objects.update_or_create(
-        codat_id=uuid.UUID(data["id"]),
-        defaults={
-            "company": company,
-            "integration_id": data.get("integrationId") or "",
-            "integration_key": data.get("integrationKey") or "",
-            "source_id": data.get("sourceId") or "",
-            "platform_name": data.get("platformName") or "",
-            "source_type": data.get("sourceType") or "Unknown",
-            "status": data["status"],
-            "link_url": data.get("linkUrl") or "",
-            "last_sync": parse_codat_datetime(data.get("lastSync")),
-            "codat_created_at": parse_codat_datetime(data.get("created")),
-            "errors": data.get("dataConnectionErrors") or [],
-        },
+        codat_id=uuid.UUID(data["id"]), defaults=connection_fields_from_codat(company, data)
     )
     return connection
+
+
+def connection_fields_from_codat(company: Company, data: dict) -> dict:
+    """The mirror's fields of a Codat connection, except its id."""
+    return {
+        "company": company,
+        "integration_id": data.get("integrationId") or "",
+        "integration_key": data.get("integrationKey") or "",
+        "source_id": data.get("sourceId") or "",
+        "platform_name": data.get("platformName") or "",
+        "source_type": data.get("sourceType") or "Unknown",
+        "status": data["status"],
+        "link_url": data.get("linkUrl") or "",
+        "last_sync": parse_codat_datetime(data.get("lastSync")),
+        "codat_created_at": parse_codat_datetime(data.get("created")),
+        "errors": data.get("dataConnectionErrors") or [],
+    }
 
 
 @transaction.atomic

@@ -148,7 +148,7 @@ def company_products_changed(event: Envelope) -> str:
 
 
 def _connection_changed(event: Envelope, *, deleted: bool = False) -> str:
-    from companies.services import connection_mirror_from_codat
+    from companies.services import connection_fields_from_codat, connection_mirror_from_codat
 
     company = _company_from_reference(event.payload.get("referenceCompany"))
     data = event.payload.get("connection")
@@ -159,7 +159,11 @@ def _connection_changed(event: Envelope, *, deleted: bool = False) -> str:
     codat_id = parse_uuid(data.get("id"), "payload.connection.id")
 
     def create():
-        return connection_mirror_from_codat(company=company, data=data)
+        # A plain INSERT, so that losing a race to create the row raises IntegrityError and the
+        # ordering check below runs (update_or_create would overwrite the winner's newer state).
+        return Connection.objects.create(
+            codat_id=codat_id, **connection_fields_from_codat(company, data)
+        )
 
     connection, created = _locked_or_created(Connection, {"codat_id": codat_id}, create)
     if not created:

@@ -1,0 +1,89 @@
+"""Two events about a row that does not exist yet, applied at the same time by two drains: the
+older one must not overwrite the newer one's state when it loses the race to create the row."""
+
+import json
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection, transaction
+
+from companies.models import Company, Connection
+from tests.webhooks.conftest import connection_payload, event_body
+from webhooks.envelope import parse_envelope
+from webhooks.handlers import SUPERSEDED, connection_changed
+
+NEWER_AT = datetime(2026, 3, 1, 9, 5, tzinfo=UTC)
+
+
+def envelope(event_type: str, generated_at: datetime, company_id, connection_id, status):
+    body = event_body(
+        event_type, generated_at, connection_payload(company_id, connection_id, status)
+    )
+    return parse_envelope(json.dumps(body))
+
+
+def waiting_on_a_lock() -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        return cursor.fetchone()[0] > 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_older_event_that_loses_the_race_to_create_a_connection_is_superseded():
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (set DATABASE_URL): two transactions race on one row")
+    company = Company.objects.create(codat_id=uuid.uuid4(), name="Toft stores")
+    connection_id = uuid.uuid4()
+    newer = envelope(
+        "connection.disconnected", NEWER_AT, company.codat_id, connection_id, "Deauthorized"
+    )
+    older = envelope(
+        "connection.created",
+        NEWER_AT - timedelta(minutes=5),
+        company.codat_id,
+        connection_id,
+        "PendingAuth",
+    )
+    newer_created, newer_may_commit = threading.Event(), threading.Event()
+    outcomes = {}
+
+    def apply(name, event, after_apply=None):
+        try:
+            with transaction.atomic():
+                outcomes[name] = connection_changed(event)
+                if after_apply:
+                    after_apply()
+        except Exception as error:  # reported by the assertions below
+            outcomes[name] = error
+        finally:
+            connection.close()
+
+    def hold_newer_open():
+        newer_created.set()
+        newer_may_commit.wait(10)
+
+    # given: a drain has created the connection from the newer event, not committed yet
+    first = threading.Thread(target=apply, args=("newer", newer, hold_newer_open))
+    first.start()
+    assert newer_created.wait(10)
+    # when: another drain applies the older event, and finds no row to lock yet
+    second = threading.Thread(target=apply, args=("older", older))
+    second.start()
+    deadline = time.monotonic() + 10
+    while not waiting_on_a_lock():  # its INSERT waits behind the newer one's
+        assert time.monotonic() < deadline, "the older event did not reach the row"
+        time.sleep(0.05)
+    newer_may_commit.set()
+    first.join(10)
+    second.join(10)
+
+    # then: the older event is superseded and the newer state stays
+    assert outcomes == {"newer": "applied", "older": SUPERSEDED}
+    row = Connection.objects.get(codat_id=connection_id)
+    assert (row.status, row.last_event_at) == ("Deauthorized", NEWER_AT)
