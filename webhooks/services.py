@@ -17,6 +17,7 @@ from django.db import (
     transaction,
 )
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 from redis.exceptions import RedisError
 
 from codat.errors import CodatError
@@ -46,6 +47,7 @@ _INSERT_COLUMNS = (
     "last_error",
     "received_at",
 )
+_HEADERS_AT = _INSERT_COLUMNS.index("headers")
 
 
 @functools.cache
@@ -77,13 +79,13 @@ def webhook_event_receive(
     only after the row is committed. A signed body that cannot be read is stored quarantined
     (Codat would otherwise retry it for 28 hours) and not processed.
     """
-    state, reason = EventState.RECEIVED, ""
+    state, reason = EventState.RECEIVED.value, ""
     event_id = event_type = ""
     generated_at = company_id = None
     try:
         envelope = parse_envelope(body)
     except Unprocessable as error:
-        state, reason = EventState.QUARANTINED, str(error)
+        state, reason = EventState.QUARANTINED.value, str(error)
     else:
         event_id, event_type = envelope.event_id, envelope.event_type
         generated_at, company_id = envelope.generated_at, company_codat_id(envelope)
@@ -104,9 +106,17 @@ def webhook_event_receive(
     )
     database = connections[DEFAULT_DB_ALIAS]
     sql, fields = _insert_event_statement(DEFAULT_DB_ALIAS)
-    params = [
-        field.get_db_prep_save(value, database) for field, value in zip(fields, values, strict=True)
-    ]
+    if database.vendor == "postgresql":
+        # psycopg adapts these values as they are, given the headers as jsonb: Django's field
+        # preparation would hand it the same values at 7 % of the endpoint's CPU. (The states
+        # go as plain strings: psycopg would write an Enum member's name, not its value.)
+        params = list(values)
+        params[_HEADERS_AT] = Jsonb(headers)
+    else:
+        params = [
+            field.get_db_prep_save(value, database)
+            for field, value in zip(fields, values, strict=True)
+        ]
     row, sent_twice = _execute_insert(database, sql, params)
     if row is None and not sent_twice:
         return None

@@ -27,7 +27,8 @@ class InvalidSignature(Exception):
 def standard_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """The three signature headers under their webhook-* names, whichever prefix was sent.
 
-    `headers` must look names up case-insensitively (Django's `request.headers` does).
+    `headers` must find lower-case names: a dict keyed by them, or a case-insensitive mapping
+    such as Django's `request.headers`.
     """
     found = {}
     for name, svix_name in SVIX_NAMES.items():

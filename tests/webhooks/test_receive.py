@@ -90,6 +90,25 @@ def test_secrets_and_credentials_in_headers_are_never_stored(client, webhook_sec
 
 
 @pytest.mark.django_db
+def test_the_ledger_keeps_the_delivery_headers_by_their_lower_case_names(client, webhook_secret):
+    body = json.dumps(an_event())
+    signed = signature_headers(body, webhook_secret, prefix="svix")
+    headers = as_django_headers(signed)
+    headers["HTTP_USER_AGENT"] = "Svix-Webhooks/1.62"
+    headers["HTTP_X_CODAT_CLIENTID"] = "a0b1c2d3-client"
+    headers["HTTP_X_FORWARDED_FOR"] = "203.0.113.9"
+
+    client.post(ENDPOINT, body, "application/json", **headers)
+
+    assert WebhookEvent.objects.get().headers == {
+        **signed,
+        "content-type": "application/json",
+        "user-agent": "Svix-Webhooks/1.62",
+        "x-codat-clientid": "a0b1c2d3-client",
+    }
+
+
+@pytest.mark.django_db
 def test_a_signed_body_that_is_not_an_event_is_quarantined_with_the_reason_and_not_processed(
     client, webhook_secret, django_capture_on_commit_callbacks
 ):
