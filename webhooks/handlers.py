@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 from companies.models import Company, Connection, ConnectionStatus, DatasetStatus, DataTypeStatus
 from portal.redis_connection import redis_client
@@ -300,6 +300,22 @@ def data_type_write(event: Envelope) -> str:
 # --- client rate limit -------------------------------------------------------------------------
 
 
+# Drains run side by side, so a "reached" and a "reset" can be applied at the same moment, each
+# checking the ledger for the other before either has committed: the older one's pause could
+# then land in Redis after the newer reset lifted it, and calls would stay paused until the
+# expiry. One PostgreSQL advisory lock, held until the event's transaction commits, puts them
+# in turn; the second then sees the first in the ledger. (Any fixed 64-bit number will do;
+# this one spells "codatRL".)
+_RATE_LIMIT_EVENTS_LOCK = 0x636F6461_74524C
+
+
+def _one_rate_limit_event_at_a_time() -> None:
+    # Not on SQLite, the development fallback: it has no such lock.
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_RATE_LIMIT_EVENTS_LOCK])
+
+
 def _newer_applied(event: Envelope, event_type: str) -> bool:
     return WebhookEvent.objects.filter(
         event_type=event_type,
@@ -316,6 +332,7 @@ def client_rate_limit_reached(event: Envelope) -> str:
     """Pause every worker's Codat calls until the daily quota comes back (`expiryDate`)."""
     from codat.fleet_pause import pause_codat_calls_until
 
+    _one_rate_limit_event_at_a_time()
     if _newer_applied(event, "client.rateLimit.reset"):
         return SUPERSEDED
     try:
@@ -331,6 +348,7 @@ def client_rate_limit_reached(event: Envelope) -> str:
 def client_rate_limit_reset(event: Envelope) -> str:
     from codat.fleet_pause import resume_codat_calls
 
+    _one_rate_limit_event_at_a_time()
     if _newer_applied(event, "client.rateLimit.reached"):
         return SUPERSEDED
     resume_codat_calls(redis_client())

@@ -1,5 +1,5 @@
-"""Two events about a row that does not exist yet, applied at the same time by two drains: the
-older one must not overwrite the newer one's state when it loses the race to create the row."""
+"""Events applied at the same moment by two drains: the older one must not overwrite what the
+newer one did (a connection row neither has created yet; the fleet's rate-limit pause)."""
 
 import json
 import threading
@@ -87,3 +87,72 @@ def test_an_older_event_that_loses_the_race_to_create_a_connection_is_superseded
     assert outcomes == {"newer": "applied", "older": SUPERSEDED}
     row = Connection.objects.get(codat_id=connection_id)
     assert (row.status, row.last_event_at) == ("Deauthorized", NEWER_AT)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_reset_applied_while_an_older_reached_is_on_its_way_to_redis_leaves_no_pause(
+    monkeypatch, settings, redis_url
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (set DATABASE_URL): two drains apply events side by side")
+    import redis
+
+    from codat import fleet_pause
+    from webhooks.services import webhook_event_process, webhook_event_receive
+
+    settings.REDIS_URL = redis_url
+    redis_client = redis.Redis.from_url(redis_url)
+    redis_client.delete(fleet_pause.PAUSE_KEY)
+    now = datetime.now(tz=UTC).replace(microsecond=0)
+    expiry = (now + timedelta(hours=2)).isoformat()
+    quota = {"dailyQuota": 12000, "quotaRemaining": 0, "expiryDate": expiry}
+    reached, reset = (
+        webhook_event_receive(
+            webhook_id=f"msg_{uuid.uuid4().hex}",
+            body=json.dumps(event_body(event_type, at, quota)),
+            headers={},
+            signed_at=now,
+        )
+        for event_type, at in (
+            ("client.rateLimit.reached", now),
+            ("client.rateLimit.reset", now + timedelta(seconds=1)),
+        )
+    )
+    reached_checked, reached_may_pause = threading.Event(), threading.Event()
+    pause = fleet_pause.pause_codat_calls_until
+
+    def pause_when_told(client, moment):
+        reached_checked.set()
+        reached_may_pause.wait(10)
+        return pause(client, moment)
+
+    monkeypatch.setattr(fleet_pause, "pause_codat_calls_until", pause_when_told)
+    outcomes = {}
+
+    def apply(name, event_pk):
+        try:
+            outcomes[name] = webhook_event_process(event_pk=event_pk)
+        except Exception as error:  # reported by the assertions below
+            outcomes[name] = error
+        finally:
+            connection.close()
+
+    # given: a drain has found no newer reset and is about to pause the fleet
+    first = threading.Thread(target=apply, args=("reached", reached))
+    first.start()
+    assert reached_checked.wait(10)
+    # when: another drain applies the newer reset meanwhile
+    second = threading.Thread(target=apply, args=("reset", reset))
+    second.start()
+    deadline = time.monotonic() + 3
+    while second.is_alive() and not waiting_on_a_lock():
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    reached_may_pause.set()
+    first.join(10)
+    second.join(10)
+
+    # then: the reset went second, and nothing pauses the fleet
+    assert outcomes == {"reached": "applied", "reset": "applied"}
+    assert fleet_pause.codat_calls_paused_until(redis_client) is None
