@@ -33,6 +33,8 @@ log = logging.getLogger("sandbox.webhooks")
 # Seconds after the previous failed attempt: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h.
 RETRY_DELAYS = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
 DELIVERY_TIMEOUT_SECONDS = 15.0
+# An endpoint whose attempts have all failed for this long is disabled, as Svix does for Codat.
+AUTO_DISABLE_AFTER_SECONDS = 5 * 24 * 3600
 MAX_CONSUMERS = 50
 EVENT_LOG_SIZE = 5000
 
@@ -114,6 +116,8 @@ class Dispatcher:
             message["state"] = "Cancelled"
             self.sandbox.store.put("message", message_id, message)
             return
+        if consumer.get("disabled"):
+            return  # a disabled endpoint gets no attempts; the message stays pending
         message["state"] = "Sending"
         self.sandbox.store.put("message", message_id, message)
         task = asyncio.get_running_loop().create_task(self._attempt(message, consumer))
@@ -137,6 +141,21 @@ class Dispatcher:
             self.sandbox.engine.schedule(message["nextAttemptAt"], "deliver", message["id"])
         if self.sandbox.store.get("message", message["id"]) is not None:
             self.sandbox.store.put("message", message["id"], message)
+        self._note_endpoint_outcome(consumer["id"], message["state"] == "Success", now)
+
+    def _note_endpoint_outcome(self, consumer_id: str, delivered: bool, now: float) -> None:
+        """A success clears the endpoint's failing streak; five days of failures disable it."""
+        consumer = self.sandbox.store.get("consumer", consumer_id)
+        if consumer is None or (delivered and "_failingSince" not in consumer):
+            return
+        if delivered:
+            del consumer["_failingSince"]
+        else:
+            failing_since = consumer.setdefault("_failingSince", now)
+            if now - failing_since >= AUTO_DISABLE_AFTER_SECONDS and not consumer.get("disabled"):
+                consumer["disabled"] = True
+                log.warning("endpoint %s disabled after 5 days of failed attempts", consumer_id)
+        self.sandbox.store.put("consumer", consumer_id, consumer)
 
     async def _post(self, message: dict, consumer: dict) -> tuple[int | None, str | None]:
         url = consumer["url"]

@@ -2,6 +2,7 @@
 
 import json
 import re
+import time
 
 import pytest
 from standardwebhooks import Webhook
@@ -180,3 +181,53 @@ def test_every_documented_event_type_is_sent_and_matches_its_schema(api, sandbox
         "cash-flow.read.completed.initial",
     } <= sent
     assert all(re.match(r"^[0-9a-f-]{36}$", body["id"]) for body in events)
+
+
+def test_an_endpoint_failing_for_five_days_is_disabled_and_gets_no_more_attempts(
+    api, sandbox, receiver
+):
+    receiver.fail_first = 10**6  # every attempt answers 500
+    hook = consumer(api, receiver.url, ["company.created"])
+
+    def attempts() -> list[int]:
+        return [len(m["attempts"]) for m in sandbox.control("GET", "webhooks/messages").json()]
+
+    def disabled() -> bool:
+        listed = api.get("/webhooks").json()["results"]
+        return next(c for c in listed if c["id"] == hook["id"])["disabled"]
+
+    # given: an event whose attempts fail, the last of them a minute short of five days later
+    api.company("First Ltd")
+    sandbox.wait_until(lambda: attempts() == [1])
+    sandbox.advance(5 * 24 * 3600 - 60)
+    sandbox.wait_until(lambda: attempts() == [2])
+    assert disabled() is False
+    # when: a new event's attempt fails five days after the first failure
+    sandbox.advance(60)
+    api.company("Second Ltd")
+    # then: the endpoint is disabled, as Svix does for Codat
+    sandbox.wait_until(disabled)
+    assert "_failingSince" not in api.get("/webhooks").text
+    # and no attempt follows: not for new events, not for the retries still due
+    requests_so_far = len(receiver.requests)
+    api.company("Third Ltd")
+    sandbox.advance(2 * 24 * 3600)
+    time.sleep(0.5)
+    assert len(receiver.requests) == requests_so_far
+    assert sorted(attempts()) == [1, 2]
+
+
+def test_a_successful_attempt_ends_the_failing_streak(api, sandbox, receiver):
+    receiver.fail_first = 1
+    hook = consumer(api, receiver.url, ["company.created"])
+    api.company("Failing once Ltd")
+    sandbox.wait_until(lambda: len(receiver.requests) == 1)
+    sandbox.advance(5)  # the retry succeeds
+    sandbox.wait_until(lambda: len(receiver.requests) == 2)
+    receiver.fail_first = 10**6
+    sandbox.advance(5 * 24 * 3600 + 10)
+    api.company("Failing again Ltd")  # more than five days after the first failure
+    sandbox.wait_until(lambda: len(receiver.requests) == 3)
+    time.sleep(0.3)
+    listed = api.get("/webhooks").json()["results"]
+    assert [c["disabled"] for c in listed if c["id"] == hook["id"]] == [False]
