@@ -47,6 +47,14 @@ def periodic_tasks() -> list[dict]:
             "every": 5 * 60,
             "expires": 4 * 60,
         },
+        {
+            # Codat disables an endpoint after 5 days of failed deliveries and says so only in
+            # its consumer list; one call an hour from the shared quota.
+            "name": "webhooks: list webhook consumers at Codat",
+            "task": "webhooks.tasks.import_webhook_consumers",
+            "every": 60 * 60,
+            "expires": 50 * 60,
+        },
         # -- consent/ -------------------------------------------------------------------------
         {
             # Removals and stopped refreshes happen at once on withdrawal; this repairs a

@@ -22,6 +22,11 @@ log = logging.getLogger(__name__)
 # Rows pending longer than this are driven again by the periodic job.
 PENDING_AFTER = timedelta(minutes=2)
 MAX_ATTEMPTS = 10
+DISABLED_AT_CODAT = (
+    "Disabled at Codat: Codat disables an endpoint whose deliveries have all failed for 5 days. "
+    "Fix the endpoint, then enable it again in Codat's Portal or register it again here "
+    "(Codat's API cannot edit a consumer)."
+)
 
 
 def event_type_choices() -> list[tuple[str, str]]:
@@ -201,23 +206,47 @@ def webhook_consumers_redrive(*, now=None) -> int:
 
 
 def webhook_consumers_import(*, client=None) -> int:
-    """List the consumers at Codat and record the ones the portal does not know; how many."""
+    """List the consumers at Codat: record the ones the portal lacks, and take Codat's `disabled`
+    flag for the registered ones. How many rows were added or changed.
+
+    Codat (Svix) disables an endpoint whose deliveries have all failed for 5 days, and says so
+    only in this list; the hourly run shows it in the admin instead of leaving it looking live.
+    """
     client = client or codat_client()
-    known = set(WebhookConsumer.objects.exclude(codat_id=None).values_list("codat_id", flat=True))
-    imported = 0
+    known = {
+        codat_id: (pk, status, disabled)
+        for pk, codat_id, status, disabled in WebhookConsumer.objects.exclude(
+            codat_id=None
+        ).values_list("pk", "codat_id", "status", "disabled")
+    }
+    changed = 0
     with limiter.slot(company_id=None):
         remotes = client.list_webhook_consumers().get("results") or []
     for remote in remotes:
         remote_id = uuid.UUID(remote["id"])
+        disabled_at_codat = bool(remote.get("disabled"))
         if remote_id in known:
+            pk, status, disabled = known[remote_id]
+            if status == ConsumerStatus.ACTIVE and disabled != disabled_at_codat:
+                changed += WebhookConsumer.objects.filter(pk=pk, status=status).update(
+                    disabled=disabled_at_codat,
+                    last_error=DISABLED_AT_CODAT if disabled_at_codat else "",
+                    status_changed_at=timezone.now(),
+                )
+                log.warning(
+                    "webhooks.consumer.disabled_at_codat"
+                    if disabled_at_codat
+                    else "webhooks.consumer.enabled_at_codat",
+                    extra={"consumer_pk": pk, "codat_id": str(remote_id)},
+                )
             continue
         WebhookConsumer.objects.create(
             url=remote.get("url") or "",
             event_types=remote.get("eventTypes") or [],
-            disabled=bool(remote.get("disabled")),
+            disabled=disabled_at_codat,
             company_tags=remote.get("companyTags") or [],
             codat_id=remote_id,
             status=ConsumerStatus.ACTIVE,
         )
-        imported += 1
-    return imported
+        changed += 1
+    return changed

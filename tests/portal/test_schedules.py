@@ -28,3 +28,10 @@ def test_the_consent_reconciler_runs_every_five_minutes():
     row = PeriodicTask.objects.get(task="consent.tasks.consent_reconcile")
     assert row.interval.every == 300
     assert row.enabled
+
+
+def test_the_consumer_list_at_codat_is_read_every_hour():
+    # Codat disables a failing endpoint and says so only in that list.
+    row = PeriodicTask.objects.get(task="webhooks.tasks.import_webhook_consumers")
+    assert row.interval.every == 3600
+    assert row.enabled

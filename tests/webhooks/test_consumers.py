@@ -178,3 +178,86 @@ def test_registered_at_the_sandbox_the_endpoint_receives_signed_events_and_appli
     event = WebhookEvent.objects.get(event_type="company.created")
     assert webhook_event_process(event_pk=event.pk) == EventState.APPLIED
     assert Company.objects.get(codat_id=company["id"]).name == "Toft stores"
+
+
+@pytest.mark.django_db
+def test_listing_takes_codats_disabled_flag_for_registered_consumers(codat):
+    registered = WebhookConsumer.objects.create(
+        url=URL,
+        event_types=["read.completed"],
+        codat_id=uuid.uuid4(),
+        status=ConsumerStatus.ACTIVE,
+    )
+    being_deleted = WebhookConsumer.objects.create(
+        url=URL,
+        event_types=["company.created"],
+        codat_id=uuid.uuid4(),
+        status=ConsumerStatus.PENDING_DELETE,
+    )
+    listed = {
+        "url": URL,
+        "eventTypes": ["read.completed"],
+        "id": str(registered.codat_id),
+        "disabled": True,
+    }
+    codat.list_webhook_consumers.return_value = {
+        "results": [listed, {**listed, "id": str(being_deleted.codat_id)}]
+    }
+
+    # Codat disabled the endpoint after five days of failed deliveries
+    assert webhook_consumers_import(client=codat) == 1
+    registered.refresh_from_db()
+    assert registered.disabled is True
+    assert "5 days" in registered.last_error
+    being_deleted.refresh_from_db()
+    assert being_deleted.disabled is False  # its own change is on its way
+    assert webhook_consumers_import(client=codat) == 0
+
+    # re-enabled in Codat's Portal
+    listed["disabled"] = False
+    assert webhook_consumers_import(client=codat) == 1
+    registered.refresh_from_db()
+    assert (registered.disabled, registered.last_error) == (False, "")
+
+
+@pytest.mark.sandbox
+@pytest.mark.django_db(transaction=True)
+def test_an_endpoint_the_sandbox_disabled_after_five_days_of_failures_shows_disabled(
+    sandbox, live_server, settings
+):
+    # given: a consumer registered at (sandbox) Codat whose URL answers 404 to every delivery
+    settings.CODAT_BASE_URL = sandbox.base_url
+    settings.CODAT_API_KEY = sandbox.api_key
+    consumer = webhook_consumer_register(
+        url=live_server.url + "/no-such-endpoint/", event_types=["company.created"]
+    )
+    assert webhook_consumer_sync(consumer_pk=consumer.pk) == ConsumerStatus.ACTIVE
+    codat = CodatClient(sandbox.base_url, sandbox.api_key)
+
+    def attempts() -> int:
+        messages = sandbox.control("GET", "webhooks/messages").json()
+        return sum(len(message["attempts"]) for message in messages)
+
+    # when: its deliveries fail for five days
+    codat.create_company("Failing Ltd")
+    sandbox.wait_until(lambda: attempts() == 1)
+    sandbox.advance(5 * 24 * 3600)
+    codat.create_company("Still failing Ltd")
+    sandbox.wait_until(lambda: attempts() >= 2)
+    consumer.refresh_from_db()
+    sandbox.wait_until(
+        lambda: (
+            [
+                listed["disabled"]
+                for listed in codat.list_webhook_consumers()["results"]
+                if listed["id"] == str(consumer.codat_id)
+            ]
+            == [True]
+        )
+    )
+
+    # then: the hourly listing marks it disabled, with what to do about it
+    assert webhook_consumers_import() == 1
+    consumer.refresh_from_db()
+    assert consumer.disabled is True
+    assert consumer.last_error.startswith("Disabled at Codat")
