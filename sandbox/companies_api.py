@@ -7,7 +7,7 @@ from starlette.requests import Request
 
 from sandbox.catalogue import INTEGRATIONS, integration_id, source_id
 from sandbox.clock import iso
-from sandbox.errors import ApiError, bad_request
+from sandbox.errors import ApiError, bad_request, free_plan_limit
 from sandbox.http import (
     empty,
     json_body,
@@ -32,6 +32,7 @@ _FORBIDDEN_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9\s\-',&@.?!]")
 MAX_TAGS = 10
 MAX_TAG_KEY = 27
 MAX_TAG_VALUE = 100
+FREE_PLAN_COMPANY_LIMIT = 50
 
 COMPANY_PROPERTIES = {
     "id",
@@ -128,6 +129,8 @@ async def list_companies(request: Request):
 async def create_company(request: Request):
     sb = sandbox_of(request)
     body = await json_body(request)
+    if sb.on_free_plan() and len(sb.store.all("company")) >= FREE_PLAN_COMPANY_LIMIT:
+        raise free_plan_limit("CompanyValidationException: Company limit exceeded")
     at = sb.clock.now()
     company_id = str(uuid.uuid4())
     company = {

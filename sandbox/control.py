@@ -156,6 +156,9 @@ push = _settings_route(
         "outcome": lambda v: None if v in ("Success", "Failed") else "must be Success or Failed",
     },
 )
+account = _settings_route(
+    "account", {"plan": lambda v: None if v in ("Paid", "Free") else "must be Paid or Free"}
+)
 rate_limits = _settings_route(
     "rateLimits",
     {
@@ -345,6 +348,7 @@ ROUTES = [
     Route("/_sandbox/faults", faults, methods=["GET", "PUT"]),
     Route("/_sandbox/datasets", datasets, methods=["GET", "PUT"]),
     Route("/_sandbox/push", push, methods=["GET", "PUT"]),
+    Route("/_sandbox/account", account, methods=["GET", "PUT"]),
     Route("/_sandbox/rate-limits", rate_limits, methods=["GET", "PUT"]),
     Route("/_sandbox/rate-limits/usage", rate_limit_usage, methods=["GET"]),
     Route("/_sandbox/companies/{companyId}/downtime", company_downtime, methods=["PUT"]),

@@ -4,7 +4,7 @@ from starlette.requests import Request
 
 from codat.data_types import ALL_DATA_TYPES
 from sandbox.catalogue import DATA_TYPES_BY_SOURCE_TYPE
-from sandbox.errors import ApiError, bad_request
+from sandbox.errors import ApiError, bad_request, free_plan_limit
 from sandbox.http import (
     bool_field,
     empty,
@@ -168,6 +168,12 @@ async def get_push_operation(request: Request):
 # -- sync settings -----------------------------------------------------------------------
 
 
+def check_plan_allows(sb, settings: list[dict]) -> None:
+    """Codat's Free plan refuses an hourly schedule for any data type."""
+    if sb.on_free_plan() and any(setting["syncSchedule"] == 1 for setting in settings):
+        raise free_plan_limit("SyncSettingsValidationException: Sync schedule not allowed")
+
+
 def clean_settings(raw) -> list[dict]:
     if not isinstance(raw, list):
         raise bad_request("settings", "is required and must be an array")
@@ -220,6 +226,7 @@ async def update_profile_sync_settings(request: Request):
         raise bad_request("clientId", "is required")
     overrides = bool_field(body, "overridesDefaults", required=True)
     settings = clean_settings(body.get("settings"))
+    check_plan_allows(sb, settings)
     saved = {"clientId": sb.client_id, "settings": settings, "overridesDefaults": overrides}
     sb.store.put("meta", "syncSettings", saved)
     return empty(204)
@@ -241,9 +248,8 @@ async def set_company_sync_settings(request: Request):
     if body.get("companyId") != company["id"]:
         raise bad_request("companyId", "is required and must match the company in the path")
     overrides = bool_field(body, "overridesDefaults", required=True)
-    company["_syncSettings"] = {
-        "settings": clean_settings(body.get("settings")),
-        "overridesDefaults": overrides,
-    }
+    settings = clean_settings(body.get("settings"))
+    check_plan_allows(sb, settings)
+    company["_syncSettings"] = {"settings": settings, "overridesDefaults": overrides}
     sb.store.put("company", company["id"], company)
     return empty(204)

@@ -60,6 +60,11 @@ def bad_request(field: str, reason: str, *, service: str = DEFAULT_SERVICE) -> A
     )
 
 
+def free_plan_limit(error: str) -> ApiError:
+    """A 402 for what Codat's Free plan does not allow."""
+    return ApiError(402, error, service="ClientsApi")
+
+
 def company_not_found(company_id: str) -> ApiError:
     return ApiError(404, f"No company was found with ID {company_id}", service="ClientsApi")
 

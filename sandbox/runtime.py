@@ -36,7 +36,9 @@ class Sandbox:
             # While the process was down, sandbox time passed at real speed.
             start = saved_clock["sandboxNow"] + max(0.0, time.time() - saved_clock["wallNow"])
         saved_settings = self.store.get("meta", "settings")
-        self.settings = saved_settings or defaults(self.overrides)
+        # Saved settings go over the defaults, so a state file from before a setting existed
+        # still has every one.
+        self.settings = defaults(saved_settings) if saved_settings else defaults(self.overrides)
         if "speed" in self.overrides and saved_settings is None:
             self.settings["speed"] = self.overrides["speed"]
         self.clock = SandboxClock(start, self.settings["speed"])
@@ -68,6 +70,9 @@ class Sandbox:
         self.clock.advance(seconds)
         self.engine.run_due()
         self.save_clock()
+
+    def on_free_plan(self) -> bool:
+        return self.settings["account"]["plan"] == "Free"
 
     def client_sync_settings(self) -> dict:
         saved = self.store.get("meta", "syncSettings")

@@ -36,6 +36,8 @@ DEFAULTS = {
         "recordsModified": True,
     },
     "push": {"delaySeconds": 30, "outcome": "Success"},
+    # Codat's Free plan: at most 50 companies, and no hourly sync schedule (402 either way).
+    "account": {"plan": "Paid"},
     "rateLimits": {
         # None: Codat's formula, 1000 x (1 + active connected companies).
         "dailyQuota": None,

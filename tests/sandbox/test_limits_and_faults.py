@@ -89,6 +89,36 @@ def test_state_survives_a_restart(tmp_path):
         stop_sandbox(second)
 
 
+def test_settings_saved_before_a_setting_existed_get_its_default(tmp_path):
+    import json
+    import sqlite3
+
+    first = start_sandbox(tmp_path, api_key="restart-key")
+    try:
+        first.control("PUT", "account", {"plan": "Free"})
+        first.control("PUT", "push", {"delaySeconds": 7})
+    finally:
+        stop_sandbox(first)
+    # given: a state file written before the account settings existed
+    with sqlite3.connect(tmp_path / "sandbox.sqlite3") as db:
+        (body,) = db.execute(
+            "SELECT body FROM records WHERE kind = 'meta' AND id = 'settings'"
+        ).fetchone()
+        saved = json.loads(body)
+        del saved["account"]
+        db.execute(
+            "UPDATE records SET body = ? WHERE kind = 'meta' AND id = 'settings'",
+            (json.dumps(saved),),
+        )
+    second = start_sandbox(tmp_path, api_key="restart-key")
+    try:
+        assert second.control("GET", "account").json() == {"plan": "Paid"}
+        assert second.control("GET", "push").json()["delaySeconds"] == 7
+        assert second.request("POST", "/companies", json={"name": "After Ltd"}).status_code == 200
+    finally:
+        stop_sandbox(second)
+
+
 def test_it_refuses_a_non_loopback_host(tmp_path):
     import subprocess
     import sys
@@ -103,3 +133,37 @@ def test_it_refuses_a_non_loopback_host(tmp_path):
         timeout=20,
     )
     assert result.returncode != 0 and b"not a loopback address" in result.stderr
+
+
+def test_the_free_plan_allows_fifty_companies_and_no_hourly_schedule(api, sandbox):
+    assert sandbox.control("GET", "account").json() == {"plan": "Paid"}
+    bad = sandbox.request("PUT", "/_sandbox/account", json={"plan": "Gold"})
+    assert bad.status_code == 400 and "plan" in bad.json()["error"]
+    sandbox.control("PUT", "account", {"plan": "Free"})
+    for number in range(50):
+        api.company(f"Company {number}")
+    refused = api.post("/companies", json={"name": "Fifty-first"})
+    assert refused.status_code == 402
+    assert refused.json()["error"] == "CompanyValidationException: Company limit exceeded"
+    assert len(api.get("/companies", params={"pageSize": 100}).json()["results"]) == 50
+
+    not_hourly = "SyncSettingsValidationException: Sync schedule not allowed"
+    hourly = {"dataType": "invoices", "fetchOnFirstLink": True, "syncSchedule": 1, "syncOrder": 0}
+    daily = {**hourly, "syncSchedule": 24}
+    client_id = api.get("/profile/syncSettings").json()["clientId"]
+    company_id = api.get("/companies").json()["results"][0]["id"]
+    for path, owner in (
+        ("/profile/syncSettings", {"clientId": client_id}),
+        (f"/companies/{company_id}/syncSettings", {"companyId": company_id}),
+    ):
+        body = {**owner, "overridesDefaults": True, "settings": [daily, hourly]}
+        refused = api.post(path, json=body)
+        assert refused.status_code == 402, path
+        assert refused.json()["error"] == not_hourly
+        assert api.post(path, json={**body, "settings": [daily]}).status_code == 204
+
+    # Paid again: both go through
+    sandbox.control("PUT", "account", {"plan": "Paid"})
+    assert api.post("/companies", json={"name": "Fifty-first"}).status_code == 200
+    body = {"clientId": client_id, "overridesDefaults": True, "settings": [hourly]}
+    assert api.post("/profile/syncSettings", json=body).status_code == 204
