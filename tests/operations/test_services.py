@@ -179,6 +179,20 @@ def test_create_company_creates_it_at_codat_and_in_the_mirror(sandbox, operation
     assert sandbox_products(sandbox)[str(operation.company.codat_id)] == ["lending"]
 
 
+def test_a_company_over_the_free_plans_limit_fails_at_once_with_codats_reason(
+    sandbox, operations_env
+):
+    sandbox.control("PUT", "account", {"plan": "Free"})
+    for number in range(50):
+        sandbox.request("POST", "/companies", json={"name": f"Existing {number}"})
+    operation = company_create(name="Fifty-first Ltd", products=[])
+    assert operation_run(operation_id=operation.pk) == "failed"
+    operation.refresh_from_db()
+    assert (operation.state, operation.last_error_status) == (OperationState.FAILED, 402)
+    assert operation.last_error == "CompanyValidationException: Company limit exceeded"
+    assert operation.transient_failures == 0  # an account limit is not retried
+
+
 def test_a_bulk_request_says_what_it_will_do_and_cancel_returns_the_desired_state(
     sandbox, operations_env
 ):
