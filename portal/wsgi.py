@@ -6,6 +6,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.production")
 
 application = get_wsgi_application()
 
-from portal.proxies import behind_trusted_proxies  # noqa: E402  (needs the settings loaded)
+# Both need the settings loaded.
+from portal.machine_endpoints import with_machine_endpoints  # noqa: E402
+from portal.proxies import behind_trusted_proxies  # noqa: E402
 
-application = behind_trusted_proxies(application)
+application = behind_trusted_proxies(with_machine_endpoints(application))
