@@ -2,9 +2,9 @@
 
 A delivery is a signed POST from Codat's servers: no cookies, no user, no form. Sessions,
 authentication, CSRF (the view is exempt anyway), messages, clickjacking headers and static
-files have nothing to do for it, yet on the ingest path they cost about a fifth of what Django
-spends on a delivery (0.08-0.10 ms of 0.47 ms, in-process), and bench/webhook_ingest.py's
-ratio to a trivial page moved from 0.46 to 0.50 with every core shared once they were skipped.
+files have nothing to do for it, yet they cost about a fifth of what Django spends on a
+delivery (0.08-0.10 ms of 0.47 ms, measured in-process; bench/webhook_ingest.py shows the
+effect under gunicorn).
 
 Django builds one middleware chain per handler, from settings.MIDDLEWARE, and has no per-URL
 chain. So a second handler is built here, once at startup, with the security middleware alone

@@ -231,7 +231,6 @@ def webhook_consumers_import(*, client=None) -> int:
                 changed += WebhookConsumer.objects.filter(pk=pk, status=status).update(
                     disabled=disabled_at_codat,
                     last_error=DISABLED_AT_CODAT if disabled_at_codat else "",
-                    status_changed_at=timezone.now(),
                 )
                 log.warning(
                     "webhooks.consumer.disabled_at_codat"
