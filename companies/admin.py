@@ -2,8 +2,8 @@ from django.contrib import admin
 from django.db.models import Count, Q
 
 from companies.models import Company, Connection, ConnectionStatus, DataTypeStatus, PullOperation
+from core.admin_mixins import ReadOnlyInline, ReadOnlyMirrorAdmin
 from operations.admin import CompanyOperationsAdminMixin, OperationTimelineInline
-from portal.admin_mixins import ReadOnlyInline, ReadOnlyMirrorAdmin
 from products.models import CompanyProduct
 
 

@@ -31,8 +31,8 @@ from consent.models import (
     ConsentRequest,
     ConsentText,
 )
-from portal.admin_mixins import ReadOnlyMirrorAdmin
-from portal.roles import can_run_operations
+from core.admin_mixins import ReadOnlyMirrorAdmin
+from core.roles import can_run_operations
 from products.models import Product
 
 SEND = "consent.send_consent_requests"

@@ -3,7 +3,7 @@ progress, counts by state, failures, retry failed, cancel the rest), the operati
 company timeline inline and the list of stale reads.
 
 Every action and every view that changes something is gated on `companies.run_operations`
-(portal.roles.can_run_operations); viewers see pages but no buttons.
+(core.roles.can_run_operations); viewers see pages but no buttons.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from django.utils.html import format_html
 
 from codat.data_types import ALL_DATA_TYPES
 from companies.models import Company
+from core.admin_mixins import ReadOnlyInline, ReadOnlyMirrorAdmin
+from core.roles import can_run_operations
 from operations import limiter, selectors, services
 from operations.models import FINISHED_STATES, Job, Operation, OperationKind, OperationState
-from portal.admin_mixins import ReadOnlyInline, ReadOnlyMirrorAdmin
-from portal.roles import can_run_operations
 from products.models import Product, ProductKind
 
 # -- the company page's timeline --------------------------------------------------------------

@@ -33,7 +33,7 @@ from codat import fleet_pause
 from codat.errors import CodatRateLimited
 from codat.fleet_pause import PAUSE_KEY
 from codat.rate_limit_headers import RateLimit
-from portal.redis_connection import redis_client
+from core.redis_connection import redis_client
 
 CONFIG_KEY = "codat:limiter:config"
 GCRA_KEY = "codat:limiter:tat"

@@ -25,6 +25,7 @@ from django.utils import timezone
 from codat import errors as codat_errors
 from codat.client import CodatClient
 from companies.models import Company, Connection, ConnectionStatus
+from core.codat_client import codat_client
 from operations import limiter
 from operations.consent_gate import companies_refused_for_consent
 from operations.models import (
@@ -50,26 +51,6 @@ CHUNK = 500
 
 class OperationRefused(Exception):
     """The request cannot be turned into a Codat call; the message says why, for people."""
-
-
-# -- Codat client (one per process) -----------------------------------------------------------
-
-_clients: dict[tuple, CodatClient] = {}
-
-
-def codat_client() -> CodatClient:
-    import os
-
-    key = (os.getpid(), settings.CODAT_BASE_URL, settings.CODAT_API_KEY)
-    client = _clients.get(key)
-    if client is None:
-        client = CodatClient(
-            settings.CODAT_BASE_URL,
-            settings.CODAT_API_KEY,
-            timeout=(settings.CODAT_CONNECT_TIMEOUT, settings.CODAT_READ_TIMEOUT),
-        )
-        _clients[key] = client
-    return client
 
 
 # -- planning: which companies get a row --------------------------------------------------------

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from portal import views
+from core import views
 
 admin.site.site_header = "Codat portal"
 admin.site.site_title = "Codat portal"

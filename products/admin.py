@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.db.models import Count
 
-from portal.admin_mixins import ReadOnlyMirrorAdmin
+from core.admin_mixins import ReadOnlyMirrorAdmin
 from products.models import CompanyProduct, DataType, Product, ProductDataType
 
 

@@ -7,7 +7,7 @@ from django.shortcuts import redirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from portal.admin_mixins import ReadOnlyMirrorAdmin
+from core.admin_mixins import ReadOnlyMirrorAdmin
 from webhooks.consumers import (
     event_type_choices,
     webhook_consumer_delete,

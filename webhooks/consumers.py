@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from codat.event_types import STANDARD_EVENT_TYPES
+from core.codat_client import codat_client
 from operations import limiter
 from webhooks.models import ConsumerStatus, WebhookConsumer
 
@@ -103,12 +104,6 @@ def webhook_consumer_disable(*, consumer: WebhookConsumer) -> WebhookConsumer | 
     )
     webhook_consumer_delete(consumer=consumer)
     return copy
-
-
-def codat_client():
-    from operations.services import codat_client as shared_codat_client
-
-    return shared_codat_client()
 
 
 def _same_consumer(consumer: WebhookConsumer, remote: dict) -> bool:

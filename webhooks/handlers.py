@@ -18,7 +18,7 @@ from datetime import UTC, datetime, time, timedelta
 from django.db import IntegrityError, connection, transaction
 
 from companies.models import Company, Connection, ConnectionStatus, DatasetStatus, DataTypeStatus
-from portal.redis_connection import redis_client
+from core.redis_connection import redis_client
 from webhooks.envelope import (
     Envelope,
     Unprocessable,

@@ -15,8 +15,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from codat.errors import CodatError
+from core.codat_client import codat_client
+from core.redis_connection import redis_client
 from operations import limiter
-from portal.redis_connection import redis_client
 from webhooks.envelope import Unprocessable, optional_codat_time
 from webhooks.models import EventState, WebhookEvent
 
@@ -102,8 +103,6 @@ def missed_events_reconcile_next(*, limit: int = 50) -> int:
     Each run costs one Codat call per company, from the same daily quota as everything else, so
     it takes a slice and remembers where it stopped; successive runs go round all companies.
     """
-    from webhooks.consumers import codat_client
-
     after = int(redis_client().get(RECONCILE_CURSOR_KEY) or 0)
     companies = list(companies_to_reconcile().filter(pk__gt=after)[:limit])
     if len(companies) < limit:

@@ -130,7 +130,7 @@ def test_only_admins_reword_a_data_types_description(client, role, allowed):
 
 @pytest.mark.parametrize("role, can_run", [("viewer", False), ("operator", True), ("admin", True)])
 def test_operators_and_admins_may_run_operations_viewers_may_not(role, can_run):
-    from portal.roles import can_run_operations
+    from core.roles import can_run_operations
 
     assert can_run_operations(StaffFactory(role=role)) is can_run
 

@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from portal.tasks import ping_task
+from core.tasks import ping_task
 
 
 @pytest.mark.worker

@@ -74,7 +74,7 @@ def test_the_periodic_job_asks_codat_for_each_company_with_products(
     client.get_data_status.return_value = {
         "bills": status("bills", datetime.now(tz=UTC) - timedelta(hours=3))
     }
-    monkeypatch.setattr("webhooks.consumers.codat_client", lambda: client)
+    monkeypatch.setattr("webhooks.reconciliation.codat_client", lambda: client)
 
     assert reconcile_missed_events_task.apply().get() == 1
     client.get_data_status.assert_called_once_with(str(company.codat_id))
@@ -99,7 +99,7 @@ def test_successive_runs_go_round_the_companies_a_slice_at_a_time(monkeypatch, s
         companies.append(str(company.codat_id))
     client = mock.create_autospec(CodatClient, instance=True)
     client.get_data_status.return_value = {}
-    monkeypatch.setattr("webhooks.consumers.codat_client", lambda: client)
+    monkeypatch.setattr("webhooks.reconciliation.codat_client", lambda: client)
 
     for _ in range(3):
         reconcile_missed_events_task.apply(kwargs={"limit": 2})

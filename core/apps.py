@@ -7,18 +7,20 @@ def refresh_roles_after_migrate(sender=None, **kwargs) -> None:
 
     post_migrate fires once per app with models, in INSTALLED_APPS order, and each app's
     permissions are created by its own signal; only after the last one are they all there.
-    (The portal app has no models, so it never receives the signal itself.)
+    (The core app has no models, so it never receives the signal itself.)
     """
     last_app = [config for config in apps.get_app_configs() if config.models_module][-1]
     if sender is None or sender.name != last_app.name:
         return
-    from portal.roles import sync_role_permissions
+    from core.roles import sync_role_permissions
 
     sync_role_permissions()
 
 
-class PortalConfig(AppConfig):
-    name = "portal"
+class CoreConfig(AppConfig):
+    """What every app shares: staff roles, admin mixins, the Redis and Codat clients, health."""
+
+    name = "core"
     verbose_name = "Portal"
 
     def ready(self):
@@ -26,7 +28,7 @@ class PortalConfig(AppConfig):
 
         # Every migrate brings the roles' permissions (models added since) and the beat
         # schedule (portal/schedules.py) up to date.
-        post_migrate.connect(refresh_roles_after_migrate, dispatch_uid="portal.refresh_roles")
+        post_migrate.connect(refresh_roles_after_migrate, dispatch_uid="core.refresh_roles")
         post_migrate.connect(
-            ensure_periodic_tasks_after_migrate, dispatch_uid="portal.ensure_periodic_tasks"
+            ensure_periodic_tasks_after_migrate, dispatch_uid="core.ensure_periodic_tasks"
         )

@@ -23,7 +23,7 @@ def redis_ok() -> bool:
 
 def worker_ok(timeout: float = 3.0) -> bool:
     """A canary task's round trip: proves a worker is consuming, not merely alive."""
-    from portal.tasks import ping_task
+    from core.tasks import ping_task
 
     try:
         return ping_task.apply_async(expires=timeout).get(timeout=timeout) == "pong"

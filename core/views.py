@@ -3,7 +3,7 @@ from django.shortcuts import redirect
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from portal.health import check_all
+from core.health import check_all
 
 
 @require_GET

@@ -10,7 +10,7 @@ def create_staff_roles(apps, schema_editor):
         create_permissions(app_config, apps=apps, verbosity=0)
         app_config.models_module = None
 
-    from portal.roles import create_roles
+    from core.roles import create_roles
 
     create_roles()
 
