@@ -34,3 +34,14 @@ class ReadOnlyInline(admin.TabularInline):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+def admin_view_context(request, model_admin: admin.ModelAdmin, *, title: str, **extra) -> dict:
+    """The context of a custom admin page (a confirmation, a job page, a report): the site's
+    header, navigation and permissions, the model it belongs to for the breadcrumbs, a title."""
+    return {
+        **model_admin.admin_site.each_context(request),
+        "opts": model_admin.model._meta,
+        "title": title,
+        **extra,
+    }
