@@ -146,9 +146,10 @@ def reset_portal_data() -> None:
 
 def fleet_run(sandbox, app, worker_env, size, rate, per_minute, concurrency) -> dict:
     from codat.client import CodatClient
+    from companies.codat_import import companies_import_from_codat
     from operations import limiter
     from operations.models import ACTIVE_STATES, Operation, OperationState
-    from operations.services import companies_import_from_codat, operations_start
+    from operations.services import operations_start
     from products.services import product_define
     from tests.plugins.operations import WorkerControl
 

@@ -4,7 +4,7 @@ Each service writes the desired state and one Operation row per Codat call in on
 and hands the ids to Celery only after the commit. The worker side (`operation_run`) claims a row
 with a conditional UPDATE, asks the fleet limiter, calls Codat through `codat/`, and records the
 outcome together with the mirror it changes. `operations_sweep` (beat) re-sends rows whose time
-has come or whose worker died; `mirror_reconcile` (beat) heals the mirror from Codat.
+has come or whose worker died.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, Max, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from codat import errors as codat_errors
@@ -991,82 +991,3 @@ def _refresh_daily_quota_estimate() -> None:
         limiter.set_daily_quota_estimate(1000 * (1 + linked))
     except Exception:
         logger.exception("operations.quota_estimate_failed")
-
-
-# -- import and reconcile the mirror ------------------------------------------------------------
-
-
-def companies_import_from_codat(*, page_size: int = 500) -> int:
-    """Mirror every company Codat has (with its products and connections). Returns the count."""
-    from companies.services import company_mirror_from_codat
-
-    client = codat_client()
-    count = 0
-    page = 1
-    while True:
-        with limiter.slot(company_id=None):
-            body = client.list_companies(page=page, page_size=page_size)
-        limiter.observe(client.last_rate_limit)
-        for data in body.get("results") or ():
-            company_mirror_from_codat(data=data)
-            count += 1
-        if not (body.get("_links") or {}).get("next"):
-            return count
-        page += 1
-
-
-def company_reconcile(*, company: Company, history_pages: int = 1) -> None:
-    """Mirror one company's connections, data status and recent pull history from Codat."""
-    from companies.services import (
-        connection_mirror_from_codat,
-        data_status_mirror_from_codat,
-        pull_operation_mirror_from_codat,
-    )
-
-    client = codat_client()
-    codat_id = str(company.codat_id)
-    with limiter.slot(company_id=codat_id):
-        connections = client.list_connections(codat_id, page_size=100)
-    for data in connections.get("results") or ():
-        connection_mirror_from_codat(company=company, data=data)
-    with limiter.slot(company_id=codat_id):
-        statuses = client.get_data_status(codat_id)
-    data_status_mirror_from_codat(company=company, data_statuses=statuses)
-    for page in range(1, history_pages + 1):
-        with limiter.slot(company_id=codat_id):
-            history = client.list_pull_operations(
-                codat_id, page=page, page_size=100, order_by="-requested"
-            )
-        for data in history.get("results") or ():
-            pull_operation_mirror_from_codat(company=company, data=data)
-        if not (history.get("_links") or {}).get("next"):
-            break
-    limiter.observe(client.last_rate_limit)
-
-
-def companies_import_with_details_from_codat() -> int:
-    """Mirror every company at Codat, then each one's connections, data status and history.
-
-    For a first import (a new deployment, the demo); afterwards the reconciler keeps it fresh.
-    """
-    imported = companies_import_from_codat()
-    for company in Company.objects.filter(codat_deleted_at__isnull=True):
-        company_reconcile(company=company)
-    return imported
-
-
-def mirror_reconcile(*, companies_per_run: int = 200) -> dict[str, int]:
-    """Heal the mirror from Codat (a missed webhook): all companies and their products, then
-    connections, data status and history for the companies mirrored longest ago."""
-    imported = companies_import_from_codat()
-    from operations.tasks import QUEUE, reconcile_company_task
-
-    # Companies whose data status was mirrored longest ago (or never) go first.
-    stalest = list(
-        Company.objects.annotate(status_mirrored=Max("data_type_statuses__mirrored_at"))
-        .order_by(F("status_mirrored").asc(nulls_first=True), "id")
-        .values_list("pk", flat=True)[:companies_per_run]
-    )
-    for company_id in stalest:
-        reconcile_company_task.apply_async((company_id,), queue=QUEUE)
-    return {"imported": imported, "companies_queued": len(stalest)}

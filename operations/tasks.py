@@ -30,27 +30,3 @@ def sweep_task() -> dict:
     from operations.services import operations_sweep
 
     return operations_sweep()
-
-
-@shared_task(name="operations.tasks.reconcile", **TASK_OPTIONS)
-def reconcile_task() -> dict:
-    from operations.services import mirror_reconcile
-
-    return mirror_reconcile()
-
-
-@shared_task(name="operations.tasks.reconcile_company", **TASK_OPTIONS)
-def reconcile_company_task(company_id: int) -> None:
-    from companies.models import Company
-    from operations.limiter import LimiterBusy
-    from operations.services import company_reconcile
-
-    company = Company.objects.filter(pk=company_id).first()
-    if company is None:
-        logger.info("operations.reconcile_company.missing", extra={"company": company_id})
-        return
-    try:
-        company_reconcile(company=company)
-    except LimiterBusy as busy:
-        # Reads are not durable work: the next reconcile run picks this company first again.
-        logger.info("operations.reconcile_company.deferred", extra={"wait": busy.permit.wait})

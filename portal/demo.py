@@ -117,7 +117,7 @@ def record_demo_consent(operator) -> int:
 
 
 def seed_demo(*, operator_username: str = "admin") -> dict[str, int | str]:
-    from operations.services import companies_import_with_details_from_codat
+    from companies.codat_import import companies_import_with_details_from_codat
 
     products = seed_products()
     counts: dict[str, int | str] = {"products": len(products), "companies": 0, "consents": 0}

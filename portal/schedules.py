@@ -23,7 +23,7 @@ def periodic_tasks() -> list[dict]:
         },
         {
             "name": "operations: reconcile the mirror with Codat",
-            "task": "operations.tasks.reconcile",
+            "task": "companies.tasks.reconcile",
             "every": 30 * 60,
             "expires": 25 * 60,
         },
@@ -90,7 +90,7 @@ def ensure_periodic_tasks() -> None:
 
 def ensure_periodic_tasks_after_migrate(sender=None, **kwargs) -> None:
     """post_migrate receiver: post_migrate fires once per app with models; act once, for the
-    app that owns the beat tables (the `portal` app has no models, so it gets no signal)."""
+    app that owns the beat tables (the `core` app has no models, so it gets no signal)."""
     if sender is not None and sender.label != "django_celery_beat":
         return
     ensure_periodic_tasks()

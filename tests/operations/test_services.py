@@ -4,15 +4,14 @@ import time
 
 import pytest
 
+from companies.codat_import import company_reconcile, mirror_reconcile
 from operations import limiter
 from operations.models import Job, Operation, OperationKind, OperationState
 from operations.services import (
     OperationRefused,
     company_create,
-    company_reconcile,
     company_refresh_data_type,
     job_cancel_rest,
-    mirror_reconcile,
     operation_run,
     operations_preview,
     operations_start,
@@ -255,7 +254,7 @@ def test_the_reconciler_heals_a_change_made_at_codat_that_no_webhook_told(
     link_company(sandbox, company)
     queued = []
     monkeypatch.setattr(
-        "operations.tasks.reconcile_company_task.apply_async",
+        "companies.tasks.reconcile_company_task.apply_async",
         lambda args, queue: queued.append(args[0]),
     )
     # when the reconciler runs

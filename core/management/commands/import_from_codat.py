@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from operations.services import companies_import_with_details_from_codat
+from companies.codat_import import companies_import_with_details_from_codat
 
 
 class Command(BaseCommand):
