@@ -70,9 +70,9 @@ def main() -> int:
     call_command("migrate", verbosity=0)
     # The bench measures the engine. Consent is checked once, when the rows are planned (not per
     # call), so letting every company through here changes nothing that is measured.
-    import operations.services
+    import consent.selectors
 
-    operations.services.companies_refused_for_consent = lambda **kwargs: {}
+    consent.selectors.companies_refused_for_consent = lambda **kwargs: {}
     redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
 
     from portal.celery import app
@@ -194,7 +194,7 @@ def fleet_run(sandbox, app, worker_env, size, rate, per_minute, concurrency) -> 
     def sample():
         from django.conf import settings
 
-        from operations.services import operations_sweep
+        from operations.sweeper import operations_sweep
 
         last_sweep = time.monotonic()
         while not stop.is_set():

@@ -262,3 +262,10 @@ def companies_lacking_consent(*, products) -> list:
     for product in products:
         lacking |= set(companies_refused_for_consent(company_ids=ids, product=product))
     return list(Company.objects.filter(pk__in=lacking))
+
+
+def companies_refused_for_consent(*, company_ids, product=None, data_types=None) -> dict[int, str]:
+    # Interim, until consent/enforcement.py folds into this module.
+    from consent.enforcement import companies_refused_for_consent as refused
+
+    return refused(company_ids=company_ids, product=product, data_types=data_types)

@@ -21,9 +21,10 @@ from django.utils.html import format_html
 
 from codat.data_types import ALL_DATA_TYPES
 from companies.models import Company
-from core.admin_mixins import ReadOnlyInline, ReadOnlyMirrorAdmin
+from core.admin_mixins import ReadOnlyInline, ReadOnlyMirrorAdmin, admin_view_context
 from core.roles import can_run_operations
 from operations import limiter, selectors, services
+from operations.kinds import COMPANY_KINDS, SPECS, DataTypes, spec_for
 from operations.models import FINISHED_STATES, Job, Operation, OperationKind, OperationState
 from products.models import Product, ProductKind
 
@@ -67,7 +68,10 @@ REFRESH_CHOICES = (
 class OperationRequestForm(forms.Form):
     """What to do to the selected companies; `kind` is fixed by the action chosen."""
 
-    kind = forms.ChoiceField(choices=OperationKind.choices, widget=forms.HiddenInput)
+    kind = forms.ChoiceField(
+        choices=[(kind, SPECS[kind].kind.label) for kind in COMPANY_KINDS],
+        widget=forms.HiddenInput,
+    )
     company_ids = forms.CharField(widget=forms.HiddenInput)
     product = forms.ModelChoiceField(queryset=Product.objects.all(), required=False)
     data_type = forms.ChoiceField(
@@ -87,37 +91,30 @@ class OperationRequestForm(forms.Form):
     def clean(self):
         cleaned = super().clean()
         kind = cleaned.get("kind")
-        if kind in ("add_product", "remove_product", "refresh_product") and not cleaned.get(
-            "product"
-        ):
+        if kind is None:
+            return cleaned
+        spec = spec_for(kind)
+        if spec.needs_product and not cleaned.get("product"):
             self.add_error("product", "Choose a product.")
-        if kind == "refresh_data_type" and not cleaned.get("data_type"):
+        if spec.data_types is DataTypes.EXACTLY_ONE and not cleaned.get("data_type"):
             self.add_error("data_type", "Choose a data type.")
         return cleaned
 
     def service_arguments(self) -> dict:
-        kind = self.cleaned_data["kind"]
+        spec = spec_for(self.cleaned_data["kind"])
         data_type = self.cleaned_data.get("data_type")
+        one_type = spec.data_types is DataTypes.EXACTLY_ONE
         return {
-            "kind": kind,
+            "kind": spec.kind,
             "company_ids": self.cleaned_data["company_ids"],
-            "product": self.cleaned_data.get("product")
-            if kind in ("add_product", "remove_product", "refresh_product")
-            else None,
-            "data_types": [data_type] if kind == "refresh_data_type" and data_type else [],
+            "product": self.cleaned_data.get("product") if spec.needs_product else None,
+            "data_types": [data_type] if one_type and data_type else [],
         }
 
 
 def _estimate_seconds(count: int) -> float:
-    """How long `count` calls take at the fleet's per-minute budget (the settings' value)."""
-    from django.conf import settings
-
-    try:
-        configured = limiter.redis_client().hget(limiter.CONFIG_KEY, "per_minute")
-    except Exception:
-        configured = None
-    per_minute = float(configured or settings.CODAT_RATE_LIMIT_PER_MINUTE)
-    return 60 * count / max(1.0, per_minute * (1 - settings.CODAT_RATE_LIMIT_HEADROOM))
+    """How long `count` calls take at the fleet's sustained rate."""
+    return 60 * count / limiter.calls_per_minute()
 
 
 class CompanyOperationsAdminMixin:
@@ -163,27 +160,27 @@ class CompanyOperationsAdminMixin:
         return self._render_confirmation(request, form, kind=kind, count=len(ids), plan=None)
 
     def _render_confirmation(self, request, form, *, kind, count, plan, refused=None):
-        is_refresh = kind in dict(REFRESH_CHOICES)
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": "Confirm: " + OperationKind(kind).label.lower(),
-            "form": form,
-            "kind": kind,
-            "kind_label": OperationKind(kind).label,
-            "is_refresh": is_refresh,
-            "refresh_choices": REFRESH_CHOICES,
-            "count": count,
-            "plan": plan,
-            "refused": refused,
-            "estimate_seconds": _estimate_seconds(len(plan.queued)) if plan else None,
-            "skipped_reasons": plan.skipped_reasons() if plan else {},
-            "custom_products": Product.objects.filter(kind=ProductKind.CUSTOM),
-            "confirm_url": reverse(
+        label = SPECS[kind].kind.label
+        context = admin_view_context(
+            request,
+            self,
+            title="Confirm: " + label.lower(),
+            form=form,
+            kind=kind,
+            kind_label=label,
+            is_refresh=kind in dict(REFRESH_CHOICES),
+            refresh_choices=REFRESH_CHOICES,
+            count=count,
+            plan=plan,
+            refused=refused,
+            estimate_seconds=_estimate_seconds(len(plan.queued)) if plan else None,
+            skipped_reasons=plan.skipped_reasons() if plan else {},
+            custom_products=Product.objects.filter(kind=ProductKind.CUSTOM),
+            confirm_url=reverse(
                 f"admin:{self.model._meta.app_label}_{self.model._meta.model_name}"
                 "_confirm_operation"
             ),
-        }
+        )
         return TemplateResponse(request, "admin/operations/confirm.html", context)
 
     def confirm_operation_view(self, request):
@@ -197,7 +194,7 @@ class CompanyOperationsAdminMixin:
             )
         form = OperationRequestForm(request.POST)
         kind = request.POST.get("kind", OperationKind.ADD_PRODUCT)
-        if kind not in OperationKind.values:
+        if kind not in COMPANY_KINDS:
             raise PermissionDenied
         count = len([p for p in request.POST.get("company_ids", "").split(",") if p.strip()])
         if not form.is_valid():
@@ -271,17 +268,17 @@ class JobAdmin(ReadOnlyMirrorAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         job = get_object_or_404(Job.objects.select_related("product", "requested_by"), pk=object_id)
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": str(job),
-            "job": job,
-            "progress": selectors.job_progress(job=job),
-            "failures": selectors.job_failures(job=job),
-            "states": OperationState.choices,
-            "can_run": can_run_operations(request.user),
-            "paused_until": _paused_until(),
-        }
+        context = admin_view_context(
+            request,
+            self,
+            title=str(job),
+            job=job,
+            progress=selectors.job_progress(job=job),
+            failures=selectors.job_failures(job=job),
+            states=OperationState.choices,
+            can_run=can_run_operations(request.user),
+            paused_until=_paused_until(),
+        )
         return TemplateResponse(request, "admin/operations/job.html", context)
 
     def progress_view(self, request, job_id):
@@ -395,15 +392,15 @@ class OperationAdmin(ReadOnlyMirrorAdmin):
         show_all = request.GET.get("all") == "1"
         items = list(selectors.freshness(stale_only=not show_all))
         page = Paginator(items, 100).get_page(request.GET.get("p"))
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.model._meta,
-            "title": "All scheduled reads" if show_all else "Stale reads",
-            "page": page,
-            "show_all": show_all,
-            "count": len(items),
-            "company_url": reverse("admin:companies_company_changelist"),
-        }
+        context = admin_view_context(
+            request,
+            self,
+            title="All scheduled reads" if show_all else "Stale reads",
+            page=page,
+            show_all=show_all,
+            count=len(items),
+            company_url=reverse("admin:companies_company_changelist"),
+        )
         return TemplateResponse(request, "admin/operations/stale.html", context)
 
 

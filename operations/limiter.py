@@ -170,6 +170,18 @@ def clear_configuration() -> None:
     redis_client().delete(CONFIG_KEY)
 
 
+def calls_per_minute() -> float:
+    """The fleet's sustained call rate now: the per-minute budget (run-time override, else the
+    settings') less the headroom kept for Codat's other callers."""
+    try:
+        configured = redis_client().hmget(CONFIG_KEY, "per_minute", "headroom")
+    except Exception:
+        configured = (None, None)
+    per_minute = float(configured[0] or settings.CODAT_RATE_LIMIT_PER_MINUTE)
+    headroom = float(configured[1] or settings.CODAT_RATE_LIMIT_HEADROOM)
+    return max(1.0, per_minute * (1 - headroom))
+
+
 def set_daily_quota_estimate(quota: int) -> None:
     """Codat's formula from the mirror, used until a response reports the real quota."""
     redis_client().set(QUOTA_LIMIT_KEY, quota, ex=86400, nx=True)

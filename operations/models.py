@@ -19,6 +19,19 @@ class OperationKind(models.TextChoices):
     REFRESH_PRODUCT = "refresh_product", "Refresh product data"
     REFRESH_ALL_DATA = "refresh_all_data", "Refresh all data"
     REFRESH_DATA_TYPE = "refresh_data_type", "Refresh data type"
+    REGISTER_CONSUMER = "register_consumer", "Register webhook consumer"
+    DELETE_CONSUMER = "delete_consumer", "Delete webhook consumer"
+    LIST_CONSUMERS = "list_consumers", "Read webhook consumers"
+
+
+# Kinds whose rows act on no existing company (operations/kinds.py says what each acts on).
+KINDS_WITHOUT_COMPANY = (
+    OperationKind.CREATE_COMPANY,
+    OperationKind.REGISTER_CONSUMER,
+    OperationKind.DELETE_CONSUMER,
+    OperationKind.LIST_CONSUMERS,
+)
+KINDS_ON_A_CONSUMER = (OperationKind.REGISTER_CONSUMER, OperationKind.DELETE_CONSUMER)
 
 
 class OperationState(models.TextChoices):
@@ -74,7 +87,8 @@ class Operation(models.Model):
     """One Codat-changing call, from the moment it is wanted until it is done or given up."""
 
     kind = models.CharField(max_length=32, choices=OperationKind.choices)
-    # Empty only for create_company until Codat has answered with the new company.
+    # Empty for kinds that act on no company (KINDS_WITHOUT_COMPANY); a create_company row
+    # gets the company once Codat has answered.
     company = models.ForeignKey(
         "companies.Company",
         on_delete=models.CASCADE,
@@ -84,6 +98,14 @@ class Operation(models.Model):
     )
     product = models.ForeignKey(
         "products.Product", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # The webhook consumer a register or delete row acts on.
+    consumer = models.ForeignKey(
+        "webhooks.WebhookConsumer",
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="operations",
     )
     data_types = models.JSONField(default=list, blank=True)
     # Kind-specific input, e.g. the name, tags and products of a company to create.
@@ -139,8 +161,12 @@ class Operation(models.Model):
                 condition=Q(state__in=OperationState.values), name="operation_state_valid"
             ),
             models.CheckConstraint(
-                condition=Q(kind=OperationKind.CREATE_COMPANY) | Q(company__isnull=False),
+                condition=Q(kind__in=KINDS_WITHOUT_COMPANY) | Q(company__isnull=False),
                 name="operation_has_company",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind__in=KINDS_ON_A_CONSUMER) | Q(consumer__isnull=False),
+                name="operation_has_consumer",
             ),
             models.UniqueConstraint(
                 fields=("dedupe_key",),

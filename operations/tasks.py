@@ -18,7 +18,7 @@ TASK_OPTIONS = {"acks_late": True, "ignore_result": True}
 
 @shared_task(name="operations.tasks.run_operation", **TASK_OPTIONS)
 def run_operation_task(operation_id: int) -> str:
-    from operations.services import operation_run
+    from operations.worker import operation_run
 
     outcome = operation_run(operation_id=operation_id)
     logger.debug("operations.run", extra={"operation": operation_id, "outcome": outcome})
@@ -27,6 +27,6 @@ def run_operation_task(operation_id: int) -> str:
 
 @shared_task(name="operations.tasks.sweep", **TASK_OPTIONS)
 def sweep_task() -> dict:
-    from operations.services import operations_sweep
+    from operations.sweeper import operations_sweep
 
     return operations_sweep()

@@ -42,12 +42,6 @@ def periodic_tasks() -> list[dict]:
             "expires": 50 * 60,
         },
         {
-            "name": "webhooks: re-drive webhook consumer changes",
-            "task": "webhooks.tasks.redrive_webhook_consumers",
-            "every": 5 * 60,
-            "expires": 4 * 60,
-        },
-        {
             # Codat disables an endpoint after 5 days of failed deliveries and says so only in
             # its consumer list; one call an hour from the shared quota.
             "name": "webhooks: list webhook consumers at Codat",
@@ -67,9 +61,18 @@ def periodic_tasks() -> list[dict]:
     ]
 
 
+# Beat rows an earlier version made, for tasks that no longer exist: removed on migrate.
+RETIRED = (
+    # Consumer changes are operation rows now; the operations sweeper re-sends them.
+    "webhooks: re-drive webhook consumer changes",
+)
+
+
 def ensure_periodic_tasks() -> None:
-    """Create or update the portal's beat rows (idempotent)."""
+    """Create or update the portal's beat rows, and remove retired ones (idempotent)."""
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    PeriodicTask.objects.filter(name__in=RETIRED).delete()
 
     for entry in periodic_tasks():
         interval, _ = IntervalSchedule.objects.get_or_create(

@@ -1,19 +1,20 @@
 import json
 
-from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from core.admin_mixins import ReadOnlyMirrorAdmin
+from core.admin_mixins import ReadOnlyMirrorAdmin, admin_view_context
 from webhooks.consumers import (
-    event_type_choices,
     webhook_consumer_delete,
     webhook_consumer_disable,
     webhook_consumer_register,
+    webhook_consumers_list_request,
 )
+from webhooks.forms import WebhookConsumerForm
 from webhooks.models import (
     BankFeedSourceAccount,
     ConsumerStatus,
@@ -89,47 +90,16 @@ class WebhookEventAdmin(ReadOnlyMirrorAdmin):
         return request.user.has_perm("webhooks.replay_event")
 
 
-class WebhookConsumerForm(forms.ModelForm):
-    event_types = forms.MultipleChoiceField(
-        choices=(), widget=forms.CheckboxSelectMultiple, help_text="Events Codat should send."
-    )
-    company_tags = forms.CharField(
-        required=False,
-        help_text="Optional, comma-separated key:value tags; any one match delivers.",
-    )
-
-    class Meta:
-        model = WebhookConsumer
-        fields = ("url", "event_types", "disabled", "company_tags")
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["event_types"].choices = event_type_choices()
-
-    def clean_company_tags(self):
-        tags = [tag.strip() for tag in self.cleaned_data["company_tags"].split(",") if tag.strip()]
-        if len(tags) > 10:
-            raise forms.ValidationError("Codat allows at most 10 company tags.")
-        for tag in tags:
-            if ":" not in tag or len(tag) > 128:
-                raise forms.ValidationError(f"{tag!r} is not a key:value tag of 128 characters.")
-        return tags
-
-
 @admin.register(WebhookConsumer)
 class WebhookConsumerAdmin(admin.ModelAdmin):
     list_display = ("url", "event_list", "disabled", "status", "codat_id", "status_changed_at")
     list_filter = ("status", "disabled")
-    readonly_fields = ("status", "codat_id", "last_error", "attempts", "created_at")
+    readonly_fields = ("status", "codat_id", "last_error", "created_at")
     actions = ("disable_at_codat", "delete_at_codat")
-    form = WebhookConsumerForm
 
     @admin.display(description="event types")
     def event_list(self, consumer):
         return ", ".join(consumer.event_types)
-
-    def get_changeform_initial_data(self, request):
-        return {"url": request.build_absolute_uri(reverse("webhooks:codat"))}
 
     def get_urls(self):
         import_view = self.admin_site.admin_view(self.import_from_codat)
@@ -146,12 +116,10 @@ class WebhookConsumerAdmin(admin.ModelAdmin):
         return super().changelist_view(request, extra_context)
 
     def import_from_codat(self, request):
-        """List the consumers at Codat (from a worker) and add the ones the portal lacks."""
+        """List the consumers at Codat (an operation row) and add the ones the portal lacks."""
         if request.method != "POST" or not self.has_manage_consumers_permission(request):
             raise PermissionDenied
-        from webhooks.tasks import import_webhook_consumers_task
-
-        import_webhook_consumers_task.delay()
+        webhook_consumers_list_request()
         self.message_user(request, "Listing the consumers at Codat; refresh this page in a moment.")
         return redirect("admin:webhooks_webhookconsumer_changelist")
 
@@ -167,26 +135,34 @@ class WebhookConsumerAdmin(admin.ModelAdmin):
     def has_manage_consumers_permission(self, request):
         return request.user.has_perm("webhooks.manage_consumers")
 
-    def save_model(self, request, obj, form, change):
-        consumer = webhook_consumer_register(
-            url=form.cleaned_data["url"],
-            event_types=form.cleaned_data["event_types"],
-            disabled=form.cleaned_data["disabled"],
-            company_tags=form.cleaned_data["company_tags"],
+    def add_view(self, request, form_url="", extra_context=None):
+        """Registration goes through the service, which writes the row and its operation."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        initial = {"url": request.build_absolute_uri(reverse("webhooks:codat"))}
+        form = WebhookConsumerForm(request.POST or None, initial=initial)
+        if request.method == "POST" and form.is_valid():
+            consumer = webhook_consumer_register(**form.cleaned_data, requested_by=request.user)
+            self.log_addition(request, consumer, [{"added": {}}])
+            self.message_user(
+                request,
+                "Registration at Codat is under way. Codat does not return the signing secret: "
+                "copy it from Codat's Portal into CODAT_WEBHOOK_SECRETS (comma-separated, keep "
+                "the old one until Codat signs with the new one).",
+                messages.WARNING,
+            )
+            return redirect("admin:webhooks_webhookconsumer_changelist")
+        context = admin_view_context(
+            request, self, title="Register a webhook consumer at Codat", form=form
         )
-        form.instance = obj = consumer
-        obj.pk = consumer.pk
-        self.message_user(
-            request,
-            "Registration at Codat is under way. Codat does not return the signing secret: copy "
-            "it from Codat's Portal into CODAT_WEBHOOK_SECRETS (comma-separated, keep the old "
-            "one until Codat signs with the new one).",
-            messages.WARNING,
-        )
+        return TemplateResponse(request, "admin/service_form.html", context)
 
     @admin.action(description="Disable at Codat", permissions=("manage_consumers",))
     def disable_at_codat(self, request, queryset):
-        replaced = [webhook_consumer_disable(consumer=consumer) for consumer in queryset]
+        replaced = [
+            webhook_consumer_disable(consumer=consumer, requested_by=request.user)
+            for consumer in queryset
+        ]
         count = sum(1 for copy in replaced if copy is not None)
         self.message_user(
             request,
@@ -196,7 +172,7 @@ class WebhookConsumerAdmin(admin.ModelAdmin):
     @admin.action(description="Delete at Codat", permissions=("manage_consumers",))
     def delete_at_codat(self, request, queryset):
         for consumer in queryset.exclude(status=ConsumerStatus.DELETED):
-            webhook_consumer_delete(consumer=consumer)
+            webhook_consumer_delete(consumer=consumer, requested_by=request.user)
         self.message_user(request, "Deletion at Codat is under way.")
 
 

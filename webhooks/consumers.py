@@ -1,28 +1,23 @@
 """Webhook consumers at Codat: the portal's endpoint registered for chosen event types.
 
-Every change is a durable row first (pending_create, pending_delete); a worker makes the Codat
-call after commit, and a periodic job re-drives rows left pending. Codat has no update call for
-consumers: disabling one registers a disabled copy and deletes the original.
+A change writes the consumer's desired state (pending_create, pending_delete) and an operation
+row in one transaction; the operation workers make the Codat call, with the same limiter,
+backoff, sweeper and job pages as every other Codat call (operations/kinds.py). Codat has no
+update call for consumers: disabling one registers a disabled copy and deletes the original.
 """
 
-import contextlib
 import logging
 import uuid
-from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
 from codat.event_types import STANDARD_EVENT_TYPES
-from core.codat_client import codat_client
-from operations import limiter
+from operations.models import Operation, OperationKind, OperationState
+from operations.services import operation_write
 from webhooks.models import ConsumerStatus, WebhookConsumer
 
 log = logging.getLogger(__name__)
-
-# Rows pending longer than this are driven again by the periodic job.
-PENDING_AFTER = timedelta(minutes=2)
-MAX_ATTEMPTS = 10
 DISABLED_AT_CODAT = (
     "Disabled at Codat: Codat disables an endpoint whose deliveries have all failed for 5 days. "
     "Fix the endpoint, then enable it again in Codat's Portal or register it again here "
@@ -43,23 +38,18 @@ def event_type_choices() -> list[tuple[str, str]]:
     return choices
 
 
-def _enqueue(consumer_pk: int) -> None:
-    from webhooks.tasks import sync_webhook_consumer_task
-
-    transaction.on_commit(lambda: _send(sync_webhook_consumer_task, consumer_pk))
-
-
-def _send(task, consumer_pk: int) -> None:
-    try:
-        task.apply_async((consumer_pk,), retry=False)
-    except Exception:
-        # The row is durable; the periodic re-drive picks it up.
-        log.warning("webhooks.consumer.enqueue_failed", extra={"pk": consumer_pk}, exc_info=True)
+def _consumer_operation(kind: str, consumer: WebhookConsumer, requested_by=None) -> Operation:
+    return operation_write(
+        kind=kind,
+        dedupe_key=f"{kind}:{consumer.pk}",
+        consumer=consumer,
+        requested_by=requested_by,
+    )
 
 
 @transaction.atomic
 def webhook_consumer_register(
-    *, url: str, event_types: list[str], disabled: bool = False, company_tags=()
+    *, url: str, event_types: list[str], disabled: bool = False, company_tags=(), requested_by=None
 ) -> WebhookConsumer:
     consumer = WebhookConsumer(
         url=url,
@@ -69,27 +59,40 @@ def webhook_consumer_register(
     )
     consumer.full_clean()
     consumer.save()
-    _enqueue(consumer.pk)
+    _consumer_operation(OperationKind.REGISTER_CONSUMER, consumer, requested_by)
     return consumer
 
 
 @transaction.atomic
-def webhook_consumer_delete(*, consumer: WebhookConsumer) -> WebhookConsumer:
+def webhook_consumer_delete(*, consumer: WebhookConsumer, requested_by=None) -> WebhookConsumer:
     consumer = WebhookConsumer.objects.select_for_update().get(pk=consumer.pk)
     if consumer.status in (ConsumerStatus.DELETED, ConsumerStatus.PENDING_DELETE):
         return consumer
-    if consumer.codat_id is None and consumer.status == ConsumerStatus.FAILED:
-        consumer.status = ConsumerStatus.DELETED
+    # A registration that has not started is cancelled: the newest wish wins, and nothing was
+    # registered at Codat. One that is running finishes first; the deletion waits for it.
+    Operation.objects.filter(
+        consumer=consumer, kind=OperationKind.REGISTER_CONSUMER, state=OperationState.PENDING
+    ).update(
+        state=OperationState.CANCELLED,
+        finished_at=timezone.now(),
+        last_error="superseded by a later delete webhook consumer",
+    )
+    registering = Operation.objects.filter(
+        consumer=consumer, kind=OperationKind.REGISTER_CONSUMER, state=OperationState.RUNNING
+    ).exists()
+    if consumer.codat_id is None and not registering:
+        consumer.status = ConsumerStatus.DELETED  # nothing at Codat to delete
     else:
         consumer.status = ConsumerStatus.PENDING_DELETE
-        consumer.attempts = 0
-        _enqueue(consumer.pk)
-    consumer.save(update_fields=["status", "attempts", "status_changed_at"])
+        _consumer_operation(OperationKind.DELETE_CONSUMER, consumer, requested_by)
+    consumer.save(update_fields=["status", "status_changed_at"])
     return consumer
 
 
 @transaction.atomic
-def webhook_consumer_disable(*, consumer: WebhookConsumer) -> WebhookConsumer | None:
+def webhook_consumer_disable(
+    *, consumer: WebhookConsumer, requested_by=None
+) -> WebhookConsumer | None:
     """Codat cannot change a consumer: register a disabled copy, delete the original."""
     if consumer.disabled or consumer.status not in (
         ConsumerStatus.ACTIVE,
@@ -101,9 +104,18 @@ def webhook_consumer_disable(*, consumer: WebhookConsumer) -> WebhookConsumer | 
         event_types=consumer.event_types,
         disabled=True,
         company_tags=consumer.company_tags,
+        requested_by=requested_by,
     )
-    webhook_consumer_delete(consumer=consumer)
+    webhook_consumer_delete(consumer=consumer, requested_by=requested_by)
     return copy
+
+
+def webhook_consumers_list_request() -> Operation:
+    """Ask for Codat's consumer list (hourly): one row, joined while one is live."""
+    return operation_write(kind=OperationKind.LIST_CONSUMERS, dedupe_key="list_consumers")
+
+
+# -- the calls and outcomes the operation kinds use (operations/kinds.py) ------------------
 
 
 def _same_consumer(consumer: WebhookConsumer, remote: dict) -> bool:
@@ -114,100 +126,74 @@ def _same_consumer(consumer: WebhookConsumer, remote: dict) -> bool:
     )
 
 
-def webhook_consumer_sync(*, consumer_pk: int, client=None) -> str | None:
-    """Make Codat match one consumer row; the row's new status.
+def consumer_register_at_codat(client, operation: Operation) -> dict:
+    """Create the consumer at Codat; Codat's answer (with its id).
 
-    A create is made idempotent by looking first: a consumer at Codat with the same URL, event
-    types and disabled flag that no row claims yet is adopted instead of creating a second one
-    (the worker may have died after Codat created it and before the row was saved).
-    Raises the client's transient errors; permanent ones fail the row with Codat's message.
+    A retried create is made idempotent by looking first: a consumer at Codat with the same URL,
+    event types and disabled flag that no row claims yet is adopted instead of creating a second
+    one (the worker may have died after Codat created it and before its answer was recorded).
     """
-    from codat.errors import CodatError, CodatNotFound
-
-    consumer = WebhookConsumer.objects.filter(pk=consumer_pk).first()
-    if consumer is None:
-        log.info("webhooks.consumer.missing", extra={"pk": consumer_pk})
-        return None
-    if consumer.status not in (ConsumerStatus.PENDING_CREATE, ConsumerStatus.PENDING_DELETE):
-        return consumer.status
-    client = client or codat_client()
-    WebhookConsumer.objects.filter(pk=consumer.pk).update(attempts=consumer.attempts + 1)
-    try:
-        if consumer.status == ConsumerStatus.PENDING_CREATE:
-            codat_id = _adopt_or_create(client, consumer)
-            changes = {"codat_id": codat_id, "status": ConsumerStatus.ACTIVE, "last_error": ""}
-            expected = ConsumerStatus.PENDING_CREATE
-        else:
-            if consumer.codat_id is not None:
-                # Already gone at Codat is the goal reached.
-                with contextlib.suppress(CodatNotFound), limiter.slot(company_id=None):
-                    client.delete_webhook_consumer(str(consumer.codat_id))
-            changes = {"status": ConsumerStatus.DELETED, "last_error": ""}
-            expected = ConsumerStatus.PENDING_DELETE
-    except CodatError as error:
-        if error.is_transient:
-            WebhookConsumer.objects.filter(pk=consumer.pk).update(last_error=str(error)[:2000])
-            raise
-        WebhookConsumer.objects.filter(pk=consumer.pk, status=consumer.status).update(
-            status=ConsumerStatus.FAILED,
-            last_error=str(error)[:2000],
-            status_changed_at=timezone.now(),
-        )
-        return ConsumerStatus.FAILED
-    changes["status_changed_at"] = timezone.now()
-    # Conditional: an operator may have asked for deletion while the create was in flight.
-    updated = WebhookConsumer.objects.filter(pk=consumer.pk, status=expected).update(**changes)
-    if not updated and "codat_id" in changes:
-        WebhookConsumer.objects.filter(pk=consumer.pk).update(codat_id=changes["codat_id"])
-        _enqueue(consumer.pk)
-    return WebhookConsumer.objects.get(pk=consumer.pk).status
-
-
-def _adopt_or_create(client, consumer: WebhookConsumer) -> uuid.UUID:
+    consumer = operation.consumer
     if consumer.codat_id is not None:
-        return consumer.codat_id
-    claimed = set(WebhookConsumer.objects.exclude(codat_id=None).values_list("codat_id", flat=True))
-    with limiter.slot(company_id=None):
-        remotes = client.list_webhook_consumers().get("results") or []
-    for remote in remotes:
-        remote_id = uuid.UUID(remote["id"])
-        if remote_id not in claimed and _same_consumer(consumer, remote):
-            return remote_id
-    with limiter.slot(company_id=None):
-        created = client.create_webhook_consumer(
-            consumer.url,
-            consumer.event_types,
-            disabled=consumer.disabled,
-            company_tags=consumer.company_tags or None,
+        return {"id": str(consumer.codat_id)}
+    if operation.attempts > 1:
+        claimed = set(
+            WebhookConsumer.objects.exclude(codat_id=None).values_list("codat_id", flat=True)
         )
-    return uuid.UUID(created["id"])
-
-
-def webhook_consumers_redrive(*, now=None) -> int:
-    """Enqueue again the rows left pending (lost message, worker down, transient error)."""
-    from webhooks.tasks import sync_webhook_consumer_task
-
-    cutoff = (now or timezone.now()) - PENDING_AFTER
-    pending = list(
-        WebhookConsumer.objects.filter(
-            status__in=(ConsumerStatus.PENDING_CREATE, ConsumerStatus.PENDING_DELETE),
-            status_changed_at__lt=cutoff,
-            attempts__lt=MAX_ATTEMPTS,
-        ).values_list("pk", flat=True)
+        for remote in client.list_webhook_consumers().get("results") or []:
+            if uuid.UUID(remote["id"]) not in claimed and _same_consumer(consumer, remote):
+                return remote
+    return client.create_webhook_consumer(
+        consumer.url,
+        consumer.event_types,
+        disabled=consumer.disabled,
+        company_tags=consumer.company_tags or None,
     )
-    for consumer_pk in pending:
-        _send(sync_webhook_consumer_task, consumer_pk)
-    return len(pending)
 
 
-def webhook_consumers_import(*, client=None) -> int:
-    """List the consumers at Codat: record the ones the portal lacks, and take Codat's `disabled`
+def consumer_delete_at_codat(client, operation: Operation) -> dict:
+    consumer = WebhookConsumer.objects.get(pk=operation.consumer_id)
+    if consumer.codat_id is None:
+        # Its registration failed or never ran: there is nothing at Codat to delete.
+        return {"absent": True}
+    client.delete_webhook_consumer(str(consumer.codat_id))
+    return {}
+
+
+def consumer_registered(operation: Operation, answer: dict) -> dict:
+    """Keep Codat's id for the consumer, whatever its status now: an operator may have asked
+    for deletion while the create was in flight, and the deletion needs the id."""
+    codat_id = uuid.UUID(answer["id"])
+    WebhookConsumer.objects.filter(pk=operation.consumer_id).update(codat_id=codat_id)
+    return {"consumerId": str(codat_id)}
+
+
+def consumer_operation_finished(operation: Operation, *, state: str, error: str) -> None:
+    """The consumer follows its row's outcome, unless a later wish has replaced it. A row that
+    failed for good shows the consumer failed, with Codat's reason."""
+    registering = operation.kind == OperationKind.REGISTER_CONSUMER
+    expected = ConsumerStatus.PENDING_CREATE if registering else ConsumerStatus.PENDING_DELETE
+    if state == OperationState.SUCCEEDED:
+        changes = {
+            "status": ConsumerStatus.ACTIVE if registering else ConsumerStatus.DELETED,
+            "last_error": "",
+        }
+    elif state == OperationState.FAILED:
+        changes = {"status": ConsumerStatus.FAILED, "last_error": error[:2000]}
+    else:
+        return
+    WebhookConsumer.objects.filter(pk=operation.consumer_id, status=expected).update(
+        **changes, status_changed_at=timezone.now()
+    )
+
+
+def webhook_consumers_import(*, remotes: list[dict]) -> int:
+    """Apply Codat's consumer list: record the ones the portal lacks, and take Codat's `disabled`
     flag for the registered ones. How many rows were added or changed.
 
     Codat (Svix) disables an endpoint whose deliveries have all failed for 5 days, and says so
     only in this list; the hourly run shows it in the admin instead of leaving it looking live.
     """
-    client = client or codat_client()
     known = {
         codat_id: (pk, status, disabled)
         for pk, codat_id, status, disabled in WebhookConsumer.objects.exclude(
@@ -215,8 +201,6 @@ def webhook_consumers_import(*, client=None) -> int:
         ).values_list("pk", "codat_id", "status", "disabled")
     }
     changed = 0
-    with limiter.slot(company_id=None):
-        remotes = client.list_webhook_consumers().get("results") or []
     for remote in remotes:
         remote_id = uuid.UUID(remote["id"])
         disabled_at_codat = bool(remote.get("disabled"))

@@ -74,7 +74,7 @@ class ConsumerStatus(models.TextChoices):
 
 
 class WebhookConsumer(models.Model):
-    """A webhook consumer at Codat: the durable row for the calls that create and delete it."""
+    """A webhook consumer at Codat, as the portal wants it; operation rows make the calls."""
 
     url = models.URLField(max_length=500)
     event_types = models.JSONField(default=list)
@@ -86,7 +86,6 @@ class WebhookConsumer(models.Model):
     # Codat's id for the consumer, known once the create call succeeded.
     codat_id = models.UUIDField("Codat id", null=True, blank=True, unique=True)
     last_error = models.TextField(blank=True)
-    attempts = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     status_changed_at = models.DateTimeField(auto_now=True)
 

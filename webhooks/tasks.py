@@ -8,9 +8,9 @@ from django.db import DatabaseError
 log = logging.getLogger(__name__)
 
 # Retries stay well under the broker's visibility timeout; longer waits are the periodic
-# re-drive's job (the rows are in PostgreSQL). Results live in the rows too: with a Redis result
-# backend, sending a task whose result is kept also subscribes the sender to its result channel,
-# a cost the webhook endpoint must not pay on every delivery.
+# re-queue's job (the events are in PostgreSQL). Results live in the rows too: with a Redis
+# result backend, sending a task whose result is kept also subscribes the sender to its result
+# channel, a cost the webhook endpoint must not pay on every delivery.
 RETRY_OPTIONS = {"max_retries": 5, "ignore_result": True}
 
 
@@ -55,35 +55,9 @@ def reconcile_missed_events_task(limit: int = 50) -> int:
     return missed_events_reconcile_next(limit=limit)
 
 
-@shared_task(name="webhooks.tasks.sync_webhook_consumer", bind=True, **RETRY_OPTIONS)
-def sync_webhook_consumer_task(self, consumer_pk: int) -> str | None:
-    from codat.errors import CodatError
-    from operations.limiter import LimiterBusy, codat_calls_paused_until
-    from webhooks.consumers import webhook_consumer_sync
-
-    paused_until = codat_calls_paused_until()
-    if paused_until is not None:
-        # The periodic re-drive takes it up after the pause; no long countdown in the broker.
-        log.info("webhooks.consumer.paused", extra={"pk": consumer_pk})
-        return None
-    try:
-        return webhook_consumer_sync(consumer_pk=consumer_pk)
-    except LimiterBusy:
-        log.info("webhooks.consumer.limited", extra={"pk": consumer_pk})
-        return None
-    except CodatError as error:
-        raise self.retry(exc=error, countdown=min(300, 5 * 2**self.request.retries)) from error
-
-
-@shared_task(name="webhooks.tasks.redrive_webhook_consumers", acks_late=False)
-def redrive_webhook_consumers_task() -> int:
-    from webhooks.consumers import webhook_consumers_redrive
-
-    return webhook_consumers_redrive()
-
-
-@shared_task(name="webhooks.tasks.import_webhook_consumers")
+@shared_task(name="webhooks.tasks.import_webhook_consumers", acks_late=False)
 def import_webhook_consumers_task() -> int:
-    from webhooks.consumers import webhook_consumers_import
+    """Hourly: one list-consumers operation row (the operation worker makes the call)."""
+    from webhooks.consumers import webhook_consumers_list_request
 
-    return webhook_consumers_import()
+    return webhook_consumers_list_request().pk

@@ -1,7 +1,7 @@
 """The operations engine is tested on its own here: consent has its own suite (tests/consent/).
 
-The consent gate (operations/consent_gate.py) is made to allow every company unless a test sets
-`refuse_consent` to say otherwise.
+The consent gate (consent.selectors.companies_refused_for_consent) is made to allow every
+company unless a test sets `refuse_consent` to say otherwise.
 """
 
 import pytest
@@ -14,7 +14,7 @@ def refuse_consent(monkeypatch):
     def gate(*, company_ids, product=None, data_types=None):
         return {pk: reason for pk, reason in refused.items() if pk in set(company_ids)}
 
-    monkeypatch.setattr("operations.services.companies_refused_for_consent", gate)
+    monkeypatch.setattr("consent.selectors.companies_refused_for_consent", gate)
     return refused
 
 
@@ -23,6 +23,6 @@ def no_celery(monkeypatch):
     """The ids services would hand to Celery, collected here instead (a list per send)."""
     sent: list[list[int]] = []
     monkeypatch.setattr(
-        "operations.services.enqueue", lambda ids, countdown=None: sent.append(list(ids))
+        "operations.queue.enqueue", lambda ids, countdown=None: sent.append(list(ids))
     )
     return sent

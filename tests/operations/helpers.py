@@ -6,7 +6,7 @@ from codat.client import CodatClient
 from companies.codat_import import companies_import_from_codat
 from companies.models import Company
 from operations.models import ACTIVE_STATES, Operation
-from operations.services import operations_sweep
+from operations.sweeper import operations_sweep
 from products.data_type_texts import DATA_TYPE_TEXTS
 from products.models import DataType
 from products.services import product_define

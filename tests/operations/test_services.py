@@ -12,13 +12,13 @@ from operations.services import (
     company_create,
     company_refresh_data_type,
     job_cancel_rest,
-    operation_run,
     operations_preview,
     operations_start,
     product_add,
     product_refresh,
     product_remove,
 )
+from operations.worker import operation_run
 from products.models import CompanyProduct
 from tests.operations.helpers import (
     custom_product,

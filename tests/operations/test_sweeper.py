@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from operations.models import OperationState
-from operations.services import operations_sweep
+from operations.sweeper import operations_sweep
 from products.models import CompanyProductStatus
 from tests.factories import CompanyProductFactory, OperationFactory
 

@@ -35,3 +35,20 @@ def test_the_consumer_list_at_codat_is_read_every_hour():
     row = PeriodicTask.objects.get(task="webhooks.tasks.import_webhook_consumers")
     assert row.interval.every == 3600
     assert row.enabled
+
+
+def test_a_beat_row_of_a_retired_task_is_removed_on_migrate():
+    from django_celery_beat.models import IntervalSchedule
+
+    from portal.schedules import RETIRED
+
+    every_five_minutes, _ = IntervalSchedule.objects.get_or_create(every=300, period="seconds")
+    PeriodicTask.objects.create(
+        name=RETIRED[0],
+        task="webhooks.tasks.redrive_webhook_consumers",
+        interval=every_five_minutes,
+    )
+
+    ensure_periodic_tasks()
+
+    assert not PeriodicTask.objects.filter(name__in=RETIRED).exists()

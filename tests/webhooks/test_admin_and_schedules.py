@@ -5,8 +5,10 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+from django.contrib.admin.models import ADDITION, LogEntry
 from django.urls import reverse
 
+from operations.models import Operation, OperationKind
 from tests.factories import StaffFactory
 from tests.webhooks.conftest import (
     as_django_headers,
@@ -91,6 +93,27 @@ def test_an_operator_registers_a_consumer_and_is_told_where_the_secret_goes(
     assert consumer.event_types == ["connection.connected", "read.completed"]
     assert "CODAT_WEBHOOK_SECRETS" in response.content.decode()
     assert len(callbacks) == 1
+    # The admin's history entry for the add points at the consumer the service made.
+    entry = LogEntry.objects.get()
+    assert (entry.action_flag, entry.object_id) == (ADDITION, str(consumer.pk))
+    assert entry.get_edited_object() == consumer
+    operation = Operation.objects.get(consumer=consumer)
+    assert operation.requested_by.username == entry.user.username
+
+
+def test_a_consumer_form_with_bad_input_says_which_field_and_changes_nothing(client):
+    client.force_login(StaffFactory(role="operator"))
+    response = client.post(
+        reverse("admin:webhooks_webhookconsumer_add"),
+        {"url": "not a url", "event_types": ["read.completed"], "company_tags": "nocolon"},
+    )
+
+    assert response.status_code == 200
+    form = response.context["form"]
+    assert set(form.errors) == {"url", "company_tags"}
+    assert "key:value" in form.errors["company_tags"][0]
+    assert not WebhookConsumer.objects.exists()
+    assert not Operation.objects.exists()
 
 
 def test_viewers_cannot_register_consumers(client):
@@ -110,24 +133,21 @@ def test_migrate_leaves_the_webhook_jobs_in_the_beat_schedule():
     webhook_jobs = {
         "webhooks.tasks.requeue_unprocessed_events",
         "webhooks.tasks.reconcile_missed_events",
-        "webhooks.tasks.redrive_webhook_consumers",
+        "webhooks.tasks.import_webhook_consumers",
     }
     assert webhook_jobs <= scheduled
     assert webhook_jobs <= set(app.tasks)
 
 
-def test_an_operator_asks_for_the_list_of_consumers_at_codat(client, monkeypatch):
-    sent = []
-    monkeypatch.setattr(
-        "webhooks.tasks.import_webhook_consumers_task.delay", lambda: sent.append(1)
-    )
+def test_an_operator_asks_for_the_list_of_consumers_at_codat(client):
     client.force_login(StaffFactory(role="operator"))
     changelist = reverse("admin:webhooks_webhookconsumer_changelist")
     assert "List consumers at Codat" in client.get(changelist).content.decode()
 
     response = client.post(reverse("admin:webhooks_webhookconsumer_import"))
 
-    assert response.status_code == 302 and sent == [1]
+    assert response.status_code == 302
+    assert Operation.objects.get().kind == OperationKind.LIST_CONSUMERS
 
 
 def test_viewers_do_not_get_the_consumer_list_import(client):

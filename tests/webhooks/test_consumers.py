@@ -1,21 +1,28 @@
-"""Webhook consumers: a durable row first, then the Codat call from a worker."""
+"""Webhook consumers: the desired state and an operation row first, then the Codat call from the
+operation worker (the same limiter, backoff, sweeper and job page as every Codat call)."""
 
 import time
 import uuid
+from datetime import timedelta
 from unittest import mock
 
 import pytest
+from django.db import transaction
+from django.utils import timezone
 
 from codat.client import CodatClient
 from codat.errors import CodatBadRequest, CodatNotFound, CodatServerError
+from operations import limiter
+from operations.models import Operation, OperationKind, OperationState
+from operations.sweeper import operations_sweep
+from operations.worker import operation_run
 from webhooks.consumers import (
     event_type_choices,
     webhook_consumer_delete,
     webhook_consumer_disable,
     webhook_consumer_register,
-    webhook_consumer_sync,
     webhook_consumers_import,
-    webhook_consumers_redrive,
+    webhook_consumers_list_request,
 )
 from webhooks.models import ConsumerStatus, EventState, WebhookConsumer, WebhookEvent
 
@@ -23,8 +30,14 @@ URL = "https://portal.example/webhooks/codat/"
 
 
 @pytest.fixture
-def codat():
+def codat(monkeypatch, operations_redis_url, settings):
+    """The operation worker's Codat client, replaced at its edge; a limiter with a clean slate."""
+    settings.REDIS_URL = operations_redis_url
+    settings.CODAT_OPERATIONS_MAX_ATTEMPTS = 3
+    limiter.redis_client().flushdb()
+    monkeypatch.setattr("operations.queue.enqueue", lambda ids, countdown=None: len(ids))
     client = mock.create_autospec(CodatClient, instance=True)
+    client.last_rate_limit = None
     client.list_webhook_consumers.return_value = {"results": []}
     client.create_webhook_consumer.side_effect = lambda url, event_types, **kw: {
         "id": str(uuid.uuid4()),
@@ -32,33 +45,61 @@ def codat():
         "eventTypes": list(event_types),
         "disabled": kw.get("disabled") or False,
     }
+    monkeypatch.setattr("operations.worker.codat_client", lambda: client)
     return client
 
 
+@pytest.fixture
+def worker_at_the_sandbox(sandbox, settings, operations_redis_url, monkeypatch):
+    """The operation worker's calls go over HTTP to the sandbox."""
+    settings.CODAT_BASE_URL = sandbox.base_url
+    settings.CODAT_API_KEY = sandbox.api_key
+    settings.REDIS_URL = operations_redis_url
+    limiter.redis_client().flushdb()
+    monkeypatch.setattr("operations.queue.enqueue", lambda ids, countdown=None: len(ids))
+    return sandbox
+
+
+def run_due(kind: str | None = None) -> list[str]:
+    """Run every pending consumer row once, as the worker would (backoff skipped); the outcomes."""
+    kinds = [kind] if kind else [OperationKind.REGISTER_CONSUMER, OperationKind.DELETE_CONSUMER]
+    pending = Operation.objects.filter(state=OperationState.PENDING, kind__in=kinds)
+    ids = list(pending.order_by("pk").values_list("pk", flat=True))
+    Operation.objects.filter(pk__in=ids).update(
+        next_attempt_at=timezone.now() - timedelta(seconds=1)
+    )
+    return [operation_run(operation_id=pk) for pk in ids]
+
+
 @pytest.mark.django_db
-def test_registering_writes_the_row_and_enqueues_the_call_after_commit(
+def test_registering_writes_the_row_and_its_operation_and_enqueues_after_commit(
     django_capture_on_commit_callbacks,
 ):
     with django_capture_on_commit_callbacks() as callbacks:
         consumer = webhook_consumer_register(url=URL, event_types=["read.completed"])
 
     assert consumer.status == ConsumerStatus.PENDING_CREATE
+    operation = Operation.objects.get(consumer=consumer)
+    assert (operation.kind, operation.state) == (OperationKind.REGISTER_CONSUMER, "pending")
     assert len(callbacks) == 1
 
 
 @pytest.mark.django_db
-def test_a_worker_creates_the_consumer_at_codat_once(codat):
+def test_the_worker_creates_the_consumer_at_codat_once(codat):
     consumer = webhook_consumer_register(
         url=URL, event_types=["read.completed", "lending.read.completed"], company_tags=["a:b"]
     )
 
-    assert webhook_consumer_sync(consumer_pk=consumer.pk, client=codat) == ConsumerStatus.ACTIVE
-    assert webhook_consumer_sync(consumer_pk=consumer.pk, client=codat) == ConsumerStatus.ACTIVE
+    assert run_due() == ["succeeded"]
+    assert run_due() == []
 
     codat.create_webhook_consumer.assert_called_once_with(
         URL, ["lending.read.completed", "read.completed"], disabled=False, company_tags=["a:b"]
     )
-    assert WebhookConsumer.objects.get().codat_id is not None
+    consumer.refresh_from_db()
+    assert consumer.status == ConsumerStatus.ACTIVE
+    assert consumer.codat_id is not None
+    assert Operation.objects.get(consumer=consumer).result == {"consumerId": str(consumer.codat_id)}
 
 
 @pytest.mark.django_db
@@ -68,33 +109,49 @@ def test_a_consumer_codat_already_has_from_a_lost_attempt_is_adopted_not_created
     codat.list_webhook_consumers.return_value = {
         "results": [{"id": str(remote_id), "url": URL, "eventTypes": ["read.completed"]}]
     }
+    # An earlier attempt's worker died after Codat created the consumer.
+    Operation.objects.filter(consumer=consumer).update(attempts=1)
 
-    webhook_consumer_sync(consumer_pk=consumer.pk, client=codat)
+    assert run_due() == ["succeeded"]
 
     codat.create_webhook_consumer.assert_not_called()
     assert WebhookConsumer.objects.get().codat_id == remote_id
 
 
 @pytest.mark.django_db
-def test_a_transient_error_leaves_the_row_pending_and_a_permanent_one_fails_it(codat):
+def test_transient_errors_back_off_and_a_call_that_fails_for_good_shows_failed_with_codats_reason(
+    codat,
+):
     consumer = webhook_consumer_register(url=URL, event_types=["read.completed"])
     codat.create_webhook_consumer.side_effect = CodatServerError("Codat is down", http_status=503)
 
-    with pytest.raises(CodatServerError):
-        webhook_consumer_sync(consumer_pk=consumer.pk, client=codat)
+    assert run_due() == ["retrying"]
     consumer.refresh_from_db()
-    assert (consumer.status, consumer.attempts) == (ConsumerStatus.PENDING_CREATE, 1)
+    assert consumer.status == ConsumerStatus.PENDING_CREATE
+    operation = Operation.objects.get(consumer=consumer)
+    assert (operation.state, operation.transient_failures) == ("pending", 1)
+    assert operation.next_attempt_at > operation.created_at
 
-    codat.create_webhook_consumer.side_effect = CodatBadRequest("url: not a URI", http_status=400)
-    assert webhook_consumer_sync(consumer_pk=consumer.pk, client=codat) == ConsumerStatus.FAILED
+    # Past the retry budget, the row fails and the consumer with it: it never stays
+    # "being registered" for ever.
+    assert run_due() == ["retrying"]
+    assert run_due() == ["failed"]
     consumer.refresh_from_db()
-    assert "not a URI" in consumer.last_error
+    assert consumer.status == ConsumerStatus.FAILED
+    assert "Codat is down" in consumer.last_error
+
+    other = webhook_consumer_register(url=URL + "x", event_types=["read.completed"])
+    codat.create_webhook_consumer.side_effect = CodatBadRequest("url: not a URI", http_status=400)
+    assert run_due() == ["failed"]
+    other.refresh_from_db()
+    assert other.status == ConsumerStatus.FAILED
+    assert "not a URI" in other.last_error
 
 
 @pytest.mark.django_db
 def test_delete_and_disable_go_through_codat_and_a_consumer_already_gone_counts_as_deleted(codat):
     consumer = webhook_consumer_register(url=URL, event_types=["read.completed"])
-    webhook_consumer_sync(consumer_pk=consumer.pk, client=codat)
+    run_due()
     consumer.refresh_from_db()
 
     copy = webhook_consumer_disable(consumer=consumer)
@@ -103,24 +160,57 @@ def test_delete_and_disable_go_through_codat_and_a_consumer_already_gone_counts_
     assert (copy.disabled, copy.status) == (True, ConsumerStatus.PENDING_CREATE)
 
     codat.delete_webhook_consumer.side_effect = CodatNotFound("gone", http_status=404)
-    assert webhook_consumer_sync(consumer_pk=consumer.pk, client=codat) == ConsumerStatus.DELETED
+    assert sorted(run_due()) == ["succeeded", "succeeded"]
     codat.delete_webhook_consumer.assert_called_once_with(str(consumer.codat_id))
-    assert webhook_consumer_sync(consumer_pk=copy.pk, client=codat) == ConsumerStatus.ACTIVE
+    consumer.refresh_from_db()
+    copy.refresh_from_db()
+    assert (consumer.status, copy.status) == (ConsumerStatus.DELETED, ConsumerStatus.ACTIVE)
     assert webhook_consumer_delete(consumer=copy).status == ConsumerStatus.PENDING_DELETE
 
 
 @pytest.mark.django_db
-def test_rows_left_pending_are_driven_again(monkeypatch):
-    from django.utils import timezone
-
-    sent = []
-    monkeypatch.setattr("webhooks.consumers._send", lambda task, pk: sent.append(pk))
+def test_deleting_a_consumer_whose_registration_has_not_started_calls_codat_not_at_all(codat):
     consumer = webhook_consumer_register(url=URL, event_types=["read.completed"])
 
-    assert webhook_consumers_redrive() == 0
-    later = timezone.now() + timezone.timedelta(minutes=3)
-    assert webhook_consumers_redrive(now=later) == 1
-    assert sent[-1] == consumer.pk
+    assert webhook_consumer_delete(consumer=consumer).status == ConsumerStatus.DELETED
+
+    assert Operation.objects.get(consumer=consumer).state == OperationState.CANCELLED
+    assert run_due() == []
+    codat.create_webhook_consumer.assert_not_called()
+
+
+@pytest.mark.django_db
+def test_a_deletion_asked_while_the_registration_runs_waits_for_it_then_deletes(codat):
+    consumer = webhook_consumer_register(url=URL, event_types=["read.completed"])
+    register = Operation.objects.get(consumer=consumer)
+    Operation.objects.filter(pk=register.pk).update(state=OperationState.RUNNING)
+
+    assert webhook_consumer_delete(consumer=consumer).status == ConsumerStatus.PENDING_DELETE
+    assert run_due(OperationKind.DELETE_CONSUMER) == ["waiting"]
+
+    # The registration finishes (its row goes back to pending and runs).
+    Operation.objects.filter(pk=register.pk).update(state=OperationState.PENDING)
+    assert run_due(OperationKind.REGISTER_CONSUMER) == ["succeeded"]
+    consumer.refresh_from_db()
+    assert consumer.status == ConsumerStatus.PENDING_DELETE  # the later wish stands
+    assert run_due(OperationKind.DELETE_CONSUMER) == ["succeeded"]
+    codat.delete_webhook_consumer.assert_called_once_with(str(consumer.codat_id))
+    consumer.refresh_from_db()
+    assert consumer.status == ConsumerStatus.DELETED
+
+
+@pytest.mark.django_db
+def test_a_consumer_row_lost_from_redis_is_sent_again_by_the_sweeper(codat, monkeypatch):
+    sent = []
+    monkeypatch.setattr("operations.queue.enqueue", lambda ids, countdown=None: sent.extend(ids))
+    monkeypatch.setattr("operations.sweeper._broker_queue_is_empty", lambda: True)
+    with transaction.atomic():
+        consumer = webhook_consumer_register(url=URL, event_types=["read.completed"])
+    sent.clear()  # the message sent on commit is lost
+
+    operations_sweep()
+
+    assert sent == [Operation.objects.get(consumer=consumer).pk]
 
 
 @pytest.mark.django_db
@@ -129,8 +219,12 @@ def test_consumers_made_elsewhere_are_listed_from_codat(codat):
         "results": [{"id": str(uuid.uuid4()), "url": URL, "eventTypes": ["company.created"]}]
     }
 
-    assert webhook_consumers_import(client=codat) == 1
-    assert webhook_consumers_import(client=codat) == 0
+    listing = webhook_consumers_list_request()
+    assert webhook_consumers_list_request() == listing  # one live listing at a time
+    assert run_due(OperationKind.LIST_CONSUMERS) == ["succeeded"]
+    assert Operation.objects.get(pk=listing.pk).result == {"changed": 1}
+    webhook_consumers_list_request()
+    assert run_due(OperationKind.LIST_CONSUMERS) == ["succeeded"]
     assert WebhookConsumer.objects.get().status == ConsumerStatus.ACTIVE
 
 
@@ -150,20 +244,21 @@ def test_the_event_types_offered_include_each_custom_product_read_completed():
 @pytest.mark.sandbox
 @pytest.mark.django_db(transaction=True)
 def test_registered_at_the_sandbox_the_endpoint_receives_signed_events_and_applies_them(
-    sandbox, live_server, settings, monkeypatch
+    worker_at_the_sandbox, live_server, settings, monkeypatch
 ):
     from companies.models import Company
+
+    sandbox = worker_at_the_sandbox
     from webhooks.services import webhook_event_process
 
     # given: the portal's endpoint registered at (sandbox) Codat for company.created
-    settings.CODAT_BASE_URL = sandbox.base_url
-    settings.CODAT_API_KEY = sandbox.api_key
     monkeypatch.setattr("webhooks.services.request_event_drain", lambda **options: False)
     consumer = webhook_consumer_register(
         url=live_server.url + "/webhooks/codat/", event_types=["company.created"]
     )
-    assert webhook_consumer_sync(consumer_pk=consumer.pk) == ConsumerStatus.ACTIVE
+    assert run_due() == ["succeeded"]
     consumer.refresh_from_db()
+    assert consumer.status == ConsumerStatus.ACTIVE
     # Codat's API never returns the secret; the operator copies it, here from the control API.
     settings.CODAT_WEBHOOK_SECRETS = [sandbox.secret(str(consumer.codat_id))]
 
@@ -205,17 +300,17 @@ def test_listing_takes_codats_disabled_flag_for_registered_consumers(codat):
     }
 
     # Codat disabled the endpoint after five days of failed deliveries
-    assert webhook_consumers_import(client=codat) == 1
+    assert webhook_consumers_import(remotes=codat.list_webhook_consumers()["results"]) == 1
     registered.refresh_from_db()
     assert registered.disabled is True
     assert "5 days" in registered.last_error
     being_deleted.refresh_from_db()
     assert being_deleted.disabled is False  # its own change is on its way
-    assert webhook_consumers_import(client=codat) == 0
+    assert webhook_consumers_import(remotes=codat.list_webhook_consumers()["results"]) == 0
 
     # re-enabled in Codat's Portal
     listed["disabled"] = False
-    assert webhook_consumers_import(client=codat) == 1
+    assert webhook_consumers_import(remotes=codat.list_webhook_consumers()["results"]) == 1
     registered.refresh_from_db()
     assert (registered.disabled, registered.last_error) == (False, "")
 
@@ -223,15 +318,14 @@ def test_listing_takes_codats_disabled_flag_for_registered_consumers(codat):
 @pytest.mark.sandbox
 @pytest.mark.django_db(transaction=True)
 def test_an_endpoint_the_sandbox_disabled_after_five_days_of_failures_shows_disabled(
-    sandbox, live_server, settings
+    worker_at_the_sandbox, live_server
 ):
     # given: a consumer registered at (sandbox) Codat whose URL answers 404 to every delivery
-    settings.CODAT_BASE_URL = sandbox.base_url
-    settings.CODAT_API_KEY = sandbox.api_key
+    sandbox = worker_at_the_sandbox
     consumer = webhook_consumer_register(
         url=live_server.url + "/no-such-endpoint/", event_types=["company.created"]
     )
-    assert webhook_consumer_sync(consumer_pk=consumer.pk) == ConsumerStatus.ACTIVE
+    assert run_due() == ["succeeded"]
     codat = CodatClient(sandbox.base_url, sandbox.api_key)
 
     def attempts() -> int:
@@ -257,7 +351,9 @@ def test_an_endpoint_the_sandbox_disabled_after_five_days_of_failures_shows_disa
     )
 
     # then: the hourly listing marks it disabled, with what to do about it
-    assert webhook_consumers_import() == 1
+    listing = webhook_consumers_list_request()
+    assert run_due(OperationKind.LIST_CONSUMERS) == ["succeeded"]
+    assert Operation.objects.get(pk=listing.pk).result == {"changed": 1}
     consumer.refresh_from_db()
     assert consumer.disabled is True
     assert consumer.last_error.startswith("Disabled at Codat")
