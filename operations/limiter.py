@@ -22,6 +22,7 @@ Celery's per-task `rate_limit` is per worker process, so it cannot be this.
 from __future__ import annotations
 
 import contextlib
+import enum
 import time
 import uuid
 from dataclasses import dataclass
@@ -190,16 +191,25 @@ def set_daily_quota_estimate(quota: int) -> None:
 # -- acquiring and releasing ------------------------------------------------------------------
 
 
+class PermitReason(enum.StrEnum):
+    """Why the limiter answered as it did (the Lua script returns these words)."""
+
+    OK = "ok"
+    PAUSED = "paused"  # Codat said 429, or the daily quota is spent: the whole fleet waits
+    QUOTA = "quota"  # the day's budget is used up
+    COMPANY_BUSY = "company_busy"  # Codat's 10 concurrent calls per company are in flight
+    RATE = "rate"  # the per-minute pace has no slot within the caller's wait
+
+
 @dataclass(frozen=True)
 class Permit:
     """The limiter's answer. Granted: call after `delay` seconds, then `release()`.
 
-    Refused: `reason` is paused, quota, company_busy or rate, and `wait` says how long until
-    asking again is worthwhile.
+    Refused: `reason` says why, and `wait` how long until asking again is worthwhile.
     """
 
     granted: bool
-    reason: str
+    reason: PermitReason
     wait: float
     delay: float
     company_key: str
@@ -243,9 +253,9 @@ def acquire(
         token,
         DEFAULT_BURST,
     )
-    reason = reason.decode() if isinstance(reason, bytes) else reason
+    reason = PermitReason(reason.decode() if isinstance(reason, bytes) else reason)
     return Permit(
-        granted=reason == "ok",
+        granted=reason == PermitReason.OK,
         reason=reason,
         wait=int(wait_ms) / 1000,
         delay=int(delay_ms) / 1000,
@@ -278,7 +288,14 @@ def slot(*, company_id: str | None, max_block: float = 30.0):
             time.sleep(permit.delay)
         if codat_calls_paused_until() is not None:
             raise LimiterBusy(
-                Permit(False, "paused", _pause_seconds(), 0.0, permit.company_key, permit.token)
+                Permit(
+                    False,
+                    PermitReason.PAUSED,
+                    _pause_seconds(),
+                    0.0,
+                    permit.company_key,
+                    permit.token,
+                )
             )
         yield permit
     finally:

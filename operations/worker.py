@@ -94,7 +94,8 @@ def operation_run(*, operation_id: int) -> RunOutcome:
     if not permit.granted:
         # Paused (429, quota spent) or over budget: the row waits in PostgreSQL, unclaimed.
         _park(operation_id, until=permit.resume_at + _spread(permit.wait), reason=permit.reason)
-        return RunOutcome.PAUSED if permit.reason == "paused" else RunOutcome.LIMITED
+        paused = permit.reason == limiter.PermitReason.PAUSED
+        return RunOutcome.PAUSED if paused else RunOutcome.LIMITED
     try:
         token = uuid.uuid4()
         claimed = Operation.objects.filter(

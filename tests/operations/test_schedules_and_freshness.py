@@ -14,7 +14,7 @@ def test_the_beat_rows_exist_with_an_expiry_and_stay_one_per_name():
     ensure_periodic_tasks()
     ensure_periodic_tasks()
     sweep = PeriodicTask.objects.get(task="operations.tasks.sweep")
-    reconcile = PeriodicTask.objects.get(task="operations.tasks.reconcile")
+    reconcile = PeriodicTask.objects.get(task="companies.tasks.reconcile")
     assert sweep.interval.every == 15
     assert sweep.expire_seconds == 15
     assert reconcile.expire_seconds < reconcile.interval.every
