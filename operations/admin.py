@@ -8,7 +8,6 @@ Every action and every view that changes something is gated on `companies.run_op
 
 from __future__ import annotations
 
-from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -19,12 +18,12 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from codat.data_types import ALL_DATA_TYPES
 from companies.models import Company
 from core.admin_mixins import ReadOnlyInline, ReadOnlyMirrorAdmin, admin_view_context
 from core.roles import can_run_operations
 from operations import limiter, selectors, services
-from operations.kinds import COMPANY_KINDS, SPECS, DataTypes, spec_for
+from operations.forms import REFRESH_CHOICES, OperationRequestForm
+from operations.kinds import COMPANY_KINDS, SPECS
 from operations.models import FINISHED_STATES, Job, Operation, OperationKind, OperationState
 from products.models import Product, ProductKind
 
@@ -57,59 +56,6 @@ class OperationTimelineInline(ReadOnlyInline):
 
 
 # -- actions on the company list --------------------------------------------------------------
-
-REFRESH_CHOICES = (
-    (OperationKind.REFRESH_PRODUCT, "Refresh a custom product's data"),
-    (OperationKind.REFRESH_ALL_DATA, "Refresh all data (client-level sync settings)"),
-    (OperationKind.REFRESH_DATA_TYPE, "Refresh one data type (client-level sync settings)"),
-)
-
-
-class OperationRequestForm(forms.Form):
-    """What to do to the selected companies; `kind` is fixed by the action chosen."""
-
-    kind = forms.ChoiceField(
-        choices=[(kind, SPECS[kind].kind.label) for kind in COMPANY_KINDS],
-        widget=forms.HiddenInput,
-    )
-    company_ids = forms.CharField(widget=forms.HiddenInput)
-    product = forms.ModelChoiceField(queryset=Product.objects.all(), required=False)
-    data_type = forms.ChoiceField(
-        choices=[("", "---------")] + [(t, t) for t in ALL_DATA_TYPES], required=False
-    )
-
-    def clean_company_ids(self) -> list[int]:
-        raw = self.cleaned_data["company_ids"]
-        try:
-            ids = sorted({int(part) for part in raw.split(",") if part.strip()})
-        except ValueError:
-            raise forms.ValidationError("The selection is not readable; select again.") from None
-        if not ids:
-            raise forms.ValidationError("Select at least one company.")
-        return ids
-
-    def clean(self):
-        cleaned = super().clean()
-        kind = cleaned.get("kind")
-        if kind is None:
-            return cleaned
-        spec = spec_for(kind)
-        if spec.needs_product and not cleaned.get("product"):
-            self.add_error("product", "Choose a product.")
-        if spec.data_types is DataTypes.EXACTLY_ONE and not cleaned.get("data_type"):
-            self.add_error("data_type", "Choose a data type.")
-        return cleaned
-
-    def service_arguments(self) -> dict:
-        spec = spec_for(self.cleaned_data["kind"])
-        data_type = self.cleaned_data.get("data_type")
-        one_type = spec.data_types is DataTypes.EXACTLY_ONE
-        return {
-            "kind": spec.kind,
-            "company_ids": self.cleaned_data["company_ids"],
-            "product": self.cleaned_data.get("product") if spec.needs_product else None,
-            "data_types": [data_type] if one_type and data_type else [],
-        }
 
 
 def _estimate_seconds(count: int) -> float:
