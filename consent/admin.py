@@ -131,7 +131,7 @@ class ConsentTextAdmin(admin.ModelAdmin):
         initial = super().get_changeform_initial_data(request)
         product = Product.objects.filter(pk=request.GET.get("product") or None).first()
         if product is not None:
-            latest = selectors.consent_text_latest(product=product)
+            latest = selectors.consent_text_current(product=product)
             initial["purpose"] = latest.purpose if latest else product.description
             initial["retention"] = latest.retention if latest else ""
         return initial
@@ -521,7 +521,7 @@ class CompanyConsentAdmin(ReadOnlyMirrorAdmin):
                     services.consent_grant(
                         company=company,
                         product=product,
-                        text=services.consent_text_current(product=product),
+                        text=selectors.consent_text_current(product=product),
                         optional_data_types=optional,
                         actor=actor,
                     )
@@ -529,7 +529,7 @@ class CompanyConsentAdmin(ReadOnlyMirrorAdmin):
                     services.consent_decline(
                         company=company,
                         product=product,
-                        text=services.consent_text_current(product=product),
+                        text=selectors.consent_text_current(product=product),
                         actor=actor,
                     )
                 elif action == ConsentAction.WITHDRAW:

@@ -25,9 +25,9 @@ from django.utils import timezone
 from codat import errors as codat_errors
 from codat.client import CodatClient
 from companies.models import Company, Connection, ConnectionStatus
+from consent import selectors as consent_selectors
 from core.codat_client import codat_client
 from operations import limiter
-from operations.consent_gate import companies_refused_for_consent
 from operations.models import (
     ACTIVE_STATES,
     Job,
@@ -149,11 +149,11 @@ def _plan_chunk(
         for op in Operation.objects.filter(dedupe_key__in=keys.values(), state__in=ACTIVE_STATES)
     }
     if kind in (OperationKind.ADD_PRODUCT, OperationKind.REFRESH_PRODUCT):
-        refused = companies_refused_for_consent(
+        refused = consent_selectors.companies_refused_for_consent(
             company_ids=company_ids, product=product, data_types=data_types or None
         )
     elif kind in (OperationKind.REFRESH_ALL_DATA, OperationKind.REFRESH_DATA_TYPE):
-        refused = companies_refused_for_consent(
+        refused = consent_selectors.companies_refused_for_consent(
             company_ids=company_ids, product=None, data_types=data_types or None
         )
     else:
@@ -540,7 +540,7 @@ def job_retry_failed(*, job: Job, requested_by=None) -> int:
                 chosen.setdefault(op.dedupe_key, op)
         retry = list(chosen.values())
         if job.kind in (OperationKind.ADD_PRODUCT, OperationKind.REFRESH_PRODUCT):
-            refused = companies_refused_for_consent(
+            refused = consent_selectors.companies_refused_for_consent(
                 company_ids=[op.company_id for op in retry],
                 product=job.product,
                 data_types=job.data_types or None,
@@ -719,7 +719,7 @@ def _refresh_refused_for_consent(operation: Operation) -> str:
         OperationKind.REFRESH_DATA_TYPE,
     ):
         return ""
-    refused = companies_refused_for_consent(
+    refused = consent_selectors.companies_refused_for_consent(
         company_ids=[operation.company_id],
         product=operation.product if operation.kind == OperationKind.REFRESH_PRODUCT else None,
         data_types=operation.data_types or None,

@@ -9,7 +9,7 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
-from consent import services
+from consent import selectors, services
 from consent.models import Campaign, ConsentEvent, ConsentRequest, ConsentText
 from consent.tasks import consent_reconcile_task
 from tests.factories import CompanyFactory, ConsentEventFactory, StaffFactory
@@ -106,7 +106,7 @@ def test_a_campaign_downloads_links_mails_known_addresses_and_counts(
     services.consent_grant(
         company=other,
         product=product,
-        text=services.consent_text_current(product=product),
+        text=selectors.consent_text_current(product=product),
         actor=services.Actor(channel="link"),
         request=request,
     )
@@ -141,7 +141,7 @@ def test_a_campaign_without_companies_asks_those_lacking_consent(client, company
 
 def test_an_admin_publishes_a_new_text_version_and_nobody_edits_one(client, product):
     login(client, "admin")
-    first = services.consent_text_current(product=product)
+    first = selectors.consent_text_current(product=product)
     add = reverse("admin:consent_consenttext_add")
     prefilled = client.get(add, {"product": product.pk})
     assert prefilled.context["adminform"].form.initial["purpose"] == first.purpose

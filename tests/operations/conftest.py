@@ -1,7 +1,8 @@
 """The operations engine is tested on its own here: consent has its own suite (tests/consent/).
 
-The consent gate (operations/consent_gate.py) is made to allow every company unless a test sets
-`refuse_consent` to say otherwise.
+The consent gate (`consent.selectors.companies_refused_for_consent`, which operations calls as a
+module attribute) is made to allow every company unless a test sets `refuse_consent` to say
+otherwise.
 """
 
 import pytest
@@ -14,7 +15,7 @@ def refuse_consent(monkeypatch):
     def gate(*, company_ids, product=None, data_types=None):
         return {pk: reason for pk, reason in refused.items() if pk in set(company_ids)}
 
-    monkeypatch.setattr("operations.services.companies_refused_for_consent", gate)
+    monkeypatch.setattr("consent.selectors.companies_refused_for_consent", gate)
     return refused
 
 
