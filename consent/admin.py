@@ -8,7 +8,6 @@ links are shown once, because only the token's hash is kept.
 import csv
 import io
 
-from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
@@ -22,6 +21,7 @@ from django.utils.html import format_html
 from companies.models import Company
 from consent import selectors, services
 from consent.errors import ConsentError
+from consent.forms import AddProductForm, CampaignForm, ConsentTextForm, RecordForm, RequestForm
 from consent.models import (
     Campaign,
     CompanyConsent,
@@ -31,7 +31,7 @@ from consent.models import (
     ConsentRequest,
     ConsentText,
 )
-from core.admin_mixins import ReadOnlyMirrorAdmin
+from core.admin_mixins import ReadOnlyMirrorAdmin, admin_view_context
 from core.roles import can_run_operations
 from products.models import Product
 
@@ -82,21 +82,10 @@ class ConsentEventAdmin(ReadOnlyMirrorAdmin):
         return f"v{event.text.version} · {event.text.short_hash}"
 
 
-class ConsentTextForm(forms.ModelForm):
-    class Meta:
-        model = ConsentText
-        fields = ("product", "purpose", "retention")
-        widgets = {
-            "purpose": forms.Textarea(attrs={"rows": 4}),
-            "retention": forms.Textarea(attrs={"rows": 3}),
-        }
-
-
 @admin.register(ConsentText)
 class ConsentTextAdmin(admin.ModelAdmin):
     """Versions are read-only; "add" publishes a new version of a product's text."""
 
-    form = ConsentTextForm
     list_display = ("product", "version", "short_hash", "created_at", "created_by")
     list_filter = ("product",)
     list_select_related = ("product", "created_by")
@@ -112,14 +101,7 @@ class ConsentTextAdmin(admin.ModelAdmin):
         "created_by",
         "new_version_link",
     )
-
-    def get_fields(self, request, obj=None):
-        if obj is None:
-            return ("product", "purpose", "retention")
-        return self.readonly_fields
-
-    def get_readonly_fields(self, request, obj=None):
-        return () if obj is None else self.readonly_fields
+    fields = readonly_fields
 
     def has_change_permission(self, request, obj=None):
         return False
@@ -127,34 +109,53 @@ class ConsentTextAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    def get_changeform_initial_data(self, request):
-        initial = super().get_changeform_initial_data(request)
-        product = Product.objects.filter(pk=request.GET.get("product") or None).first()
-        if product is not None:
-            latest = selectors.consent_text_latest(product=product)
-            initial["purpose"] = latest.purpose if latest else product.description
-            initial["retention"] = latest.retention if latest else ""
-        return initial
-
     @admin.display(description="edit")
     def new_version_link(self, text):
         url = reverse("admin:consent_consenttext_add") + f"?product={text.product_id}"
         return format_html('<a href="{}">Publish a new version of this text</a>', url)
 
-    def save_model(self, request, obj, form, change):
-        published = services.consent_text_publish(
-            product=form.cleaned_data["product"],
-            purpose=form.cleaned_data["purpose"],
-            retention=form.cleaned_data["retention"],
-            user=request.user,
+    def add_view(self, request, form_url="", extra_context=None):
+        """Publish a new version through the service; the form starts from the current one."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = ConsentTextForm(request.POST or None, initial=self._initial(request))
+        if request.method == "POST" and form.is_valid():
+            product = form.cleaned_data["product"]
+            before = selectors.consent_text_current(product=product)
+            text = services.consent_text_publish(
+                product=product,
+                purpose=form.cleaned_data["purpose"],
+                retention=form.cleaned_data["retention"],
+                user=request.user,
+            )
+            if before is not None and text.pk == before.pk:
+                messages.info(request, f"Nothing changed: {text} stays the current version.")
+            else:
+                self.log_addition(request, text, [{"added": {}}])
+                messages.success(request, f"Published {text}.")
+            return redirect("admin:consent_consenttext_change", text.pk)
+        context = admin_view_context(
+            request,
+            self,
+            title="Publish a new consent text version",
+            form=form,
+            intro=(
+                "A version is never edited: this publishes the next one. The data types, the "
+                "controller and what withdrawal does come from the catalogue and the settings."
+            ),
         )
-        # The admin goes on with `obj` (its message, its redirect): make it the published row.
-        obj.pk = published.pk
-        obj.version = published.version
-        obj._state.adding = False
+        return TemplateResponse(request, "consent/admin/form.html", context)
 
-    def save_related(self, request, form, formsets, change):
-        pass
+    def _initial(self, request) -> dict:
+        product = Product.objects.filter(pk=request.GET.get("product") or None).first()
+        if product is None:
+            return {}
+        current = selectors.consent_text_current(product=product)
+        return {
+            "product": product,
+            "purpose": current.purpose if current else product.description,
+            "retention": current.retention if current else "",
+        }
 
 
 def request_status(consent_request: ConsentRequest) -> str:
@@ -178,37 +179,6 @@ class ConsentRequestAdmin(ReadOnlyMirrorAdmin):
     @admin.display(description="status")
     def status(self, consent_request):
         return request_status(consent_request)
-
-
-class CampaignForm(forms.Form):
-    name = forms.CharField(max_length=200)
-    products = forms.ModelMultipleChoiceField(queryset=Product.objects.all())
-    companies = forms.ModelMultipleChoiceField(
-        queryset=Company.objects.all(),
-        required=False,
-        help_text="Leave empty to ask every company that lacks consent for these products.",
-    )
-    contacts = forms.CharField(
-        required=False,
-        widget=forms.Textarea(attrs={"rows": 4}),
-        help_text="Optional e-mail addresses, one per line: Codat company id, address.",
-    )
-
-    def clean_contacts(self):
-        emails = {}
-        validator = forms.EmailField()
-        for number, line in enumerate(self.cleaned_data["contacts"].splitlines(), start=1):
-            if not line.strip():
-                continue
-            codat_id, _, address = (part.strip() for part in line.partition(","))
-            company = Company.objects.filter(codat_id=codat_id).first() if codat_id else None
-            if company is None:
-                raise forms.ValidationError(f"Line {number}: unknown Codat company id.")
-            try:
-                emails[company.pk] = validator.clean(address)
-            except forms.ValidationError as error:
-                raise forms.ValidationError(f"Line {number}: {error.messages[0]}") from error
-        return emails
 
 
 @admin.register(Campaign)
@@ -309,16 +279,16 @@ class CampaignAdmin(admin.ModelAdmin):
                 user=request.user,
             )
             return campaign_links_csv(campaign, issued)
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "New consent campaign",
-            "form": form,
-            "opts": self.model._meta,
-            "intro": (
+        context = admin_view_context(
+            request,
+            self,
+            title="New consent campaign",
+            form=form,
+            intro=(
                 "One consent link per company. Links are shown only now, in the CSV this "
                 "downloads; companies with a known address also get an e-mail."
             ),
-        }
+        )
         return TemplateResponse(request, "consent/admin/form.html", context)
 
 
@@ -342,36 +312,6 @@ def campaign_links_csv(campaign, issued) -> HttpResponse:
     response["Content-Disposition"] = f'attachment; filename="consent-campaign-{campaign.pk}.csv"'
     response["Cache-Control"] = "no-store"
     return response
-
-
-class RequestForm(forms.Form):
-    products = forms.ModelMultipleChoiceField(queryset=Product.objects.all())
-    email = forms.EmailField(required=False, help_text="Optional: the link is e-mailed to it.")
-
-
-class AddProductForm(forms.Form):
-    product = forms.ModelChoiceField(queryset=Product.objects.all())
-    email = forms.EmailField(
-        required=False, help_text="Optional: where to e-mail the consent link if one is needed."
-    )
-
-
-class RecordForm(forms.Form):
-    product = forms.ModelChoiceField(queryset=Product.objects.all())
-    action = forms.ChoiceField(
-        choices=(
-            (ConsentAction.GRANT, "The customer grants"),
-            (ConsentAction.DECLINE, "The customer declines"),
-            (ConsentAction.WITHDRAW, "The customer withdraws"),
-            (ConsentAction.RECONFIRM, "The customer reconfirms"),
-        )
-    )
-    optional_data_types = forms.CharField(
-        required=False, help_text="Optional data types granted, comma-separated identifiers."
-    )
-    confirm = forms.BooleanField(
-        label="The customer told me this themselves and saw the current consent text.",
-    )
 
 
 @admin.register(CompanyConsent)
@@ -410,23 +350,23 @@ class CompanyConsentAdmin(ReadOnlyMirrorAdmin):
         for row in rows:
             by_type = {cell.data_type: cell for cell in row.cells}
             grid.append({"row": row, "cells": [by_type.get(column) for column in columns]})
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Consent: {company.name}",
-            "company": company,
-            "columns": columns,
-            "grid": grid,
-            "opts": self.model._meta,
-            "awaiting": ConsentRequest.objects.filter(
+        context = admin_view_context(
+            request,
+            self,
+            title=f"Consent: {company.name}",
+            company=company,
+            columns=columns,
+            grid=grid,
+            awaiting=ConsentRequest.objects.filter(
                 company=company, reason="product_added", product_add_settled_at__isnull=True
             ).prefetch_related("products"),
-            "events": ConsentEvent.objects.filter(company=company).select_related(
-                "product", "text"
-            )[:20],
-            "can_send": request.user.has_perm(SEND),
-            "can_add": can_run_operations(request.user) and request.user.has_perm(SEND),
-            "can_record": request.user.has_perm(RECORD),
-        }
+            events=ConsentEvent.objects.filter(company=company).select_related("product", "text")[
+                :20
+            ],
+            can_send=request.user.has_perm(SEND),
+            can_add=can_run_operations(request.user) and request.user.has_perm(SEND),
+            can_record=request.user.has_perm(RECORD),
+        )
         return TemplateResponse(request, "consent/admin/matrix.html", context)
 
     def request_view(self, request, pk):
@@ -444,24 +384,18 @@ class CompanyConsentAdmin(ReadOnlyMirrorAdmin):
             return self._link_issued(
                 request, title=f"Consent link for {company.name}", company=company, issued=issued
             )
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Ask {company.name} for consent",
-            "form": form,
-            "opts": self.model._meta,
-            "intro": "The link works once and is shown only on the next page.",
-        }
+        context = admin_view_context(
+            request,
+            self,
+            title=f"Ask {company.name} for consent",
+            form=form,
+            intro="The link works once and is shown only on the next page.",
+        )
         return TemplateResponse(request, "consent/admin/form.html", context)
 
     def _link_issued(self, request, *, title: str, company, issued):
         """The one page that shows a new consent link; never cached, since it holds the token."""
-        context = {
-            **self.admin_site.each_context(request),
-            "title": title,
-            "company": company,
-            "issued": issued,
-            "opts": self.model._meta,
-        }
+        context = admin_view_context(request, self, title=title, company=company, issued=issued)
         response = TemplateResponse(request, "consent/admin/link_issued.html", context)
         response["Cache-Control"] = "no-store"
         return response
@@ -489,17 +423,17 @@ class CompanyConsentAdmin(ReadOnlyMirrorAdmin):
                 company=company,
                 issued=outcome.issued,
             )
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Add a product to {company.name}",
-            "form": form,
-            "opts": self.model._meta,
-            "intro": (
+        context = admin_view_context(
+            request,
+            self,
+            title=f"Add a product to {company.name}",
+            form=form,
+            intro=(
                 "If the company has not consented to every data type of the product, the add "
                 "waits as awaiting consent, a consent link is issued, and the add goes ahead "
                 "by itself once the customer grants."
             ),
-        }
+        )
         return TemplateResponse(request, "consent/admin/form.html", context)
 
     def record_view(self, request, pk):
@@ -516,21 +450,21 @@ class CompanyConsentAdmin(ReadOnlyMirrorAdmin):
                 for item in form.cleaned_data["optional_data_types"].split(",")
                 if item.strip()
             ]
+            text = selectors.consent_text_current(product=product)
             try:
+                if action in (ConsentAction.GRANT, ConsentAction.DECLINE) and text is None:
+                    raise ConsentError(f"{product.name} has no consent text: publish one first.")
                 if action == ConsentAction.GRANT:
                     services.consent_grant(
                         company=company,
                         product=product,
-                        text=services.consent_text_current(product=product),
+                        text=text,
                         optional_data_types=optional,
                         actor=actor,
                     )
                 elif action == ConsentAction.DECLINE:
                     services.consent_decline(
-                        company=company,
-                        product=product,
-                        text=services.consent_text_current(product=product),
-                        actor=actor,
+                        company=company, product=product, text=text, actor=actor
                     )
                 elif action == ConsentAction.WITHDRAW:
                     services.consent_withdraw(company=company, product=product, actor=actor)
@@ -541,11 +475,11 @@ class CompanyConsentAdmin(ReadOnlyMirrorAdmin):
             else:
                 messages.success(request, f"Recorded for {company.name}: {product.name}.")
                 return redirect("admin:consent_companyconsent_change", company.pk)
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Record consent for {company.name} (acting for the customer)",
-            "form": form,
-            "opts": self.model._meta,
-            "intro": "The evidence names you as the operator who recorded it.",
-        }
+        context = admin_view_context(
+            request,
+            self,
+            title=f"Record consent for {company.name} (acting for the customer)",
+            form=form,
+            intro="The evidence names you as the operator who recorded it.",
+        )
         return TemplateResponse(request, "consent/admin/form.html", context)

@@ -1,17 +1,24 @@
-"""What a consent decision does to the company's products at Codat.
+"""The seam between consent and operations: where a consent decision becomes Codat work.
+
+It is the one module of consent that calls operations. Consent owns the evidence; operations
+owns the operation rows and the desired state of each company's products, and writes them
+itself (no app writes another app's tables). The other direction has one seam too: operations
+asks `consent.selectors.companies_refused_for_consent` before it adds a product or reads data.
 
 Called inside the transaction that writes the consent event, so the event and the operation
-rows it causes commit together (design.md: one durable row per Codat call, in the same
-transaction as the desired state).
+rows it causes commit or roll back together (design.md: one durable row per Codat call, in the
+same transaction as the desired state).
 """
 
 import logging
 
 from django.utils import timezone
 
-from consent import hooks
 from consent.models import ConsentRequest, ConsentRequestReason
-from products.models import CompanyProduct, CompanyProductStatus
+from consent.selectors import consent_covers
+from operations.models import OperationKind
+from operations.services import OperationRefused, operations_start, product_add, product_remove
+from products.models import CompanyProduct, CompanyProductStatus, Product
 
 logger = logging.getLogger(__name__)
 
@@ -29,14 +36,29 @@ def awaiting_adds(*, company, product):
     )
 
 
+def product_add_with_consent(*, company, product, actor=None) -> bool:
+    """Write the add-product operation for a company whose consent covers it.
+
+    The operations service asks the consent gate again, so an add never outruns the consent
+    it waited for. True if the add was written or joined.
+    """
+    try:
+        product_add(company=company, product=product, requested_by=actor)
+    except OperationRefused as refusal:
+        logger.warning(
+            "consent.add_refused",
+            extra={"company": company.pk, "product": product.identifier, "reason": str(refusal)},
+        )
+        return False
+    return True
+
+
 def consent_given(*, company, product, actor=None) -> bool:
     """Consent now covers the product: an add that waited for it goes ahead.
 
     True if an add was written. A grant that still leaves a required data type uncovered
     keeps the add waiting.
     """
-    from consent.selectors import consent_covers
-
     waiting = list(awaiting_adds(company=company, product=product).order_by("created_at"))
     if not waiting or not consent_covers(company, product):
         return False
@@ -44,17 +66,17 @@ def consent_given(*, company, product, actor=None) -> bool:
         product_add_settled_at=timezone.now()
     )
     # The operator who asked for the add is the one who requested the operation.
-    return hooks.product_add_after_consent(
+    return product_add_with_consent(
         company=company, product=product, actor=waiting[0].created_by or actor
     )
 
 
 def consent_ended(*, company, product, actor=None) -> bool:
-    """Consent no longer covers the product: ask Codat to remove it from the company.
+    """Consent no longer covers the product: drop an add that waited for it, and ask Codat to
+    remove the product from the company.
 
-    Idempotent: True only if a removal was written or joined now (the reconciler calls it every
-    period for every ended consent, so a lost or failed removal is asked again). An add that
-    was waiting for this consent is dropped.
+    True only if a removal was written or joined now; False if the company does not have the
+    product (or it is already on its way out).
     """
     awaiting_adds(company=company, product=product).update(product_add_settled_at=timezone.now())
     assigned = CompanyProduct.objects.filter(
@@ -62,4 +84,43 @@ def consent_ended(*, company, product, actor=None) -> bool:
     ).exists()
     if not assigned:
         return False
-    return hooks.product_remove_for_consent(company=company, product=product, actor=actor)
+    try:
+        product_remove(company=company, product=product, requested_by=actor)
+    except OperationRefused as refusal:
+        logger.info(
+            "consent.removal_not_needed",
+            extra={"company": company.pk, "product": product.identifier, "reason": str(refusal)},
+        )
+        return False
+    return True
+
+
+def removals_for_ended_consent(*, ended: list[tuple[int, int]]) -> int:
+    """The reconciler's form of `consent_ended`, for many (company pk, product pk) pairs whose
+    consent ended: write the removal of each product the company still has live (a removal that
+    was lost, or that Codat refused, is asked again). Idempotent: a live removal is joined.
+
+    Set-based: one query for the assignments, one for the products, then the bulk service of
+    operations once per product (a catalogue holds a handful), whatever the number of
+    companies. Returns how many removals were written or joined.
+    """
+    if not ended:
+        return 0
+    wanted = set(ended)
+    live: dict[int, list[int]] = {}
+    assignments = CompanyProduct.objects.filter(
+        company_id__in={company_id for company_id, _ in wanted}, status__in=LIVE_STATUSES
+    ).values_list("company_id", "product_id")
+    for company_id, product_id in assignments:
+        if (company_id, product_id) in wanted:
+            live.setdefault(product_id, []).append(company_id)
+    removals = 0
+    for product in Product.objects.filter(pk__in=list(live)).order_by("pk"):
+        _job, plan = operations_start(
+            kind=OperationKind.REMOVE_PRODUCT,
+            company_ids=live[product.pk],
+            product=product,
+            as_job=False,
+        )
+        removals += len(plan.operations) + len(plan.joined)
+    return removals

@@ -1,12 +1,19 @@
-"""Current consent, derived from the append-only event log (never stored as a flag)."""
+"""What consent covers: the one place that answers it, for the pages, the admin and the gate
+of operations (`companies_refused_for_consent`).
 
+Current consent is derived from the append-only event log, never stored as a flag.
+"""
+
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
+from companies.models import Company
 from consent.models import ConsentAction, ConsentEvent, ConsentText
 from products.models import Product, ProductDataType
 
@@ -107,52 +114,173 @@ def _replay(product_id: int, events, now: datetime) -> ProductConsent:
     return current
 
 
-def consent_states(*, company, now: datetime | None = None) -> dict[int, ProductConsent]:
-    """Every product the company ever had a consent event for, by product id. One query."""
-    now = now or timezone.now()
-    by_product: dict[int, list[ConsentEvent]] = {}
-    events = ConsentEvent.objects.filter(company=company).order_by("occurred_at", "id")
+def _fold(events, now: datetime) -> dict[int, dict[int, ProductConsent]]:
+    """Replay events (oldest first) into current consent, per company and product."""
+    grouped: dict[int, dict[int, list[ConsentEvent]]] = {}
     for event in events:
-        by_product.setdefault(event.product_id, []).append(event)
+        grouped.setdefault(event.company_id, {}).setdefault(event.product_id, []).append(event)
     return {
-        product_id: _replay(product_id, product_events, now)
-        for product_id, product_events in by_product.items()
+        company_id: {
+            product_id: _replay(product_id, product_events, now)
+            for product_id, product_events in by_product.items()
+        }
+        for company_id, by_product in grouped.items()
     }
 
 
+def _events_oldest_first():
+    return ConsentEvent.objects.order_by("occurred_at", "id")
+
+
+# What replaying and the reconciler read of each event when many companies are asked at once.
+_LEAN_EVENT_FIELDS = (
+    "company_id",
+    "product_id",
+    "action",
+    "data_types",
+    "occurred_at",
+    "text_id",
+    "text_hash",
+)
+
+
+def consent_states_of_companies(
+    *, company_ids: Iterable[int] | None = None, product=None, now: datetime | None = None
+) -> dict[int, dict[int, ProductConsent]]:
+    """Current consent per company (pk) and product (pk), for many companies in one query.
+
+    `company_ids` None means every company that has any consent event. The events carry only
+    the fields the replay needs: follow `last_event.text` or `.product` one at a time, never
+    in a loop.
+    """
+    events = _events_oldest_first()
+    if company_ids is not None:
+        events = events.filter(company_id__in=list(company_ids))
+    if product is not None:
+        events = events.filter(product=product)
+    return _fold(events.only(*_LEAN_EVENT_FIELDS), now or timezone.now())
+
+
+def consent_states(*, company, now: datetime | None = None) -> dict[int, ProductConsent]:
+    """Every product the company ever had a consent event for, by product id. One query."""
+    events = _events_oldest_first().filter(company=company)
+    return _fold(events, now or timezone.now()).get(company.pk, {})
+
+
 def consent_state(*, company, product, now: datetime | None = None) -> ProductConsent:
-    now = now or timezone.now()
-    events = ConsentEvent.objects.filter(company=company, product=product).order_by(
-        "occurred_at", "id"
-    )
-    return _replay(product.pk, events, now)
+    events = _events_oldest_first().filter(company=company, product=product)
+    states = _fold(events, now or timezone.now()).get(company.pk, {})
+    return states.get(product.pk, ProductConsent(product_id=product.pk))
+
+
+def required_data_types_of(products) -> dict[int, frozenset[str]]:
+    """The required (not optional) data types of each product, by product id. One query."""
+    required: dict[int, set[str]] = {product.pk: set() for product in products}
+    links = ProductDataType.objects.filter(product__in=list(required), is_optional=False)
+    for product_id, data_type in links.values_list("product_id", "data_type_id"):
+        required[product_id].add(data_type)
+    return {product_id: frozenset(data_types) for product_id, data_types in required.items()}
 
 
 def required_data_types(product) -> frozenset[str]:
-    return frozenset(
-        ProductDataType.objects.filter(product=product, is_optional=False).values_list(
-            "data_type_id", flat=True
+    return required_data_types_of([product])[product.pk]
+
+
+def _describe(state: str) -> str:
+    return {
+        ConsentState.NONE: "no consent recorded",
+        ConsentState.RECONFIRM_NEEDED: "consent must be reconfirmed by the customer",
+        ConsentState.WITHDRAWN: "consent withdrawn",
+        ConsentState.DECLINED: "consent declined",
+    }.get(state, state)
+
+
+def _product_refusal(
+    product, current: ProductConsent, *, required: frozenset[str], asked: frozenset[str]
+) -> str:
+    """Why `current` consent does not cover `product` ("" when it does): the one definition
+    of coverage. Active consent must cover every required data type the product has today
+    (a data type made required after the grant needs its own consent) and every one asked."""
+    if not current.is_active:
+        return f"{product.name}: {_describe(current.state)}"
+    missing = sorted((required | asked) - current.data_types)
+    if missing:
+        return (
+            f"{product.name}: no consent for {', '.join(missing)} (a new consent request is needed)"
         )
-    )
+    return ""
+
+
+def companies_refused_for_consent(
+    *, company_ids: Iterable[int], product=None, data_types: Iterable[str] | None = None
+) -> dict[int, str]:
+    """Invariant 4, the gate of every service in operations that adds a product or reads data:
+    each company (pk) whose consent does not allow the read, with the reason shown to staff.
+
+    With a product: active consent to that product must cover every required data type it has
+    today, and every data type asked for. Without a product (client-level refreshes): each data
+    type asked for must be covered by some active consent of the company; "all data" needs at
+    least one active consent (Codat reads the client's fetch-on-first-link set, which consent
+    per use case cannot describe more closely). Two queries whatever the number of companies.
+    """
+    ids = list(dict.fromkeys(company_ids))
+    asked = frozenset(data_types or ())
+    states = consent_states_of_companies(company_ids=ids, product=product)
+    refused: dict[int, str] = {}
+    if product is not None:
+        required = required_data_types(product)
+        for company_id in ids:
+            current = states.get(company_id, {}).get(
+                product.pk, ProductConsent(product_id=product.pk)
+            )
+            reason = _product_refusal(product, current, required=required, asked=asked)
+            if reason:
+                refused[company_id] = reason
+        return refused
+    for company_id in ids:
+        active = [c for c in states.get(company_id, {}).values() if c.is_active]
+        if not active:
+            refused[company_id] = "no active consent for any use case"
+            continue
+        covered = frozenset().union(*(c.data_types for c in active))
+        missing = sorted(asked - covered)
+        if missing:
+            refused[company_id] = f"no consent for {', '.join(missing)}"
+    return refused
 
 
 def consent_covers(company, product, *, now: datetime | None = None) -> bool:
     """True when active consent covers every required data type the product has today.
 
-    A product that gained a required data type since the grant is not covered: the new data
-    type needs its own consent. Optional data types the SMB left out are not needed here;
-    `consented_data_types` tells a refresh which of them it may read.
+    Optional data types the SMB left out are not needed here; a refresh that asks for one of
+    them is refused by `companies_refused_for_consent`.
     """
     current = consent_state(company=company, product=product, now=now)
-    return current.is_active and required_data_types(product) <= current.data_types
+    return not _product_refusal(
+        product, current, required=required_data_types(product), asked=frozenset()
+    )
 
 
-def consented_data_types(company, product, *, now: datetime | None = None) -> frozenset[str]:
-    """The product's data types the company has active consent for (empty if none)."""
-    current = consent_state(company=company, product=product, now=now)
-    if not current.is_active:
-        return frozenset()
-    return current.data_types
+def companies_lacking_consent(*, products) -> list:
+    """The companies whose consent does not cover every data type of at least one of
+    `products`: whom a campaign for them asks when no companies are chosen. Three queries."""
+    products = list(products)
+    required = required_data_types_of(products)
+    states = consent_states_of_companies()
+    covered_for_all = [
+        company_id
+        for company_id, by_product in states.items()
+        if not any(
+            _product_refusal(
+                product,
+                by_product.get(product.pk, ProductConsent(product_id=product.pk)),
+                required=required[product.pk],
+                asked=frozenset(),
+            )
+            for product in products
+        )
+    ]
+    return list(Company.objects.exclude(pk__in=covered_for_all))
 
 
 @dataclass(frozen=True)
@@ -208,7 +336,8 @@ def consent_matrix(*, company, products=None, now: datetime | None = None):
                     consented=link.data_type_id in granted,
                 )
             )
-        covered = consent.is_active and all(not cell.missing for cell in cells)
+        required = frozenset(cell.data_type for cell in cells if cell.required)
+        covered = not _product_refusal(product, consent, required=required, asked=frozenset())
         rows.append(
             MatrixRow(product=product, consent=consent, cells=tuple(cells), covered=covered)
         )
@@ -223,8 +352,22 @@ def consent_receipt_events(*, company, receipt_id):
     )
 
 
-def consent_text_latest(*, product) -> ConsentText | None:
+def consent_text_current(*, product) -> ConsentText | None:
+    """The product's current (latest published) text version; None if it has none yet.
+
+    Reads only: versions are published when the catalogue changes (products.services,
+    the product and data type admin) and by `consent_text_publish`.
+    """
     return ConsentText.objects.filter(product=product).order_by("-version").first()
+
+
+def consent_texts_current(*, products) -> dict[int, ConsentText]:
+    """The current text version of each product that has one, by product id. One query."""
+    latest = ConsentText.objects.filter(product=OuterRef("product")).order_by("-version")
+    texts = ConsentText.objects.filter(
+        product__in=list(products), pk=Subquery(latest.values("pk")[:1])
+    )
+    return {text.product_id: text for text in texts}
 
 
 @dataclass(frozen=True)
@@ -248,24 +391,3 @@ def consent_receipts_for_company(*, company, limit: int = 50) -> list[ReceiptSum
         ReceiptSummary(receipt_id=key, occurred_at=items[0].occurred_at, events=tuple(items))
         for key, items in list(grouped.items())[:limit]
     ]
-
-
-def companies_lacking_consent(*, products) -> list:
-    """The companies whose consent does not cover every data type of at least one of
-    `products`: whom a campaign for them asks when no companies are chosen."""
-    # Imported here: enforcement builds on this module.
-    from companies.models import Company
-    from consent.enforcement import companies_refused_for_consent
-
-    ids = set(Company.objects.values_list("pk", flat=True))
-    lacking = set()
-    for product in products:
-        lacking |= set(companies_refused_for_consent(company_ids=ids, product=product))
-    return list(Company.objects.filter(pk__in=lacking))
-
-
-def companies_refused_for_consent(*, company_ids, product=None, data_types=None) -> dict[int, str]:
-    # Interim, until consent/enforcement.py folds into this module.
-    from consent.enforcement import companies_refused_for_consent as refused
-
-    return refused(company_ids=company_ids, product=product, data_types=data_types)

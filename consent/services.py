@@ -1,13 +1,11 @@
 """Consent services: texts, requests and campaigns, and the decisions that become evidence.
 
 Every decision (grant, decline, withdraw, reconfirm, expire) is one `ConsentEvent` per product,
-written in the same transaction as its effect on Codat operations (consent/effects.py), so the
-evidence and what it caused commit or roll back together.
+written in the same transaction as its effect on Codat operations (consent/effects.py, the one
+seam to operations), so the evidence and what it caused commit or roll back together.
 """
 
-import hashlib
 import ipaddress
-import json
 import logging
 import uuid
 from dataclasses import dataclass
@@ -20,7 +18,8 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from consent import effects
+from companies.models import Company
+from consent import effects, selectors
 from consent.errors import ConsentAlreadyAnswered, ConsentError, ConsentLinkInvalid
 from consent.models import (
     Campaign,
@@ -31,66 +30,45 @@ from consent.models import (
     ConsentRequestReason,
     ConsentText,
 )
-from consent.selectors import ConsentState, consent_state, consent_states
+from consent.selectors import ConsentState, consent_state
+from consent.texts import content_hash, text_document
 from consent.tokens import manage_token_for, token_hash, token_new
 from products.models import Product, ProductDataType
 
 logger = logging.getLogger(__name__)
 
-WITHDRAWAL_EFFECT = (
-    "You can withdraw this consent at any time on your manage-my-consent page, in as few steps "
-    "as it took to give it. When you withdraw, we stop reading this data for this use case "
-    "straight away and ask Codat to remove the use case from your business. Data read before "
-    "you withdrew was read lawfully; it is then kept only as the retention text says."
-)
-
-
 # --- Texts -------------------------------------------------------------------------------------
-
-
-def canonical_json(content: dict) -> str:
-    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def content_hash(content: dict) -> str:
-    return hashlib.sha256(canonical_json(content).encode()).hexdigest()
 
 
 def consent_text_content(*, product: Product, purpose: str, retention: str) -> dict:
     """Exactly what the SMB owner is shown for a product; its hash identifies the version."""
     links = ProductDataType.objects.filter(product=product).select_related("data_type")
-    return {
-        "language": settings.LANGUAGE_CODE,
-        "controller": {
-            "name": settings.CONSENT_CONTROLLER_NAME,
-            "contact": settings.CONSENT_CONTROLLER_CONTACT,
-        },
-        "use_case": {"identifier": product.identifier, "name": product.name},
-        "purpose": purpose,
-        "data_types": [
+    return text_document(
+        identifier=product.identifier,
+        name=product.name,
+        data_types=[
             {
                 "identifier": link.data_type_id,
                 "name": link.data_type.name,
                 "description": link.data_type.description,
                 "optional": link.is_optional,
             }
-            for link in sorted(links, key=lambda link: (link.is_optional, link.data_type_id))
+            for link in links
         ],
-        "retention": retention,
-        "withdrawal": WITHDRAWAL_EFFECT,
-        "processor": "Codat Ltd",
-    }
+        purpose=purpose,
+        retention=retention,
+    )
 
 
 @transaction.atomic
 def consent_text_publish(
     *, product: Product, purpose: str | None = None, retention: str | None = None, user=None
 ) -> ConsentText:
-    """The product's current text version, publishing a new one if anything shown changed.
+    """Publish a new text version of the product if anything shown changed; return the current.
 
     Purpose and retention default to the latest version's (or the product's description and
-    the default retention). A change in the catalogue (a data type added, a description
-    reworded, the controller renamed) also makes a new version the next time this runs.
+    the default retention). The catalogue calls it when a product or a data type changes
+    (products.services, products.admin), so the pages only read the current version.
     """
     # Lock the product so that two publishers cannot both take the next version number.
     product = Product.objects.select_for_update().get(pk=product.pk)
@@ -121,8 +99,10 @@ def consent_text_publish(
     return text
 
 
-def consent_text_current(*, product: Product) -> ConsentText:
-    return consent_text_publish(product=product)
+def consent_texts_publish(*, products, user=None) -> list[ConsentText]:
+    """`consent_text_publish` for each product, for a change that touches several (a data
+    type reworded is shown in the text of every product that reads it)."""
+    return [consent_text_publish(product=product, user=user) for product in products]
 
 
 # --- Links -------------------------------------------------------------------------------------
@@ -168,6 +148,8 @@ def consent_request_create(
     products = list(products)
     if not products:
         raise ConsentError(_("Choose at least one use case."))
+    # The request is a write anyway: make sure the text its page will show is current (a
+    # setting shown in it, such as the controller's name, may have changed since).
     for product in products:
         consent_text_publish(product=product)
     token, digest = token_new()
@@ -530,57 +512,92 @@ def consent_reconfirm(*, company, product, actor: Actor) -> ConsentEvent:
 # --- Reconciler --------------------------------------------------------------------------------
 
 
-def consent_expire_lapsed(*, company, now=None) -> list[ConsentEvent]:
-    """Write an `expire` event for each consent past its reconfirmation deadline.
+def _lapse_unrecorded(current) -> bool:
+    return (
+        current.state == ConsentState.RECONFIRM_NEEDED
+        and current.last_event.action != ConsentAction.EXPIRE
+    )
+
+
+def _expire_lapsed(states, *, now) -> list[ConsentEvent]:
+    """Write an `expire` event for each consent in `states` past its reconfirmation deadline.
 
     Refreshes already stop at the deadline (the selectors count it); the event makes the
-    lapse visible in the evidence and on the dashboard.
+    lapse visible in the evidence and on the dashboard. Four queries, whatever the number.
     """
-    now = now or timezone.now()
-    recorded = []
+    lapsed_companies = sorted(
+        company_id
+        for company_id, by_product in states.items()
+        if any(_lapse_unrecorded(current) for current in by_product.values())
+    )
+    if not lapsed_companies:
+        return []
     with transaction.atomic():
-        _lock_company_consent(company)
-        for product_id, current in consent_states(company=company, now=now).items():
-            if current.state != ConsentState.RECONFIRM_NEEDED:
-                continue
-            if current.last_event.action == ConsentAction.EXPIRE:
-                continue
-            recorded.append(
-                _event(
-                    company=company,
-                    product=Product.objects.get(pk=product_id),
-                    action=ConsentAction.EXPIRE,
-                    data_types=current.data_types,
-                    text=current.last_event.text,
-                    actor=Actor(channel=ConsentChannel.SYSTEM),
-                    receipt_id=uuid.uuid4(),
-                    now=now,
-                )
+        # Decisions lock their company (_lock_company_consent): take the same locks, in pk
+        # order, and read the log again under them, so that a reconfirmation committed since
+        # the first read is not followed by an expiry.
+        list(
+            Company.objects.select_for_update()
+            .filter(pk__in=lapsed_companies)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        fresh = selectors.consent_states_of_companies(company_ids=lapsed_companies, now=now)
+        events = [
+            ConsentEvent(
+                receipt_id=uuid.uuid4(),
+                occurred_at=now,
+                company_id=company_id,
+                product_id=product_id,
+                action=ConsentAction.EXPIRE,
+                data_types=sorted(current.data_types),
+                text_id=current.last_event.text_id,
+                text_hash=current.last_event.text_hash,
+                channel=ConsentChannel.SYSTEM,
             )
-    return recorded
+            for company_id, by_product in fresh.items()
+            for product_id, current in by_product.items()
+            if _lapse_unrecorded(current)
+        ]
+        # One INSERT for all, without full_clean (a query per foreign key and constraint): each
+        # value is copied from an event already recorded, and the table's constraints and
+        # append-only trigger still hold.
+        ConsentEvent.objects.bulk_create(events)
+    for event in events:
+        logger.info(
+            "consent_event.recorded",
+            extra={
+                "event": event.pk,
+                "action": event.action,
+                "company": event.company_id,
+                "product": event.product_id,
+                "channel": event.channel,
+            },
+        )
+    return events
 
 
 def consent_reconcile(*, now=None) -> dict:
     """One reconciler pass: record lapses, and make sure every product whose consent ended
-    has its removal under way (a removal whose operation was lost or failed is asked again)."""
-    from companies.models import Company
+    has its removal under way (a removal whose operation was lost or failed is asked again).
 
+    Set-based: the same number of queries for ten companies or a hundred thousand (one read of
+    the log, then a fixed number per step; removals once per product, see
+    `effects.removals_for_ended_consent`).
+    """
     now = now or timezone.now()
-    counts = {"expired": 0, "removals": 0}
-    company_ids = list(
-        ConsentEvent.objects.order_by().values_list("company_id", flat=True).distinct()
-    )
-    for company_id in company_ids:
-        company = Company.objects.get(pk=company_id)
-        if settings.CONSENT_RECONFIRM_AFTER_DAYS:
-            counts["expired"] += len(consent_expire_lapsed(company=company, now=now))
-        for product_id, current in consent_states(company=company, now=now).items():
-            if current.state in (ConsentState.WITHDRAWN, ConsentState.DECLINED):
-                product = Product.objects.get(pk=product_id)
-                with transaction.atomic():
-                    if effects.consent_ended(company=company, product=product, actor=None):
-                        counts["removals"] += 1
-    return counts
+    states = selectors.consent_states_of_companies(now=now)
+    expired = []
+    if settings.CONSENT_RECONFIRM_AFTER_DAYS:
+        expired = _expire_lapsed(states, now=now)
+    ended = [
+        (company_id, product_id)
+        for company_id, by_product in states.items()
+        for product_id, current in by_product.items()
+        if current.state in (ConsentState.WITHDRAWN, ConsentState.DECLINED)
+    ]
+    removals = effects.removals_for_ended_consent(ended=ended)
+    return {"expired": len(expired), "removals": removals}
 
 
 # --- Adding a product that needs consent first -------------------------------------------------
@@ -600,13 +617,9 @@ def product_add_or_request_consent(
 ) -> ProductAddOutcome:
     """Add a product to a company, or, without consent, send a consent request and let the add
     wait: it goes ahead by itself when the SMB grants (consent/effects.py)."""
-    from consent.selectors import consent_covers
-
-    if consent_covers(company, product):
+    if selectors.consent_covers(company, product):
         return ProductAddOutcome(
-            added=effects.hooks.product_add_after_consent(
-                company=company, product=product, actor=user
-            )
+            added=effects.product_add_with_consent(company=company, product=product, actor=user)
         )
     issued = consent_request_create(
         company=company,

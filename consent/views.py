@@ -6,6 +6,7 @@ may see: every page checks it, and shows the same "link not valid" page when it 
 """
 
 import functools
+import logging
 import uuid
 
 from django import forms
@@ -25,6 +26,8 @@ from consent.models import ConsentChannel, ConsentRequest, ConsentText
 from consent.ratelimit import rate_limit_exceeded
 from consent.receipts import receipt_document
 from consent.tokens import company_id_from_manage_token
+
+logger = logging.getLogger(__name__)
 
 SESSION_COMPANY = "consent.company"
 SESSION_REQUEST = "consent.request"
@@ -166,10 +169,14 @@ def _request_context(consent_request, company):
             pk__in=[p.pk for p in services.consent_request_open_products(request=consent_request)]
         ).prefetch_related("product_data_types")
     )
-    offers = [
-        {"product": product, "text": services.consent_text_current(product=product)}
-        for product in open_products
-    ]
+    # A read: the texts were published when the catalogue changed and when the request was made.
+    texts = selectors.consent_texts_current(products=open_products)
+    offers = []
+    for product in open_products:
+        if product.pk not in texts:
+            logger.error("consent_page.text_missing", extra={"product": product.identifier})
+            continue
+        offers.append({"product": product, "text": texts[product.pk]})
     return open_products, offers
 
 

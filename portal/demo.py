@@ -95,8 +95,8 @@ def seed_products() -> list[Product]:
 def record_demo_consent(operator) -> int:
     """Record, as the named operator acting for each customer, consent to the demo companies'
     active products (all but AWAITING_CONSENT), so refreshes are allowed where they would be."""
-    from consent.selectors import consent_covers
-    from consent.services import Actor, ConsentChannel, consent_grant, consent_text_current
+    from consent.selectors import consent_covers, consent_text_current
+    from consent.services import Actor, ConsentChannel, consent_grant
 
     recorded = 0
     active = CompanyProduct.objects.filter(status=CompanyProductStatus.ACTIVE).select_related(

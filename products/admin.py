@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.db.models import Count
 
+from consent.services import consent_text_publish, consent_texts_publish
 from core.admin_mixins import ReadOnlyMirrorAdmin
 from products.models import CompanyProduct, DataType, Product, ProductDataType
 
@@ -20,6 +21,11 @@ class DataTypeAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        # The name and description are shown in the consent text of every product reading it.
+        consent_texts_publish(products=form.instance.products.all(), user=request.user)
 
 
 class ProductDataTypeInline(admin.TabularInline):
@@ -45,6 +51,11 @@ class ProductAdmin(admin.ModelAdmin):
                 _company_count=Count("assignments", distinct=True),
             )
         )
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        # After the data type inlines are saved: the text shows the name and the data types.
+        consent_text_publish(product=form.instance, user=request.user)
 
     @admin.display(description="schedule", ordering="schedule_kind")
     def schedule(self, product):

@@ -48,7 +48,13 @@ def product_define(
     data_types: list[str],
     optional_data_types: tuple[str, ...] = (),
 ) -> Product:
-    """Create or update a catalogue product and set exactly its data types."""
+    """Create or update a catalogue product and set exactly its data types.
+
+    The product's consent text is published again if what it shows changed (a new product,
+    a name or a data type), so the consent pages only ever read it.
+    """
+    # Imported here: consent's services reach operations, which imports the catalogue.
+    from consent.services import consent_text_publish
     from products.models import ProductDataType
 
     product = Product.objects.filter(identifier=identifier).first() or Product(
@@ -68,4 +74,5 @@ def product_define(
             data_type_id=data_type,
             defaults={"is_optional": data_type in optional_data_types},
         )
+    consent_text_publish(product=product)
     return product

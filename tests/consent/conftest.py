@@ -5,8 +5,8 @@ import uuid
 
 import pytest
 
-from products.models import ProductDataType
-from tests.factories import CompanyFactory, ProductFactory
+from products.services import product_define
+from tests.factories import CompanyFactory
 
 
 @pytest.fixture(autouse=True)
@@ -32,22 +32,24 @@ def company(db):
 
 @pytest.fixture
 def product(db):
-    """A use case with two required data types and one optional one."""
-    product = ProductFactory(
+    """A use case with two required data types and one optional one, defined as the catalogue
+    defines products (so its first consent text is published)."""
+    return product_define(
         identifier="lending",
         name="Lending",
+        kind="custom",
         description="To decide on your loan application and monitor the loan while it runs.",
-        data_types=["invoices", "balanceSheet"],
+        data_types=["invoices", "balanceSheet", "bankAccounts"],
+        optional_data_types=("bankAccounts",),
     )
-    ProductDataType.objects.create(product=product, data_type_id="bankAccounts", is_optional=True)
-    return product
 
 
 @pytest.fixture
 def other_product(db):
-    return ProductFactory(
+    return product_define(
         identifier="expenses",
         name="Expenses",
+        kind="custom",
         description="To reconcile your card spend with your books.",
         data_types=["bills"],
     )

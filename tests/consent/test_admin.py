@@ -5,11 +5,12 @@ import csv
 import io
 
 import pytest
+from django.contrib.admin.models import ADDITION, LogEntry
 from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
-from consent import services
+from consent import selectors, services
 from consent.models import Campaign, ConsentEvent, ConsentRequest, ConsentText
 from consent.tasks import consent_reconcile_task
 from tests.factories import CompanyFactory, ConsentEventFactory, StaffFactory
@@ -106,7 +107,7 @@ def test_a_campaign_downloads_links_mails_known_addresses_and_counts(
     services.consent_grant(
         company=other,
         product=product,
-        text=services.consent_text_current(product=product),
+        text=selectors.consent_text_current(product=product),
         actor=services.Actor(channel="link"),
         request=request,
     )
@@ -140,21 +141,41 @@ def test_a_campaign_without_companies_asks_those_lacking_consent(client, company
 
 
 def test_an_admin_publishes_a_new_text_version_and_nobody_edits_one(client, product):
-    login(client, "admin")
-    first = services.consent_text_current(product=product)
+    admin_user = login(client, "admin")
+    first = selectors.consent_text_current(product=product)
     add = reverse("admin:consent_consenttext_add")
     prefilled = client.get(add, {"product": product.pk})
-    assert prefilled.context["adminform"].form.initial["purpose"] == first.purpose
+    assert prefilled.context["form"].initial["purpose"] == first.purpose
     response = client.post(
         add, {"product": product.pk, "purpose": "A new purpose.", "retention": first.retention}
     )
-    assert response.status_code == 302
     latest = ConsentText.objects.filter(product=product).order_by("-version").first()
-    assert (latest.version, latest.purpose) == (2, "A new purpose.")
+    assert (latest.version, latest.purpose, latest.created_by) == (2, "A new purpose.", admin_user)
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:consent_consenttext_change", args=[latest.pk])
     change = reverse("admin:consent_consenttext_change", args=[first.pk])
     assert client.post(change, {"purpose": "edited"}).status_code == 403
     first.refresh_from_db()
     assert first.purpose != "edited"
+
+
+def test_the_history_entry_of_a_published_text_points_at_the_new_version(client, product):
+    admin_user = login(client, "admin")
+    first = selectors.consent_text_current(product=product)
+    add = reverse("admin:consent_consenttext_add")
+    client.post(add, {"product": product.pk, "purpose": "Clearer.", "retention": first.retention})
+    latest = selectors.consent_text_current(product=product)
+    entry = LogEntry.objects.get()
+    assert (entry.action_flag, entry.user, entry.object_id) == (
+        ADDITION,
+        admin_user,
+        str(latest.pk),
+    )
+    assert entry.get_edited_object() == latest != first
+    # Publishing the same text again adds no version and writes no history.
+    client.post(add, {"product": product.pk, "purpose": "Clearer.", "retention": first.retention})
+    assert ConsentText.objects.count() == 2
+    assert LogEntry.objects.count() == 1
 
 
 def test_the_reconcile_task_runs_the_reconciler(company, product):

@@ -5,17 +5,24 @@ from datetime import timedelta
 from unittest import mock
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from consent import services
-from consent.enforcement import companies_refused_for_consent, require_consent
-from consent.errors import ConsentRequired
-from consent.models import ConsentChannel, ConsentRequest
+from consent import selectors, services
+from consent.models import ConsentChannel, ConsentEvent, ConsentRequest
+from consent.selectors import companies_refused_for_consent
 from operations import services as operations
 from operations.models import Operation, OperationKind, OperationState
 from operations.services import OperationRefused
+from operations.worker import operation_run
 from products.models import CompanyProduct
-from tests.factories import CompanyFactory, CompanyProductFactory, StaffFactory
+from tests.factories import (
+    CompanyFactory,
+    CompanyProductFactory,
+    ConsentEventFactory,
+    StaffFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -28,7 +35,7 @@ def grant(company, product, optional=()):
     return services.consent_grant(
         company=company,
         product=product,
-        text=services.consent_text_current(product=product),
+        text=selectors.consent_text_current(product=product),
         optional_data_types=optional,
         actor=services.Actor(channel=ConsentChannel.LINK),
         request=request,
@@ -79,7 +86,7 @@ class TestAddProduct:
         services.consent_decline(
             company=declined,
             product=product,
-            text=services.consent_text_current(product=product),
+            text=selectors.consent_text_current(product=product),
             actor=services.Actor(channel=ConsentChannel.ADMIN, user=operator),
         )
         settings.CONSENT_RECONFIRM_AFTER_DAYS = 90
@@ -103,13 +110,6 @@ class TestAddProduct:
         ProductDataType.objects.create(product=product, data_type_id="journals")
         with pytest.raises(OperationRefused, match="no consent for journals"):
             operations.product_add(company=company, product=product)
-
-    def test_require_consent_is_the_one_company_form(self, company, product):
-        with pytest.raises(ConsentRequired) as refusal:
-            require_consent(company=company, product=product)
-        assert refusal.value.state == "none"
-        grant(company, product)
-        require_consent(company=company, product=product)
 
 
 class TestRefresh:
@@ -170,8 +170,8 @@ class TestRefresh:
         grant(assigned, product)
         queued = operations.product_refresh(company=assigned, product=product)
         services.consent_withdraw(company=assigned, product=product, actor=MANAGE)
-        with mock.patch("operations.services.codat_client") as client:
-            assert operations.operation_run(operation_id=queued.pk) == "cancelled"
+        with mock.patch("operations.worker.codat_client") as client:
+            assert operation_run(operation_id=queued.pk) == "cancelled"
         client.assert_not_called()
         queued.refresh_from_db()
         assert queued.state == OperationState.CANCELLED
@@ -181,8 +181,8 @@ class TestRefresh:
         settings.REDIS_URL = redis_url
         grant(assigned, product)
         queued = operations.product_refresh(company=assigned, product=product)
-        with mock.patch("operations.services._attempt", return_value="succeeded") as attempt:
-            assert operations.operation_run(operation_id=queued.pk) == "succeeded"
+        with mock.patch("operations.worker._attempt", return_value="succeeded") as attempt:
+            assert operation_run(operation_id=queued.pk) == "succeeded"
         attempt.assert_called_once()
 
     def test_the_reconfirmation_policy_is_off_by_default(self, assigned, product):
@@ -219,7 +219,7 @@ class TestWithdrawal:
         grant(company, product)
         CompanyProductFactory(company=company, product=product)
         with (
-            mock.patch("consent.hooks.product_remove_for_consent", side_effect=RuntimeError),
+            mock.patch("consent.effects.product_remove", side_effect=RuntimeError),
             pytest.raises(RuntimeError),
         ):
             services.consent_withdraw(company=company, product=product, actor=MANAGE)
@@ -261,7 +261,7 @@ class TestAddAwaitingConsent:
         services.consent_grant(
             company=company,
             product=product,
-            text=services.consent_text_current(product=product),
+            text=selectors.consent_text_current(product=product),
             actor=services.Actor(channel=ConsentChannel.LINK),
             request=request,
         )
@@ -275,7 +275,7 @@ class TestAddAwaitingConsent:
         services.consent_decline(
             company=company,
             product=product,
-            text=services.consent_text_current(product=product),
+            text=selectors.consent_text_current(product=product),
             actor=services.Actor(channel=ConsentChannel.LINK),
             request=request,
         )
@@ -287,3 +287,69 @@ class TestAddAwaitingConsent:
         outcome = services.product_add_or_request_consent(company=company, product=product)
         assert outcome.added and outcome.issued is None
         assert len(operations_of(OperationKind.ADD_PRODUCT, company, product)) == 1
+
+
+class TestReconciler:
+    """consent_reconcile runs every five minutes over every company: set-based, idempotent."""
+
+    def companies_needing_work(self, count, product, *, now):
+        """`count` companies each of: withdrawn with the product still active at Codat (a
+        removal to ask again), lapsed under the reconfirmation policy, and covered."""
+        for _ in range(count):
+            withdrawn = CompanyFactory()
+            ConsentEventFactory(company=withdrawn, product=product, occurred_at=now)
+            ConsentEventFactory(
+                company=withdrawn, product=product, action="withdraw", channel="manage"
+            )
+            CompanyProductFactory(company=withdrawn, product=product, status="active")
+            lapsed = CompanyFactory()
+            ConsentEventFactory(
+                company=lapsed, product=product, occurred_at=now - timedelta(days=91)
+            )
+            ConsentEventFactory(company=CompanyFactory(), product=product, occurred_at=now)
+
+    def test_it_makes_the_same_number_of_queries_for_few_or_many_companies(
+        self, settings, product, other_product
+    ):
+        settings.CONSENT_RECONFIRM_AFTER_DAYS = 90
+        now = timezone.now()
+        counts, query_counts = [], []
+        for size in (2, 7):
+            # The companies of the first pass stay: their work is done, so they only add rows.
+            self.companies_needing_work(size, product, now=now)
+            self.companies_needing_work(size, other_product, now=now)
+            with CaptureQueriesContext(connection) as queries:
+                counts.append(services.consent_reconcile(now=now))
+            query_counts.append(len(queries.captured_queries))
+        assert counts == [{"expired": 4, "removals": 4}, {"expired": 14, "removals": 14}]
+        assert query_counts[0] == query_counts[1]
+        assert Operation.objects.filter(kind=OperationKind.REMOVE_PRODUCT).count() == 18
+        assert CompanyProduct.objects.filter(status="pending_removal").count() == 18
+        expiries = ConsentEvent.objects.filter(action="expire")
+        assert expiries.count() == 18
+        assert all(event.text_hash == event.text.content_hash for event in expiries)
+        assert services.consent_reconcile(now=now) == {"expired": 0, "removals": 0}
+
+    def test_an_add_asked_after_a_decline_still_waits_for_the_new_consent(self, company, product):
+        operator = StaffFactory(role="operator")
+        services.consent_decline(
+            company=company,
+            product=product,
+            text=selectors.consent_text_current(product=product),
+            actor=services.Actor(channel=ConsentChannel.ADMIN, user=operator),
+        )
+        # Later the operator adds the product again, which sends a new consent request.
+        outcome = services.product_add_or_request_consent(
+            company=company, product=product, user=operator
+        )
+        services.consent_reconcile()
+        request = services.consent_link_exchange(token=outcome.issued.token)
+        services.consent_grant(
+            company=company,
+            product=product,
+            text=selectors.consent_text_current(product=product),
+            actor=services.Actor(channel=ConsentChannel.LINK),
+            request=request,
+        )
+        (add,) = operations_of(OperationKind.ADD_PRODUCT, company, product)
+        assert add.requested_by == operator

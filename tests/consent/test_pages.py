@@ -6,12 +6,15 @@ from datetime import timedelta
 from unittest import mock
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from consent import services
-from consent.models import ConsentEvent, ConsentRequest
+from consent import selectors, services
+from consent.models import ConsentEvent, ConsentRequest, ConsentText
+from products.services import product_define
 from tests.factories import CompanyFactory
 
 pytestmark = pytest.mark.django_db
@@ -232,6 +235,50 @@ class TestCsrf:
         assert not ConsentEvent.objects.exists()
 
 
+def writes_and_locks(queries) -> list[str]:
+    """The statements among `queries` that change rows or lock them."""
+    return [
+        query["sql"]
+        for query in queries
+        if query["sql"].lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE"))
+        or "FOR UPDATE" in query["sql"].upper()
+    ]
+
+
+class TestReadingTheConsentPage:
+    """An anonymous GET of the consent page reads the published texts and writes nothing."""
+
+    def test_it_writes_no_row_and_takes_no_lock(self, client, company, product):
+        open_link(client, issue(company, [product]).token)
+        texts_before = ConsentText.objects.count()
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(reverse("consent:request"))
+        assert response.status_code == 200
+        assert writes_and_locks(queries.captured_queries) == []
+        assert ConsentText.objects.count() == texts_before
+
+    def test_a_catalogue_change_is_shown_from_the_version_it_published(
+        self, client, company, product
+    ):
+        open_link(client, issue(company, [product]).token)
+        # The catalogue gains a data type after the link was sent: it publishes version 2.
+        product_define(
+            identifier=product.identifier,
+            name=product.name,
+            kind=product.kind,
+            description=product.description,
+            data_types=["invoices", "balanceSheet", "bankAccounts", "bills"],
+            optional_data_types=("bankAccounts",),
+        )
+        assert ConsentText.objects.filter(product=product).count() == 2
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(reverse("consent:request"))
+        assert writes_and_locks(queries.captured_queries) == []
+        (offer,) = response.context["offers"]
+        assert offer["text"].version == 2
+        assert "bills" in [item["identifier"] for item in offer["text"].content["data_types"]]
+
+
 class TestDecisionPage:
     def test_the_page_names_the_enterprise_the_use_case_and_each_data_type(
         self, client, company, product
@@ -332,7 +379,7 @@ class TestDecisionPage:
         self, client, company, product, other_product
     ):
         open_link(client, issue(company, [product]).token)
-        other_text = services.consent_text_current(product=other_product)
+        other_text = selectors.consent_text_current(product=other_product)
         response = client.post(
             reverse("consent:request"),
             {"product": other_product.pk, "text": other_text.pk, "decision": "grant"},
