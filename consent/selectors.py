@@ -18,13 +18,15 @@ from consent.models import ConsentAction, ConsentEvent, ConsentText
 from products.models import Product, ProductDataType
 
 
-class ConsentState:
-    NONE = "none"
-    ACTIVE = "active"
+class ConsentState(models.TextChoices):
+    """A company's consent for one product now, derived from the event log."""
+
+    NONE = "none", "No consent"
+    ACTIVE = "active", "Active"
     # Granted, but older than the reconfirmation policy allows (or an expiry was recorded).
-    RECONFIRM_NEEDED = "reconfirm_needed"
-    WITHDRAWN = "withdrawn"
-    DECLINED = "declined"
+    RECONFIRM_NEEDED = "reconfirm_needed", "Reconfirmation needed"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+    DECLINED = "declined", "Declined"
 
 
 @dataclass(frozen=True)
@@ -32,7 +34,7 @@ class ProductConsent:
     """The consent a company has for one product, as the event log says now."""
 
     product_id: int
-    state: str = ConsentState.NONE
+    state: ConsentState = ConsentState.NONE
     data_types: frozenset[str] = frozenset()
     granted_at: datetime | None = None
     # The last grant or reconfirmation: what the reconfirmation policy counts from.
