@@ -8,7 +8,6 @@ import re
 from starlette.requests import Request
 from starlette.routing import Route
 
-from codat.data_types import ALL_DATA_TYPES, DATASET_STATUSES
 from sandbox.catalogue import STANDARD_PRODUCTS
 from sandbox.clock import iso
 from sandbox.errors import bad_request
@@ -24,6 +23,7 @@ from sandbox.http import (
 from sandbox.render import connection_body
 from sandbox.settings import DATASET_STAGES, ERROR_DECIDED_AFTER
 from sandbox.store import public
+from sandbox.vocabulary import DATA_TYPES
 
 _PRODUCT_IDENTIFIER = re.compile(r"^[a-z0-9][a-z0-9\-_.]{0,63}$")
 _DAILY_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -128,7 +128,7 @@ def _check_outcomes(value):
     if not isinstance(value, dict):
         return "must be an object of dataType -> final status"
     for data_type, status in value.items():
-        if data_type not in ALL_DATA_TYPES:
+        if data_type not in DATA_TYPES:
             return f"unknown data type {data_type}"
         if status not in FINAL_STATUSES:
             return f"{status} is not a final status; use one of {', '.join(FINAL_STATUSES)}"
@@ -301,7 +301,7 @@ async def put_product(request: Request):
     data_types = body.get("dataTypes")
     if not isinstance(data_types, list) or not data_types:
         raise bad_request("dataTypes", "is required: a non-empty array of Codat data types")
-    unknown = [t for t in data_types if t not in ALL_DATA_TYPES]
+    unknown = [t for t in data_types if t not in DATA_TYPES]
     if unknown:
         raise bad_request("dataTypes", f"unknown data types: {', '.join(map(str, unknown))}")
     schedule = body.get("schedule")
@@ -336,8 +336,6 @@ async def delete_product(request: Request):
     sb.store.delete("product", identifier)
     return empty(204)
 
-
-_ = DATASET_STATUSES  # the outcomes accepted are the final members of this enum
 
 ROUTES = [
     Route("/_sandbox/health", health, methods=["GET"]),
