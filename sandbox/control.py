@@ -194,12 +194,17 @@ async def company_outcomes(request: Request):
     sb = sandbox_of(request)
     company = require_company(sb, request.path_params["companyId"])
     body = await json_body(request)
-    problem = _check_outcomes(body)
+    set_company_outcomes(sb, company, body)
+    return json_response(body)
+
+
+def set_company_outcomes(sb, company: dict, outcomes: dict) -> None:
+    """How this company's reads end, per data type (`Complete` or an error status)."""
+    problem = _check_outcomes(outcomes)
     if problem:
         raise bad_request("body", problem)
-    company["_datasetOutcomes"] = body
+    company["_datasetOutcomes"] = outcomes
     sb.store.put("company", company["id"], company)
-    return json_response(body)
 
 
 async def connection_action(request: Request):
@@ -289,12 +294,16 @@ async def list_products(request: Request):
 
 async def put_product(request: Request):
     sb = sandbox_of(request)
-    identifier = request.path_params["identifier"]
+    product = define_product(sb, request.path_params["identifier"], await json_body(request))
+    return json_response(_product_body(product))
+
+
+def define_product(sb, identifier: str, body: dict) -> dict:
+    """Create or redefine a custom product, as Codat does for a client on request."""
     if identifier in STANDARD_PRODUCTS:
         raise bad_request("identifier", "standard products cannot be redefined")
     if not _PRODUCT_IDENTIFIER.match(identifier):
         raise bad_request("identifier", "use lower-case letters, digits, '-', '_' or '.'")
-    body = await json_body(request)
     name = body.get("name")
     if not isinstance(name, str) or not name.strip():
         raise bad_request("name", "is required")
@@ -325,7 +334,7 @@ async def put_product(request: Request):
         "_lastRunAt": existing.get("_lastRunAt"),
     }
     sb.engine.plan_schedule(product, sb.clock.now())
-    return json_response(_product_body(product))
+    return product
 
 
 async def delete_product(request: Request):
