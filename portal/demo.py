@@ -1,26 +1,55 @@
 """The demo of `make run`: the product catalogue, then every company imported from Codat.
 
 The companies are not invented here: they are whatever the Codat at CODAT_BASE_URL holds. Under
-`make run` that is the sandbox, which `python -m sandbox.demo` filled with companies in every
-state first, so the portal meets them exactly as it would meet a real client's companies.
+`make run` that is the sandbox, whose demo world (`POST /_sandbox/demo`) holds companies in every
+state, so the portal meets them exactly as it would meet a real client's companies.
 Safe to run again: the catalogue is updated and the import mirrors what Codat says now.
+
+The demo's custom products belong to that world: the sandbox defines them, as the real Codat
+defines a client's custom products on request, and they are read back here over the sandbox's
+control API. One definition, at Codat's side, means the products the companies hold and the
+products the catalogue offers cannot drift apart.
 """
 
 import logging
 from datetime import time
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from codat import CodatError
+from portal.sandbox_control import SandboxControl, SandboxControlError
 from products.models import CompanyProduct, CompanyProductStatus, Product
 from products.services import product_define
 
-# The products, and their data types, must be those Codat has (here, the sandbox's).
-from sandbox.catalogue import STANDARD_PRODUCTS
-from sandbox.demo import CUSTOM_PRODUCTS
-
 logger = logging.getLogger(__name__)
+
+# Codat's standard products that the demo offers, as Codat defines them: its names, and the data
+# types it reads for each (tests/portal/test_seed_demo.py holds these to the sandbox's).
+STANDARD_PRODUCTS = {
+    "lending": {
+        "name": "Lending",
+        "dataTypes": [
+            "company",
+            "chartOfAccounts",
+            "balanceSheet",
+            "profitAndLoss",
+            "invoices",
+            "bills",
+            "customers",
+            "suppliers",
+            "banking-accounts",
+            "banking-accountBalances",
+            "banking-transactions",
+        ],
+    },
+    "bank-feeds": {"name": "Bank Feeds", "dataTypes": ["bankAccounts"]},
+    "expenses": {
+        "name": "Expenses",
+        "dataTypes": ["company", "chartOfAccounts", "taxRates", "trackingCategories", "suppliers"],
+    },
+}
 
 PRODUCTS = (
     {
@@ -73,11 +102,23 @@ def _schedule(custom: dict) -> dict:
     return {"schedule_kind": "none", "schedule_time": None}
 
 
-def seed_products() -> list[Product]:
+def custom_products_at_codat() -> dict[str, dict]:
+    """The custom products of the demo world, by identifier, read from the sandbox."""
+    control = SandboxControl(settings.CODAT_BASE_URL, settings.CODAT_API_KEY)
+    return control.custom_products()
+
+
+def seed_products(custom_at_codat: dict[str, dict]) -> list[Product]:
+    """Define the demo's products; a custom product Codat does not have is left out."""
     products = []
     for spec in PRODUCTS:
-        at_codat = CUSTOM_PRODUCTS.get(spec["identifier"]) or STANDARD_PRODUCTS[spec["identifier"]]
-        schedule = _schedule(at_codat) if spec["kind"] == "custom" else {}
+        if spec["kind"] == "custom":
+            at_codat = custom_at_codat.get(spec["identifier"])
+            if at_codat is None:
+                continue
+            schedule = _schedule(at_codat)
+        else:
+            at_codat, schedule = STANDARD_PRODUCTS[spec["identifier"]], {}
         products.append(
             product_define(
                 identifier=spec["identifier"],
@@ -119,17 +160,27 @@ def record_demo_consent(operator) -> int:
 def seed_demo(*, operator_username: str = "admin") -> dict[str, int | str]:
     from companies.codat_import import companies_import_with_details_from_codat
 
-    products = seed_products()
+    notes = []
+    try:
+        custom_at_codat = custom_products_at_codat()
+    except SandboxControlError as error:
+        # Not the sandbox (a real Codat has no control API), or no sandbox running.
+        logger.warning("seed_demo.no_sandbox_products", extra={"error": str(error)})
+        custom_at_codat = {}
+        notes.append(f"custom products not defined: no sandbox demo world to read ({error})")
+    products = seed_products(custom_at_codat)
     counts: dict[str, int | str] = {"products": len(products), "companies": 0, "consents": 0}
     try:
         counts["companies"] = companies_import_with_details_from_codat()
     except CodatError as error:
         logger.warning("seed_demo.codat_unreachable", extra={"error": str(error)})
-        counts["note"] = f"companies not imported: Codat did not answer ({error})"
-        return counts
-    operator = get_user_model().objects.filter(username=operator_username).first()
-    if operator is None:
-        counts["note"] = f"no consent recorded: no staff account named {operator_username!r}"
+        notes.append(f"companies not imported: Codat did not answer ({error})")
     else:
-        counts["consents"] = record_demo_consent(operator)
+        operator = get_user_model().objects.filter(username=operator_username).first()
+        if operator is None:
+            notes.append(f"no consent recorded: no staff account named {operator_username!r}")
+        else:
+            counts["consents"] = record_demo_consent(operator)
+    if notes:
+        counts["note"] = "; ".join(notes)
     return counts

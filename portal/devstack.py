@@ -94,15 +94,38 @@ def ensure_admin_login() -> tuple[str, str]:
     return username, password
 
 
-def seed_sandbox(base_url: str, web_port: int) -> None:
-    """Fill the sandbox with the demo companies, then subscribe the portal's webhook endpoint
-    and give the portal its signing secret (the real Codat shows it in its Portal)."""
-    from sandbox.demo import SandboxDemo
+# Webhooks the portal's endpoint handles besides Codat's fixed-name ones (and each custom product's
+# `{identifier}.read.completed`): the outcome of its bank-feed pushes.
+PORTAL_WRITE_EVENT_TYPES = (
+    "bankTransactions.write.successful",
+    "bankTransactions.write.unsuccessful",
+)
 
-    demo = SandboxDemo(base_url, os.environ["CODAT_API_KEY"])
-    created = demo.seed()
-    log(f"sandbox demo: {created} companies created")
-    secret = demo.ensure_consumer(f"http://127.0.0.1:{web_port}/webhooks/codat/")
+
+def seed_sandbox(base_url: str, web_port: int) -> None:
+    """Ask the sandbox for its demo world (over HTTP: it is another program), then subscribe the
+    portal's webhook endpoint through Codat's API and give the portal its signing secret, which
+    the real Codat shows in its Portal and the sandbox gives its control API."""
+    from codat import CodatClient
+    from codat.event_types import STANDARD_EVENT_TYPES
+    from portal.sandbox_control import SandboxControl
+
+    api_key = os.environ["CODAT_API_KEY"]
+    control = SandboxControl(base_url, api_key)
+    world = control.seed_demo_world()
+    log(f"sandbox demo: {world['created']} companies created")
+    event_types = [
+        *STANDARD_EVENT_TYPES,
+        *PORTAL_WRITE_EVENT_TYPES,
+        *(f"{identifier}.read.completed" for identifier in world["customProducts"]),
+    ]
+    url = f"http://127.0.0.1:{web_port}/webhooks/codat/"
+    client = CodatClient(base_url, api_key, timeout=(3, 30))
+    consumers = client.list_webhook_consumers().get("results") or []
+    consumer = next((c for c in consumers if c["url"] == url), None)
+    if consumer is None:
+        consumer = client.create_webhook_consumer(url, event_types=event_types)
+    secret = control.webhook_secret(consumer["id"])
     secrets_in_use = [s for s in os.environ.get("CODAT_WEBHOOK_SECRETS", "").split(",") if s]
     if secret not in secrets_in_use:
         os.environ["CODAT_WEBHOOK_SECRETS"] = ",".join([*secrets_in_use, secret])

@@ -1,4 +1,4 @@
-"""python -m sandbox --port 8765 [--host 127.0.0.1] [--state-dir .sandbox] [--speed 1] ..."""
+"""python -m sandbox --port 8765 [--host 127.0.0.1] [--state-dir .sandbox] [--demo] ..."""
 
 import argparse
 import ipaddress
@@ -10,9 +10,8 @@ from pathlib import Path
 import uvicorn
 
 from sandbox.app import create_app
+from sandbox.demo import seed_demo_world
 from sandbox.runtime import Sandbox
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def loopback_host(value: str) -> str:
@@ -32,12 +31,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m sandbox", description="A local Codat sandbox.")
     parser.add_argument("--host", type=loopback_host, default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--state-dir", type=Path, default=REPO_ROOT / ".sandbox")
+    # Relative to the working directory, so an installed sandbox keeps its state beside its user.
+    parser.add_argument("--state-dir", type=Path, default=Path(".sandbox"))
     parser.add_argument("--speed", type=float, default=1.0, help="sandbox seconds per real second")
     parser.add_argument("--daily-quota", type=int, default=None, help="default: Codat's formula")
     parser.add_argument("--per-minute", type=int, default=1000)
     parser.add_argument("--public-url", default=None, help="base URL used in linkUrl")
     parser.add_argument("--log-level", default="warning")
+    parser.add_argument(
+        "--demo", action="store_true", help="seed the demo world (POST /_sandbox/demo) at start"
+    )
     return parser.parse_args(argv)
 
 
@@ -61,6 +64,9 @@ def main(argv=None) -> int:
             "rateLimits": {"dailyQuota": args.daily_quota, "perMinute": args.per_minute},
         },
     )
+    if args.demo:
+        created = seed_demo_world(sandbox)
+        print(f"Demo world: {len(created)} companies created", file=sys.stderr)
     uvicorn.run(
         create_app(sandbox),
         host=args.host,

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from sandbox import bank_feeds, companies_api, consumers_api, control, data_api, link
+from sandbox import bank_feeds, companies_api, consumers_api, control, data_api, demo, link
 from sandbox.clock import iso
 from sandbox.errors import ApiError, error_body, error_response
 from sandbox.operations import OPERATIONS
@@ -203,7 +203,7 @@ def create_app(sandbox: Sandbox) -> Starlette:
             sandbox.store.close()
 
     app = Starlette(
-        routes=[*api_routes(), *control.ROUTES, *LINK_ROUTES],
+        routes=[*api_routes(), *control.ROUTES, *demo.ROUTES, *LINK_ROUTES],
         middleware=[Middleware(CodatGateway, sandbox=sandbox)],
         exception_handlers={
             ApiError: _api_error,

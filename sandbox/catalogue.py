@@ -2,11 +2,11 @@
 
 import uuid
 
-from codat.data_types import (
+from sandbox.vocabulary import (
     ACCOUNTING_DATA_TYPES,
-    ALL_DATA_TYPES,
     BANKING_DATA_TYPES,
     COMMERCE_DATA_TYPES,
+    DATA_TYPES,
 )
 
 # platformKey -> (platformName, sourceType). Keys are Codat's real ones where the docs name them.
@@ -113,7 +113,7 @@ FETCH_ON_FIRST_LINK = {
 
 def default_sync_settings() -> list[dict]:
     settings = []
-    for order, data_type in enumerate(ALL_DATA_TYPES):
+    for order, data_type in enumerate(DATA_TYPES):
         setting = {
             "dataType": data_type,
             "fetchOnFirstLink": data_type in FETCH_ON_FIRST_LINK,

@@ -128,7 +128,12 @@ async def list_companies(request: Request):
 
 async def create_company(request: Request):
     sb = sandbox_of(request)
-    body = await json_body(request)
+    company = add_company(sb, await json_body(request))
+    return json_response(company_body(sb.store, company))
+
+
+def add_company(sb, body: dict) -> dict:
+    """Create Company from a request body; also what the demo world is built with."""
     if sb.on_free_plan() and len(sb.store.all("company")) >= FREE_PLAN_COMPANY_LIMIT:
         raise free_plan_limit("CompanyValidationException: Company limit exceeded")
     at = sb.clock.now()
@@ -145,7 +150,7 @@ async def create_company(request: Request):
     }
     sb.store.put("company", company_id, company)
     sb.dispatcher.emit("company.created", company_details(company), at=at, company=company)
-    return json_response(company_body(sb.store, company))
+    return company
 
 
 async def get_company(request: Request):
@@ -328,6 +333,11 @@ async def create_connection(request: Request):
     company = require_company(sb, request.path_params["companyId"])
     body = await json_body(request)
     platform_key = string_field(body, "platformKey", required=True)
+    return json_response(connection_body(add_connection(sb, company, platform_key)))
+
+
+def add_connection(sb, company: dict, platform_key: str) -> dict:
+    """Create Connection: a PendingAuth connection whose linkUrl is the sandbox's Link page."""
     if platform_key not in INTEGRATIONS:
         raise not_found(f"Integration {platform_key} not found or not enabled")
     platform_name, source_type = INTEGRATIONS[platform_key]
@@ -351,7 +361,7 @@ async def create_connection(request: Request):
     }
     sb.store.put("connection", connection_id, connection)
     sb.engine.emit_connection("connection.created", company, connection, at)
-    return json_response(connection_body(connection))
+    return connection
 
 
 async def get_connection(request: Request):

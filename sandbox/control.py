@@ -8,7 +8,6 @@ import re
 from starlette.requests import Request
 from starlette.routing import Route
 
-from codat.data_types import ALL_DATA_TYPES, DATASET_STATUSES
 from sandbox.catalogue import STANDARD_PRODUCTS
 from sandbox.clock import iso
 from sandbox.errors import bad_request
@@ -24,6 +23,7 @@ from sandbox.http import (
 from sandbox.render import connection_body
 from sandbox.settings import DATASET_STAGES, ERROR_DECIDED_AFTER
 from sandbox.store import public
+from sandbox.vocabulary import DATA_TYPES
 
 _PRODUCT_IDENTIFIER = re.compile(r"^[a-z0-9][a-z0-9\-_.]{0,63}$")
 _DAILY_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
@@ -128,7 +128,7 @@ def _check_outcomes(value):
     if not isinstance(value, dict):
         return "must be an object of dataType -> final status"
     for data_type, status in value.items():
-        if data_type not in ALL_DATA_TYPES:
+        if data_type not in DATA_TYPES:
             return f"unknown data type {data_type}"
         if status not in FINAL_STATUSES:
             return f"{status} is not a final status; use one of {', '.join(FINAL_STATUSES)}"
@@ -194,12 +194,17 @@ async def company_outcomes(request: Request):
     sb = sandbox_of(request)
     company = require_company(sb, request.path_params["companyId"])
     body = await json_body(request)
-    problem = _check_outcomes(body)
+    set_company_outcomes(sb, company, body)
+    return json_response(body)
+
+
+def set_company_outcomes(sb, company: dict, outcomes: dict) -> None:
+    """How this company's reads end, per data type (`Complete` or an error status)."""
+    problem = _check_outcomes(outcomes)
     if problem:
         raise bad_request("body", problem)
-    company["_datasetOutcomes"] = body
+    company["_datasetOutcomes"] = outcomes
     sb.store.put("company", company["id"], company)
-    return json_response(body)
 
 
 async def connection_action(request: Request):
@@ -289,19 +294,23 @@ async def list_products(request: Request):
 
 async def put_product(request: Request):
     sb = sandbox_of(request)
-    identifier = request.path_params["identifier"]
+    product = define_product(sb, request.path_params["identifier"], await json_body(request))
+    return json_response(_product_body(product))
+
+
+def define_product(sb, identifier: str, body: dict) -> dict:
+    """Create or redefine a custom product, as Codat does for a client on request."""
     if identifier in STANDARD_PRODUCTS:
         raise bad_request("identifier", "standard products cannot be redefined")
     if not _PRODUCT_IDENTIFIER.match(identifier):
         raise bad_request("identifier", "use lower-case letters, digits, '-', '_' or '.'")
-    body = await json_body(request)
     name = body.get("name")
     if not isinstance(name, str) or not name.strip():
         raise bad_request("name", "is required")
     data_types = body.get("dataTypes")
     if not isinstance(data_types, list) or not data_types:
         raise bad_request("dataTypes", "is required: a non-empty array of Codat data types")
-    unknown = [t for t in data_types if t not in ALL_DATA_TYPES]
+    unknown = [t for t in data_types if t not in DATA_TYPES]
     if unknown:
         raise bad_request("dataTypes", f"unknown data types: {', '.join(map(str, unknown))}")
     schedule = body.get("schedule")
@@ -325,7 +334,7 @@ async def put_product(request: Request):
         "_lastRunAt": existing.get("_lastRunAt"),
     }
     sb.engine.plan_schedule(product, sb.clock.now())
-    return json_response(_product_body(product))
+    return product
 
 
 async def delete_product(request: Request):
@@ -336,8 +345,6 @@ async def delete_product(request: Request):
     sb.store.delete("product", identifier)
     return empty(204)
 
-
-_ = DATASET_STATUSES  # the outcomes accepted are the final members of this enum
 
 ROUTES = [
     Route("/_sandbox/health", health, methods=["GET"]),

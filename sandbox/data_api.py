@@ -2,7 +2,6 @@
 
 from starlette.requests import Request
 
-from codat.data_types import ALL_DATA_TYPES
 from sandbox.catalogue import DATA_TYPES_BY_SOURCE_TYPE
 from sandbox.errors import ApiError, bad_request, free_plan_limit
 from sandbox.http import (
@@ -18,6 +17,7 @@ from sandbox.http import (
 )
 from sandbox.query import paged
 from sandbox.render import company_connections, dataset_body, push_body
+from sandbox.vocabulary import DATA_TYPES
 
 # `isCompleted` and `isErrored` are computed, so Codat cannot query them.
 DATASET_PROPERTIES = {
@@ -59,7 +59,7 @@ async def refresh_data_type(request: Request):
     sb = sandbox_of(request)
     company = require_company(sb, request.path_params["companyId"])
     data_type = request.path_params["dataType"]
-    if data_type not in ALL_DATA_TYPES:
+    if data_type not in DATA_TYPES:
         raise bad_request("dataType", f"'{data_type}' is not a Codat data type")
     connection_id = request.query_params.get("connectionId")
     if connection_id:
@@ -102,7 +102,7 @@ async def data_status(request: Request):
         ):
             latest_ok[data_type] = dataset
     body = {}
-    for data_type in ALL_DATA_TYPES:
+    for data_type in DATA_TYPES:
         # A type that has never synced shows only its name (Codat's documented example).
         entry = {"dataType": data_type}
         if data_type in latest:
@@ -182,7 +182,7 @@ def clean_settings(raw) -> list[dict]:
         field = f"settings[{index}]"
         if not isinstance(item, dict):
             raise bad_request(field, "must be an object")
-        if item.get("dataType") not in ALL_DATA_TYPES:
+        if item.get("dataType") not in DATA_TYPES:
             raise bad_request(f"{field}.dataType", "is required and must be a Codat data type")
         setting = {"dataType": item["dataType"]}
         for name in ("fetchOnFirstLink",):

@@ -1,23 +1,26 @@
-"""The demo world of `make run`, created in a running sandbox the way a client and its SMBs would.
+"""The demo world of `make run`: two custom products and thirty companies in every state.
 
-Custom products are defined (the real Codat defines them for the client on request), companies are
-created through the public API, connections are created and then authorised, cancelled or lost
-through the Link outcomes of the control API. Idempotent: a company whose name exists is left as
-it is. The portal then imports everything from Codat (`manage.py seed_demo`).
+Built with the sandbox's own internals, the way a client and its SMBs would build it at Codat:
+custom products are defined (the real Codat defines them for a client on request), companies and
+connections are created as Create Company and Create Connection do, and connections are then
+authorised, cancelled or lost as the control API's Link outcomes do. Idempotent: a company whose
+name exists is left as it is.
 
-    CODAT_API_KEY=... python -m sandbox.demo --base-url http://127.0.0.1:8765
+    curl -X POST -H "Authorization: Basic $(printf %s "$CODAT_API_KEY" | base64)" \
+        http://127.0.0.1:8765/_sandbox/demo
+    python -m sandbox --demo ...     (seeds the world as the sandbox starts)
 """
 
-import argparse
-import base64
-import os
-import sys
+import asyncio
 import time
 
-import requests
+from starlette.requests import Request
+from starlette.routing import Route
 
-from codat import CodatClient
-from codat.event_types import STANDARD_EVENT_TYPES
+from sandbox.companies_api import add_company, add_connection
+from sandbox.control import define_product, set_company_outcomes
+from sandbox.engine import is_terminal
+from sandbox.http import json_response, sandbox_of
 
 CUSTOM_PRODUCTS = {
     # Two custom products sharing `payments`, one read daily at 23:00 and one hourly, as in the
@@ -73,107 +76,82 @@ TAGS = ("retail", "services", "trade")
 # Reads take seconds, not the minute of the sandbox's default, so the demo is quick to watch.
 DEMO_READ_SECONDS = {"Queued": 1, "Fetching": 4, "Mapping": 2, "Validating": 1, "Processing": 1}
 
-# What the portal's endpoint subscribes to under `make run`: every event type it handles.
-PORTAL_EVENT_TYPES = [
-    *STANDARD_EVENT_TYPES,
-    "bankTransactions.write.successful",
-    "bankTransactions.write.unsuccessful",
-    *(f"{identifier}.read.completed" for identifier in CUSTOM_PRODUCTS),
-]
+# Real seconds to wait for the new companies' first reads before answering anyway.
+FIRST_READS_TIMEOUT_SECONDS = 60
 
 
-class SandboxDemo:
-    def __init__(self, base_url: str, api_key: str):
-        self.client = CodatClient(base_url, api_key, timeout=(3, 30))
-        self.base_url = base_url.rstrip("/")
-        self.authorization = "Basic " + base64.b64encode(api_key.encode()).decode("ascii")
+def seed_demo_world(sb) -> list[dict]:
+    """Define the custom products, make reads quick, create the companies not there yet.
 
-    def control(self, method: str, path: str, json=None) -> dict | None:
-        response = requests.request(
-            method,
-            f"{self.base_url}/_sandbox/{path}",
-            json=json,
-            headers={"Authorization": self.authorization},
-            timeout=(3, 30),
-        )
-        response.raise_for_status()
-        return response.json() if response.content else None
-
-    def define_products(self) -> None:
-        for identifier, product in CUSTOM_PRODUCTS.items():
-            self.control("PUT", f"products/{identifier}", json=product)
-
-    def create_company(self, index: int, spec: tuple) -> None:
-        name, platform_key, outcome, products, failing = spec
-        company = self.client.create_company(
-            name,
-            description=f"Demo company {index + 1}",
-            tags={"segment": TAGS[index % len(TAGS)]},
-            products=products or None,
-        )
-        if failing:
-            self.control("PUT", f"companies/{company['id']}/dataset-outcomes", json=failing)
-        if not platform_key:
-            return
-        connection = self.client.create_connection(company["id"], platform_key)
-        path = f"companies/{company['id']}/connections/{connection['id']}"
-        if outcome == "Cancelled":
-            self.control("POST", f"{path}/cancel")
-        elif outcome in ("Linked", "Deauthorized", "Unlinked"):
-            self.control("POST", f"{path}/authorize")
-        if outcome == "Deauthorized":
-            self.control("POST", f"{path}/deauthorize")
-        elif outcome == "Unlinked":
-            self.client.unlink_connection(company["id"], connection["id"])
-
-    def ensure_consumer(self, url: str) -> str:
-        """Register `url` for the portal's event types (once) and return its signing secret,
-        which the real Codat shows only in its Portal and the sandbox gives its control API."""
-        consumers = self.client.list_webhook_consumers().get("results") or []
-        consumer = next((c for c in consumers if c["url"] == url), None)
-        if consumer is None:
-            consumer = self.client.create_webhook_consumer(url, event_types=PORTAL_EVENT_TYPES)
-        return self.control("GET", f"webhooks/consumers/{consumer['id']}/secret")["secret"]
-
-    def seed(self) -> int:
-        self.define_products()
-        self.control("PUT", "datasets", json={"durations": DEMO_READ_SECONDS})
-        existing = {company["name"] for company in self.client.iter_companies(page_size=500)}
-        created = 0
-        for index, spec in enumerate(COMPANIES):
-            if spec[0] not in existing:
-                self.create_company(index, spec)
-                created += 1
-        if created:
-            # Let the first reads finish in real time, so the demo shows data types complete
-            # and failed; jumping the clock instead would leave the sandbox ahead of the portal.
-            time.sleep(sum(DEMO_READ_SECONDS.values()) + 1)
-        return created
+    Returns the companies created: none when the world exists already."""
+    for identifier, product in CUSTOM_PRODUCTS.items():
+        define_product(sb, identifier, product)
+    sb.settings["datasets"]["durations"] = dict(DEMO_READ_SECONDS)
+    sb.save_settings()
+    existing = {company["name"] for company in sb.store.all("company")}
+    return [
+        _create_company(sb, index, spec)
+        for index, spec in enumerate(COMPANIES)
+        if spec[0] not in existing
+    ]
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sandbox.demo")
-    parser.add_argument("--base-url", default="http://127.0.0.1:8765")
-    parser.add_argument(
-        "--consumer-url", help="also register this webhook endpoint and print its secret"
+def _create_company(sb, index: int, spec: tuple) -> dict:
+    name, platform_key, outcome, products, failing = spec
+    company = add_company(
+        sb,
+        {
+            "name": name,
+            "description": f"Demo company {index + 1}",
+            "tags": {"segment": TAGS[index % len(TAGS)]},
+            "products": products or None,
+        },
     )
-    args = parser.parse_args(argv)
-    api_key = os.environ.get("CODAT_API_KEY")
-    if not api_key:
-        print("CODAT_API_KEY must be set", file=sys.stderr)
-        return 2
-    try:
-        demo = SandboxDemo(args.base_url, api_key)
-        secret = demo.ensure_consumer(args.consumer_url) if args.consumer_url else None
-        created = demo.seed()
-    except requests.RequestException as error:
-        print(f"could not seed the sandbox at {args.base_url}: {error}", file=sys.stderr)
-        return 1
-    print(f"Sandbox demo: {created} companies created ({len(COMPANIES)} in the demo).")
-    if secret:
-        print(f"Webhook consumer {args.consumer_url}: secret {secret}")
-    return 0
+    if failing:
+        set_company_outcomes(sb, company, dict(failing))
+    if not platform_key:
+        return company
+    connection = add_connection(sb, company, platform_key)
+    at = sb.clock.now()
+    if outcome == "Cancelled":
+        sb.engine.fail_link(connection, at)
+    elif outcome in ("Linked", "Deauthorized", "Unlinked"):
+        sb.engine.authorize(connection, at)
+    if outcome in ("Deauthorized", "Unlinked"):
+        sb.engine.disconnect(connection, outcome, at)
+    return company
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+async def wait_for_first_reads(sb, companies: list[dict], timeout_seconds: float) -> bool:
+    """Wait until every dataset of `companies` has ended; False if `timeout_seconds` ran out.
+
+    The reads run on the sandbox clock in real time, so a caller that imports the companies next
+    sees data types complete and failed; jumping the clock instead would leave the sandbox ahead
+    of its clients."""
+    company_ids = {company["id"] for company in companies}
+    deadline = time.monotonic() + timeout_seconds
+    while any(
+        d["companyId"] in company_ids and not is_terminal(d["status"])
+        for d in sb.store.all("dataset")
+    ):
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.1)
+    return True
+
+
+async def seed(request: Request):
+    sb = sandbox_of(request)
+    created = seed_demo_world(sb)
+    finished = await wait_for_first_reads(sb, created, FIRST_READS_TIMEOUT_SECONDS)
+    return json_response(
+        {
+            "created": len(created),
+            "companies": len(COMPANIES),
+            "customProducts": list(CUSTOM_PRODUCTS),
+            "firstReadsFinished": finished,
+        }
+    )
+
+
+ROUTES = [Route("/_sandbox/demo", seed, methods=["POST"])]

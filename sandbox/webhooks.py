@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from standardwebhooks import Webhook
 
 from sandbox.clock import iso
+from sandbox.vocabulary import is_documented_event_type
 
 if TYPE_CHECKING:
     from sandbox.runtime import Sandbox
@@ -73,6 +74,9 @@ class Dispatcher:
 
     def emit(self, event_type: str, payload: dict, *, at: float, company: dict | None = None):
         """Create one event and queue a message for every consumer that wants it."""
+        if not is_documented_event_type(event_type, self.sandbox.store.tables["product"]):
+            # A sandbox bug, not a client error: Codat sends only the event types it documents.
+            raise ValueError(f"{event_type} is not an event type Codat documents")
         envelope = {
             "id": str(uuid.uuid4()),
             "eventType": event_type,

@@ -1,21 +1,48 @@
 """The demo: the catalogue, and the sandbox's demo companies imported as from a real Codat."""
 
+from io import StringIO
+
 import pytest
 from django.core.management import call_command
 
 from companies.models import Company, Connection, DataTypeStatus, PullOperation
 from consent.models import ConsentEvent
+from portal.demo import STANDARD_PRODUCTS
 from products.models import CompanyProduct, Product
-from sandbox.demo import COMPANIES, SandboxDemo
 from tests.factories import StaffFactory
+from tests.plugins.sandbox import free_port
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.django_db]
+
+# The sandbox's demo world, asked for over HTTP as `make run` asks for it.
+DEMO_COMPANIES = 30
 
 
 @pytest.fixture
 def demo_codat(sandbox, operations_env):
-    SandboxDemo(sandbox.base_url, sandbox.api_key).seed()
+    world = sandbox.control("POST", "demo").json()
+    assert world["companies"] == DEMO_COMPANIES
     return sandbox
+
+
+def test_the_portals_standard_products_are_those_its_codat_defines(sandbox):
+    at_codat = {p["identifier"]: p for p in sandbox.control("GET", "products").json()}
+    for identifier, product in STANDARD_PRODUCTS.items():
+        assert at_codat[identifier]["custom"] is False
+        assert at_codat[identifier]["name"] == product["name"]
+        assert at_codat[identifier]["dataTypes"] == product["dataTypes"], identifier
+
+
+def test_seed_demo_without_a_sandbox_defines_the_standard_products_and_says_why(settings):
+    settings.CODAT_BASE_URL = f"http://127.0.0.1:{free_port()}"
+    settings.CODAT_API_KEY = "no-codat-listens-here"
+    out = StringIO()
+
+    call_command("seed_demo", stdout=out)
+
+    assert set(Product.objects.values_list("identifier", flat=True)) == set(STANDARD_PRODUCTS)
+    assert "custom products not defined: no sandbox demo world to read" in out.getvalue()
+    assert "companies not imported: Codat did not answer" in out.getvalue()
 
 
 def test_seed_demo_builds_the_catalogue_from_codats_example(demo_codat):
@@ -41,7 +68,7 @@ def test_seed_demo_imports_every_company_at_codat_in_every_state(demo_codat):
     operator = StaffFactory(username="admin")
     call_command("seed_demo", operator=operator.username)
 
-    assert Company.objects.count() == len(COMPANIES)
+    assert Company.objects.count() == DEMO_COMPANIES
     assert set(Connection.objects.values_list("status", flat=True)) == {
         "PendingAuth",
         "Linked",
@@ -69,24 +96,28 @@ def test_seed_demo_imports_every_company_at_codat_in_every_state(demo_codat):
 def test_seeding_twice_updates_instead_of_duplicating(demo_codat):
     StaffFactory(username="admin")
     call_command("seed_demo")
-    counts = (
-        Company.objects.count(),
-        Connection.objects.count(),
-        PullOperation.objects.count(),
-        ConsentEvent.objects.count(),
-    )
+    counts = (Company.objects.count(), Connection.objects.count(), ConsentEvent.objects.count())
+    pulls = set(PullOperation.objects.values_list("codat_id", flat=True))
+
     call_command("seed_demo")
+
     assert (
         Company.objects.count(),
         Connection.objects.count(),
-        PullOperation.objects.count(),
         ConsentEvent.objects.count(),
     ) == counts
+    # A read can be new at Codat between the runs: the hourly custom product's, on the hour.
+    new_pulls = PullOperation.objects.exclude(codat_id__in=pulls)
+    hourly = Product.objects.get(schedule_kind="hourly")
+    assert pulls <= set(PullOperation.objects.values_list("codat_id", flat=True))
+    assert set(new_pulls.values_list("data_type__identifier", flat=True)) <= set(
+        hourly.data_types.values_list("identifier", flat=True)
+    )
 
 
 def test_import_from_codat_mirrors_the_companies_without_writing_a_catalogue(demo_codat):
     call_command("import_from_codat")
-    assert Company.objects.count() == len(COMPANIES)
+    assert Company.objects.count() == DEMO_COMPANIES
     assert DataTypeStatus.objects.filter(current_status="Complete").exists()
     assert not Product.objects.exists()
     assert not ConsentEvent.objects.exists()

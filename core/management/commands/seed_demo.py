@@ -5,8 +5,9 @@ from portal.demo import seed_demo
 
 class Command(BaseCommand):
     help = (
-        "Seed the product catalogue and import every company from Codat (the sandbox under "
-        "make run); record demo consent as the named operator. Safe to run again."
+        "Seed the product catalogue (custom products read back from the sandbox's demo world) "
+        "and import every company from Codat (the sandbox under make run); record demo consent "
+        "as the named operator. Safe to run again."
     )
 
     def add_arguments(self, parser):
