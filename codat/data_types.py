@@ -1,6 +1,7 @@
 """Codat's data-type identifiers (the `DataType` enum of the Platform API, 43 values).
 
-Framework-free so that the client, the sandbox and the Django apps share one list.
+Framework-free, for the client and the Django apps. The sandbox keeps its own list
+(sandbox/vocabulary.py), so that a mistake here cannot hide on both sides.
 """
 
 ACCOUNTING = "accounting"
