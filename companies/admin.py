@@ -72,6 +72,7 @@ class CompanyAdmin(CompanyOperationsAdminMixin, ReadOnlyMirrorAdmin):
         "codat_created_at",
         "last_sync",
         "codat_deleted_at",
+        "observed_at",
         "last_event_at",
         "mirrored_at",
     )

@@ -1,10 +1,13 @@
 """The mirror from Codat's side: import every company, and heal what a missed webhook left stale.
 
 Reads, not changes: nothing here is an operation row. A read that the fleet limiter defers is
-simply read again on the next run (the stalest companies go first).
+simply read again on the next run (the stalest companies go first). What an answer says was
+observed when it arrived: a webhook generated after that moment still applies over it, an older
+one does not.
 """
 
 from django.db.models import F, Max
+from django.utils import timezone
 
 from companies.models import Company
 from companies.services import (
@@ -25,9 +28,10 @@ def companies_import_from_codat(*, page_size: int = 500) -> int:
     while True:
         with limiter.slot(company_id=None):
             body = client.list_companies(page=page, page_size=page_size)
+        observed_at = timezone.now()
         limiter.observe(client.last_rate_limit)
         for data in body.get("results") or ():
-            company_mirror_from_codat(data=data)
+            company_mirror_from_codat(data=data, observed_at=observed_at)
             count += 1
         if not (body.get("_links") or {}).get("next"):
             return count
@@ -40,18 +44,22 @@ def company_reconcile(*, company: Company, history_pages: int = 1) -> None:
     codat_id = str(company.codat_id)
     with limiter.slot(company_id=codat_id):
         connections = client.list_connections(codat_id, page_size=100)
+    observed_at = timezone.now()
     for data in connections.get("results") or ():
-        connection_mirror_from_codat(company=company, data=data)
+        connection_mirror_from_codat(company=company, data=data, observed_at=observed_at)
     with limiter.slot(company_id=codat_id):
         statuses = client.get_data_status(codat_id)
-    data_status_mirror_from_codat(company=company, data_statuses=statuses)
+    data_status_mirror_from_codat(
+        company=company, data_statuses=statuses, observed_at=timezone.now()
+    )
     for page in range(1, history_pages + 1):
         with limiter.slot(company_id=codat_id):
             history = client.list_pull_operations(
                 codat_id, page=page, page_size=100, order_by="-requested"
             )
+        observed_at = timezone.now()
         for data in history.get("results") or ():
-            pull_operation_mirror_from_codat(company=company, data=data)
+            pull_operation_mirror_from_codat(company=company, data=data, observed_at=observed_at)
         if not (history.get("_links") or {}).get("next"):
             break
     limiter.observe(client.last_rate_limit)

@@ -1,4 +1,9 @@
-"""Mirrors of Codat state. They change only through services in companies/services.py."""
+"""Mirrors of Codat state. They change only through services in companies/services.py.
+
+Each mirror row keeps `observed_at`: when the newest fact applied to it was true at Codat (a
+webhook event's generatedDate, or the moment an API answer arrived). An older fact is not
+applied over it; `companies.services` holds that rule, in one place.
+"""
 
 from django.db import models
 from django.db.models import Q
@@ -21,7 +26,10 @@ class Company(models.Model):
     # Kept, not deleted, when Codat deletes the company: other records (consent evidence) point
     # at it, and a late, older event must find the tombstone rather than re-create the company.
     codat_deleted_at = models.DateTimeField("deleted at Codat", null=True, blank=True)
-    # generatedDate of the newest webhook applied to this row; older events are not applied.
+    # When the newest fact applied to this row was observed; older facts are not applied.
+    observed_at = models.DateTimeField("last observed", null=True, blank=True)
+    # generatedDate of the newest webhook applied to this row (observed_at may be later: an API
+    # answer).
     last_event_at = models.DateTimeField("last webhook event", null=True, blank=True)
     mirrored_at = models.DateTimeField("mirror updated", auto_now=True)
 
@@ -65,6 +73,7 @@ class Connection(models.Model):
     errors = models.JSONField(default=list, blank=True)
     # Kept as a tombstone when Codat deletes the connection (see Company.codat_deleted_at).
     codat_deleted_at = models.DateTimeField("deleted at Codat", null=True, blank=True)
+    observed_at = models.DateTimeField("last observed", null=True, blank=True)
     last_event_at = models.DateTimeField("last webhook event", null=True, blank=True)
     mirrored_at = models.DateTimeField("mirror updated", auto_now=True)
 
@@ -111,6 +120,9 @@ class DataTypeStatus(models.Model):
     records_last_modified_at = models.DateTimeField("records last changed", null=True, blank=True)
     # The `issues` (validation warnings, errors) of the latest read event, as Codat sent them.
     last_read_issues = models.JSONField(default=list, blank=True)
+    observed_at = models.DateTimeField("last observed", null=True, blank=True)
+    # generatedDate of the newest read event applied: the missed-event reconciler compares it
+    # with Codat's lastSuccessfulSync, so a data-status answer from the API does not move it.
     last_event_at = models.DateTimeField("last webhook event", null=True, blank=True)
     mirrored_at = models.DateTimeField("mirror updated", auto_now=True)
 
@@ -155,6 +167,7 @@ class PullOperation(models.Model):
     progress = models.PositiveSmallIntegerField(default=0)
     is_completed = models.BooleanField(default=False)
     is_errored = models.BooleanField(default=False)
+    observed_at = models.DateTimeField("last observed", null=True, blank=True)
     mirrored_at = models.DateTimeField("mirror updated", auto_now=True)
 
     class Meta:

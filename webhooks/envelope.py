@@ -3,9 +3,9 @@
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
-from django.utils.dateparse import parse_datetime
+from companies.codat_times import InvalidCodatTime, parse_codat_datetime
 
 
 class Unprocessable(Exception):
@@ -18,23 +18,6 @@ class Envelope:
     event_type: str
     generated_at: datetime
     payload: dict
-
-
-def parse_codat_time(value, field: str) -> datetime:
-    """Codat's ISO 8601 times; those without an offset are UTC."""
-    if not isinstance(value, str) or not value:
-        raise Unprocessable(f"{field} is missing")
-    try:
-        parsed = parse_datetime(value)
-    except ValueError:
-        parsed = None
-    if parsed is None:
-        raise Unprocessable(f"{field} is not an ISO 8601 date-time: {value!r}")
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def optional_codat_time(value, field: str) -> datetime | None:
-    return parse_codat_time(value, field) if value else None
 
 
 def parse_uuid(value, field: str) -> uuid.UUID:
@@ -57,10 +40,14 @@ def parse_envelope(body: str) -> Envelope:
     payload = document.get("payload")
     if not isinstance(payload, dict):
         raise Unprocessable("payload is missing or not an object")
+    try:
+        generated_at = parse_codat_datetime(document.get("generatedDate"), field="generatedDate")
+    except InvalidCodatTime as error:
+        raise Unprocessable(str(error)) from error
     return Envelope(
         event_id=str(document.get("id") or "")[:64],
         event_type=event_type[:200],
-        generated_at=parse_codat_time(document.get("generatedDate"), "generatedDate"),
+        generated_at=generated_at,
         payload=payload,
     )
 

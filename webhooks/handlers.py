@@ -1,9 +1,10 @@
 """One handler per Codat event type. Each applies an event to the mirror, idempotently.
 
 Every handler runs inside the processing transaction and returns APPLIED or SUPERSEDED. Events
-arrive in no guaranteed order, so each mirror row remembers the `generatedDate` of the newest
-event applied to it (`last_event_at`); an older event leaves the row alone. Equal times apply:
-Codat's own examples give every step of a connection's life the same generatedDate.
+arrive in no guaranteed order, so an event's `generatedDate` is when its facts were observed; the
+mirror's services (companies.services) apply a fact only if the row has seen no newer one, and
+the rows the webhooks app keeps itself (write outcomes, bank-feed source accounts) follow the same
+rule (companies.observations).
 
 A handler raises `Unprocessable` (or lets KeyError, TypeError, ValueError escape) when the body
 cannot be applied; the event is then quarantined. Anything else (database, Redis) is transient.
@@ -11,21 +12,21 @@ cannot be applied; the event is then quarantined. Anything else (database, Redis
 
 import logging
 import re
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, time, timedelta
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection
 
-from companies.models import Company, Connection, ConnectionStatus, DatasetStatus, DataTypeStatus
-from core.redis_connection import redis_client
-from webhooks.envelope import (
-    Envelope,
-    Unprocessable,
-    optional_codat_time,
-    parse_codat_time,
-    parse_uuid,
+from companies import services as mirror
+from companies.codat_times import (
+    InvalidCodatTime,
+    parse_codat_datetime,
+    parse_optional_codat_datetime,
 )
+from companies.models import Company, ConnectionStatus, DatasetStatus
+from companies.observations import is_older, locked_or_created
+from core.redis_connection import redis_client
+from webhooks.envelope import Envelope, Unprocessable, parse_uuid
 from webhooks.models import BankFeedSourceAccount, EventState, WebhookEvent, WriteOutcome
 
 log = logging.getLogger(__name__)
@@ -36,26 +37,8 @@ SUPERSEDED = EventState.SUPERSEDED
 Handler = Callable[[Envelope], str]
 
 
-def _locked_or_created(model, lookup: dict, create: Callable[[], object], *, lock: bool = True):
-    """The row matching `lookup`, locked for this transaction, or a new one; and whether it is new.
-
-    Two events about a row that does not exist yet may race to create it: the loser waits on the
-    unique index, gets IntegrityError, and then locks the winner's row, so the ordering check
-    that follows always sees the other event's result.
-    """
-    rows = model.objects.select_for_update() if lock else model.objects
-    row = rows.filter(**lookup).first()
-    if row is not None:
-        return row, False
-    try:
-        with transaction.atomic():
-            return create(), True
-    except IntegrityError:
-        return rows.get(**lookup), False
-
-
-def _is_stale(row, generated_at: datetime) -> bool:
-    return row.last_event_at is not None and generated_at < row.last_event_at
+def _outcome(applied: bool) -> str:
+    return APPLIED if applied else SUPERSEDED
 
 
 def _text(value, limit: int) -> str:
@@ -67,89 +50,49 @@ def _company_from_reference(reference) -> Company:
     if not isinstance(reference, dict):
         raise Unprocessable("referenceCompany is missing")
     codat_id = parse_uuid(reference.get("id"), "referenceCompany.id")
-    # Only read here, so not locked: events of one company's connections and reads run side by side.
-    return _company_by_codat_id(codat_id, reference, lock=False)
-
-
-def _company_by_codat_id(codat_id: uuid.UUID, details: dict, *, lock: bool = True) -> Company:
-    def create():
-        return Company.objects.create(
-            codat_id=codat_id,
-            name=_text(details.get("name"), 255) or str(codat_id),
-            description=_text(details.get("description"), 10_000),
-            tags=details.get("tags") if isinstance(details.get("tags"), dict) else {},
-            # The Hosted Link URL Codat gives every company has this fixed form.
-            redirect=details.get("redirect") or f"https://link.codat.io/company/{codat_id}",
-        )
-
-    company, _ = _locked_or_created(Company, {"codat_id": codat_id}, create, lock=lock)
-    return company
+    return mirror.company_mirror_from_reference(codat_id=codat_id, reference=reference)
 
 
 # --- company.* ---------------------------------------------------------------------------------
 
 
 def company_created(event: Envelope) -> str:
-    from companies.services import company_mirror_from_codat
-
     payload = event.payload
     codat_id = parse_uuid(payload.get("id"), "payload.id")
-    company = _company_by_codat_id(codat_id, payload)
-    if _is_stale(company, event.generated_at):
-        return SUPERSEDED
-    company_mirror_from_codat(
-        data={
-            **payload,
-            "name": payload.get("name") or company.name,
-            "redirect": payload.get("redirect") or company.redirect,
-        }
+    applied = mirror.company_mirror_from_event(
+        data={**payload, "id": str(codat_id)}, observed_at=event.generated_at
     )
-    Company.objects.filter(pk=company.pk).update(last_event_at=event.generated_at)
-    return APPLIED
+    return _outcome(applied)
 
 
 def company_deleted(event: Envelope) -> str:
     codat_id = parse_uuid(event.payload.get("id"), "payload.id")
-    company = _company_by_codat_id(codat_id, event.payload)
-    if _is_stale(company, event.generated_at):
-        return SUPERSEDED
-    company.codat_deleted_at = event.generated_at
-    company.last_event_at = event.generated_at
-    company.save(update_fields=["codat_deleted_at", "last_event_at", "mirrored_at"])
-    # Codat deletes a company's connections with it.
-    company.connections.filter(codat_deleted_at__isnull=True).update(
-        codat_deleted_at=event.generated_at
+    applied = mirror.company_deletion_mirror_from_event(
+        codat_id=codat_id, data=event.payload, observed_at=event.generated_at
     )
-    return APPLIED
+    return _outcome(applied)
 
 
 def company_products_changed(event: Envelope) -> str:
     """company.product.added and .removed: `products` is the full list after the change."""
-    from products.services import company_products_mirror_from_codat
-
     payload = event.payload
     products = payload.get("products")
     if not isinstance(products, list) or not all(isinstance(p, str) for p in products):
         raise Unprocessable("payload.products is not a list of product identifiers")
     codat_id = parse_uuid(payload.get("id"), "payload.id")
-    company = _company_by_codat_id(codat_id, payload)
-    if _is_stale(company, event.generated_at):
-        return SUPERSEDED
-    company_products_mirror_from_codat(company=company, product_identifiers=products)
-    company.name = _text(payload.get("name"), 255) or company.name
-    if "description" in payload:
-        company.description = _text(payload.get("description"), 10_000)
-    company.last_event_at = event.generated_at
-    company.save(update_fields=["name", "description", "last_event_at", "mirrored_at"])
-    return APPLIED
+    applied = mirror.company_products_mirror_from_event(
+        codat_id=codat_id,
+        data=payload,
+        product_identifiers=products,
+        observed_at=event.generated_at,
+    )
+    return _outcome(applied)
 
 
 # --- connection.* ------------------------------------------------------------------------------
 
 
 def _connection_changed(event: Envelope, *, deleted: bool = False) -> str:
-    from companies.services import connection_fields_from_codat, connection_mirror_from_codat
-
     company = _company_from_reference(event.payload.get("referenceCompany"))
     data = event.payload.get("connection")
     if not isinstance(data, dict):
@@ -157,24 +100,13 @@ def _connection_changed(event: Envelope, *, deleted: bool = False) -> str:
     if data.get("status") not in ConnectionStatus.values:
         raise Unprocessable(f"unknown connection status {data.get('status')!r}")
     codat_id = parse_uuid(data.get("id"), "payload.connection.id")
-
-    def create():
-        # A plain INSERT, so that losing a race to create the row raises IntegrityError and the
-        # ordering check below runs (update_or_create would overwrite the winner's newer state).
-        return Connection.objects.create(
-            codat_id=codat_id, **connection_fields_from_codat(company, data)
-        )
-
-    connection, created = _locked_or_created(Connection, {"codat_id": codat_id}, create)
-    if not created:
-        if _is_stale(connection, event.generated_at):
-            return SUPERSEDED
-        connection_mirror_from_codat(company=company, data=data)
-    changes = {"last_event_at": event.generated_at}
-    if deleted:
-        changes["codat_deleted_at"] = event.generated_at
-    Connection.objects.filter(pk=connection.pk).update(**changes)
-    return APPLIED
+    applied = mirror.connection_mirror_from_event(
+        company=company,
+        data={**data, "id": str(codat_id)},
+        observed_at=event.generated_at,
+        deleted=deleted,
+    )
+    return _outcome(applied)
 
 
 def connection_changed(event: Envelope) -> str:
@@ -198,11 +130,7 @@ READ_COMPLETED = re.compile(
 def read_completed(event: Envelope) -> str:
     """read.completed[.initial], its .successful/.unsuccessful sub-events, and the same for a
     custom product (`{productIdentifier}.read.completed...`): one entry per data type read.
-
-    `recordsModified` moves "records last changed" forward. Codat documents that the first read
-    after a company's first link always says false; that read is when the records first arrived,
-    so the first completed read of a data type counts as a change whatever the flag says.
-    """
+    Superseded only when every entry is older than what its data type has seen."""
     from products.models import DataType
 
     company = _company_from_reference(event.payload.get("referenceCompany"))
@@ -211,7 +139,6 @@ def read_completed(event: Envelope) -> str:
         raise Unprocessable("payload.dataTypes is not a list")
     known_types = set(DataType.objects.values_list("identifier", flat=True))
     valid_statuses = set(DatasetStatus.values)
-    applied = superseded = 0
     for entry in entries:
         if not isinstance(entry, dict):
             raise Unprocessable("payload.dataTypes holds a non-object")
@@ -221,39 +148,18 @@ def read_completed(event: Envelope) -> str:
         status = entry.get("status") or ""
         if status and status not in valid_statuses:
             raise Unprocessable(f"unknown dataset status {status!r} for {data_type}")
-        issues = entry.get("issues") or []
-
-        def create(data_type=data_type):
-            return DataTypeStatus.objects.create(company=company, data_type_id=data_type)
-
-        row, _ = _locked_or_created(
-            DataTypeStatus, {"company": company, "data_type_id": data_type}, create
+    applied = [
+        mirror.data_type_status_mirror_from_read_event(
+            company=company,
+            data_type=entry["dataType"],
+            status=entry.get("status") or "",
+            issues=entry.get("issues") or [],
+            records_modified=bool(entry.get("recordsModified")),
+            observed_at=event.generated_at,
         )
-        records_changed = bool(entry.get("recordsModified")) or (
-            status == "Complete" and row.records_last_modified_at is None
-        )
-        fields = ["mirrored_at"]
-        # A change of records is a fact about the past: an older event may still report one.
-        if records_changed and (
-            row.records_last_modified_at is None
-            or row.records_last_modified_at < event.generated_at
-        ):
-            row.records_last_modified_at = event.generated_at
-            fields.append("records_last_modified_at")
-        if _is_stale(row, event.generated_at):
-            superseded += 1
-        else:
-            applied += 1
-            if status:
-                row.current_status = status
-                fields.append("current_status")
-            row.last_read_issues = issues
-            row.last_event_at = event.generated_at
-            fields += ["last_read_issues", "last_event_at"]
-        row.save(update_fields=fields)
-    if superseded and not applied:
-        return SUPERSEDED
-    return APPLIED
+        for entry in entries
+    ]
+    return _outcome(any(applied) or not applied)
 
 
 # --- writes --------------------------------------------------------------------------------------
@@ -278,20 +184,24 @@ def data_type_write(event: Envelope) -> str:
         "data_type": data_type[:64],
         "operation_type": _text(payload.get("type"), 32),
         "status": status[:16],
-        "requested_at": optional_codat_time(payload.get("requestedOnDate"), "requestedOnDate"),
-        "completed_at": optional_codat_time(payload.get("completedOnDate"), "completedOnDate"),
+        "requested_at": parse_optional_codat_datetime(
+            payload.get("requestedOnDate"), field="requestedOnDate"
+        ),
+        "completed_at": parse_optional_codat_datetime(
+            payload.get("completedOnDate"), field="completedOnDate"
+        ),
         "record_id": _text(record.get("id"), 255),
         "attachment_id": _text(payload.get("attachmentId"), 255),
         "last_event_at": event.generated_at,
     }
-    outcome, created = _locked_or_created(
+    outcome, created = locked_or_created(
         WriteOutcome,
         {"push_operation_key": key},
         lambda: WriteOutcome.objects.create(push_operation_key=key, **values),
     )
     if created:
         return APPLIED
-    if _is_stale(outcome, event.generated_at):
+    if is_older(event.generated_at, outcome.last_event_at):
         return SUPERSEDED
     WriteOutcome.objects.filter(pk=outcome.pk).update(**values)
     return APPLIED
@@ -336,8 +246,8 @@ def client_rate_limit_reached(event: Envelope) -> str:
     if _newer_applied(event, "client.rateLimit.reset"):
         return SUPERSEDED
     try:
-        until = parse_codat_time(event.payload.get("expiryDate"), "expiryDate")
-    except Unprocessable:
+        until = parse_codat_datetime(event.payload.get("expiryDate"), field="expiryDate")
+    except InvalidCodatTime:
         # Codat's quota resets at 00:00 UTC; without a readable expiry, pause until then.
         until = _next_midnight_utc(event.generated_at)
         log.warning("webhooks.rate_limit.unreadable_expiry", extra={"payload": event.payload})
@@ -374,14 +284,14 @@ def _source_account_changed(event: Envelope, *, connected: bool) -> str:
         "reported_status": _text(account.get("status"), 16),
         "last_event_at": event.generated_at,
     }
-    row, created = _locked_or_created(
+    row, created = locked_or_created(
         BankFeedSourceAccount,
         lookup,
         lambda: BankFeedSourceAccount.objects.create(**lookup, **values),
     )
     if created:
         return APPLIED
-    if _is_stale(row, event.generated_at):
+    if is_older(event.generated_at, row.last_event_at):
         return SUPERSEDED
     BankFeedSourceAccount.objects.filter(pk=row.pk).update(**values)
     return APPLIED

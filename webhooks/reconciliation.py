@@ -15,10 +15,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from codat.errors import CodatError
+from companies.codat_times import InvalidCodatTime, parse_optional_codat_datetime
 from core.codat_client import codat_client
 from core.redis_connection import redis_client
 from operations import limiter
-from webhooks.envelope import Unprocessable, optional_codat_time
 from webhooks.models import EventState, WebhookEvent
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,8 @@ def companies_to_reconcile():
 def missed_events_reconcile_company(
     *, company, data_statuses: dict, now: datetime | None = None
 ) -> int:
-    """Record the gaps for one company given Codat's `dataStatus` answer; how many were new."""
+    """Record the gaps for one company given Codat's `dataStatus` answer, which arrived at `now`;
+    how many were new."""
     from companies.services import data_status_mirror_from_codat
     from products.models import CompanyProductStatus, ProductDataType
 
@@ -62,10 +63,10 @@ def missed_events_reconcile_company(
             if data_type not in expected or not isinstance(status, dict):
                 continue
             try:
-                finished = optional_codat_time(
-                    status.get("lastSuccessfulSync"), "lastSuccessfulSync"
+                finished = parse_optional_codat_datetime(
+                    status.get("lastSuccessfulSync"), field="lastSuccessfulSync"
                 )
-            except Unprocessable:
+            except InvalidCodatTime:
                 continue
             if finished is None or finished > now - DELIVERY_GRACE:
                 continue
@@ -89,7 +90,7 @@ def missed_events_reconcile_company(
                 },
             )
             new_rows += int(created)
-        data_status_mirror_from_codat(company=company, data_statuses=data_statuses)
+        data_status_mirror_from_codat(company=company, data_statuses=data_statuses, observed_at=now)
     return new_rows
 
 

@@ -4,12 +4,9 @@ import uuid
 
 import pytest
 
+from companies.codat_times import parse_codat_datetime
 from companies.models import Company, Connection, DataTypeStatus
-from companies.services import (
-    company_mirror_from_codat,
-    data_status_mirror_from_codat,
-    parse_codat_datetime,
-)
+from companies.services import company_mirror_from_codat, data_status_mirror_from_codat
 from products.models import CompanyProduct
 from tests.factories import CompanyProductFactory, ProductFactory
 
@@ -95,6 +92,7 @@ def test_data_status_keyed_by_data_type_is_applied_including_never_synced_types(
     sync_id = str(uuid.uuid4())
     data_status_mirror_from_codat(
         company=company,
+        observed_at=company.observed_at,
         data_statuses={
             "invoices": {
                 "dataType": "invoices",
@@ -111,6 +109,5 @@ def test_data_status_keyed_by_data_type_is_applied_including_never_synced_types(
 
 
 def test_codat_times_without_an_offset_are_read_as_utc():
-    assert parse_codat_datetime("2026-11-20T23:00:00").isoformat() == "2026-11-20T23:00:00+00:00"
-    with pytest.raises(ValueError, match="not an ISO 8601"):
-        parse_codat_datetime("yesterday")
+    parsed = parse_codat_datetime("2026-11-20T23:00:00", field="lastSync")
+    assert parsed.isoformat() == "2026-11-20T23:00:00+00:00"

@@ -51,6 +51,37 @@ def test_an_older_connection_event_never_overwrites_a_newer_one(client, webhook_
     assert (connection.status, connection.last_event_at) == ("Unlinked", at(3))
 
 
+def test_an_event_older_than_an_api_answer_is_superseded_and_a_newer_one_applies(
+    client, webhook_secret
+):
+    from companies.services import company_mirror_from_reference, connection_mirror_from_codat
+
+    company_id, connection_id = uuid.uuid4(), uuid.uuid4()
+    company = company_mirror_from_reference(
+        codat_id=company_id, reference=reference_company(company_id)
+    )
+    # given: the reconciler read the connection from Codat's API at minute 5
+    answer = connection_payload(company_id, connection_id, "Linked")["connection"]
+    connection_mirror_from_codat(company=company, data=answer, observed_at=at(5))
+
+    older = event_body(
+        "connection.created", at(3), connection_payload(company_id, connection_id, "PendingAuth")
+    )
+    newer = event_body(
+        "connection.disconnected", at(7), connection_payload(company_id, connection_id, "Unlinked")
+    )
+
+    assert deliver(client, webhook_secret, older).state == EventState.SUPERSEDED
+    assert Connection.objects.get(codat_id=connection_id).status == "Linked"
+    assert deliver(client, webhook_secret, newer).state == EventState.APPLIED
+    connection = Connection.objects.get(codat_id=connection_id)
+    assert (connection.status, connection.observed_at, connection.last_event_at) == (
+        "Unlinked",
+        at(7),
+        at(7),
+    )
+
+
 def test_a_late_company_created_does_not_resurrect_a_deleted_company(client, webhook_secret):
     company_id = uuid.uuid4()
     company = {"id": str(company_id), "name": "Toft stores", "redirect": "https://x.test/"}

@@ -58,6 +58,33 @@ def test_a_read_codat_finished_without_a_read_event_in_the_ledger_is_marked_miss
 
 
 @pytest.mark.django_db
+def test_a_read_is_still_found_missed_after_an_import_brought_its_status_from_the_api():
+    from companies.services import (
+        data_status_mirror_from_codat,
+        data_type_status_mirror_from_read_event,
+    )
+
+    company = CompanyFactory()
+    CompanyProductFactory(company=company, product=ProductFactory(data_types=["bills"]))
+    data_type_status_mirror_from_read_event(
+        company=company,
+        data_type="bills",
+        status="Complete",
+        issues=[],
+        records_modified=True,
+        observed_at=NOW - timedelta(hours=3),
+    )
+    data_status = {"bills": status("bills", NOW - timedelta(hours=2))}
+    # given: the mirror reconciler has already brought the newer read's status from Codat
+    data_status_mirror_from_codat(
+        company=company, data_statuses=data_status, observed_at=NOW - timedelta(hours=1)
+    )
+
+    # then: the read event that never came is still recorded as missed
+    assert missed_events_reconcile_company(company=company, data_statuses=data_status, now=NOW) == 1
+
+
+@pytest.mark.django_db
 def test_the_periodic_job_asks_codat_for_each_company_with_products(
     monkeypatch, settings, redis_url
 ):
