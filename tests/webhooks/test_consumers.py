@@ -1,6 +1,5 @@
 """Webhook consumers: a durable row first, then the Codat call from a worker."""
 
-import time
 import uuid
 from unittest import mock
 
@@ -8,6 +7,7 @@ import pytest
 
 from codat.client import CodatClient
 from codat.errors import CodatBadRequest, CodatNotFound, CodatServerError
+from tests.waiting import wait_until
 from webhooks.consumers import (
     event_type_choices,
     webhook_consumer_delete,
@@ -171,10 +171,11 @@ def test_registered_at_the_sandbox_the_endpoint_receives_signed_events_and_appli
     company = CodatClient(sandbox.base_url, sandbox.api_key).create_company("Toft stores")
 
     # then
-    deadline = time.monotonic() + 10
-    while not WebhookEvent.objects.filter(event_type="company.created").exists():
-        assert time.monotonic() < deadline, "no company.created delivery within 10 s"
-        time.sleep(0.05)
+    wait_until(
+        WebhookEvent.objects.filter(event_type="company.created").exists,
+        timeout=10,
+        message="no company.created delivery",
+    )
     event = WebhookEvent.objects.get(event_type="company.created")
     assert webhook_event_process(event_pk=event.pk) == EventState.APPLIED
     assert Company.objects.get(codat_id=company["id"]).name == "Toft stores"
