@@ -11,31 +11,62 @@ import ast
 import re
 import sys
 from functools import cache
-from importlib.metadata import packages_distributions
+from importlib.metadata import distribution, packages_distributions
 from pathlib import Path
+
+from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parent.parent
 # Code that runs only in tests, benchmarks or `make run`, never in a deployment.
 NOT_DEPLOYED = ("tests", "bench", ".venv", "var")
 DEVSTACK_CODE = ("sandbox", "portal/devstack.py")
-PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==\S+$")
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[([^\]]+)\])?==\S+$")
+# Every virtualenv brings these itself; none of the files pins them.
+COME_WITH_THE_VENV = {"pip", "setuptools"}
 
 
 def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def pinned(filename: str) -> set[str]:
-    """Distributions a requirements file pins itself (not through its `-r` includes)."""
-    names = set()
+def pinned(filename: str) -> dict[str, frozenset[str]]:
+    """Distributions a requirements file pins itself (not through its `-r` includes), each with
+    the extras it asks for."""
+    names = {}
     for line in (REPO / filename).read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if not line or line.startswith("-r "):
             continue
         match = PIN.match(line)
         assert match, f"{filename}: {line!r} is not pinned with =="
-        names.add(canonical(match.group(1)))
+        extras = frozenset((match.group(2) or "").replace(" ", "").split(",")) - {""}
+        names[canonical(match.group(1))] = extras
     return names
+
+
+def unpinned_dependencies(pins: dict[str, frozenset[str]]) -> set[str]:
+    """What the installed distributions in `pins` require (with their extras, and so on down)
+    that `pins` does not pin: with only these files, pip would pick those versions itself."""
+    missing, seen = set(), set()
+    todo = list(pins.items())
+    while todo:
+        name, extras = todo.pop()
+        if (name, extras) in seen:
+            continue
+        seen.add((name, extras))
+        for text in distribution(name).requires or []:
+            requirement = Requirement(text)
+            wanted = requirement.marker is None or any(
+                requirement.marker.evaluate({"extra": extra}) for extra in ("", *extras)
+            )
+            dependency = canonical(requirement.name)
+            if not wanted or dependency in COME_WITH_THE_VENV:
+                continue
+            if dependency not in pins:
+                missing.add(f"{dependency} (for {name})")
+            else:
+                todo.append((dependency, frozenset(requirement.extras)))
+    return missing
 
 
 @cache
@@ -88,16 +119,25 @@ def imports_outside(allowed: set[str], paths: list[Path]) -> dict[str, list[str]
 
 def test_every_requirement_is_pinned_once_across_the_three_files():
     production, devstack, dev = (
-        pinned("requirements.txt"),
-        pinned("requirements-devstack.txt"),
-        pinned("requirements-dev.txt"),
+        set(pinned("requirements.txt")),
+        set(pinned("requirements-devstack.txt")),
+        set(pinned("requirements-dev.txt")),
     )
     assert production & devstack == set()
     assert (production | devstack) & dev == set()
 
 
-def test_deployed_modules_import_only_what_requirements_txt_installs():
+def test_each_set_pins_everything_its_packages_need():
     production = pinned("requirements.txt")
+    for_run = production | pinned("requirements-devstack.txt")
+    for_tests = for_run | pinned("requirements-dev.txt")
+    assert unpinned_dependencies(production) == set()
+    assert unpinned_dependencies(for_run) == set()
+    assert unpinned_dependencies(for_tests) == set()
+
+
+def test_deployed_modules_import_only_what_requirements_txt_installs():
+    production = set(pinned("requirements.txt"))
     deployed = [
         path
         for path in deployed_modules()
@@ -108,7 +148,7 @@ def test_deployed_modules_import_only_what_requirements_txt_installs():
 
 
 def test_make_runs_own_modules_import_nothing_that_only_the_tests_install():
-    installed_for_run = pinned("requirements.txt") | pinned("requirements-devstack.txt")
+    installed_for_run = set(pinned("requirements.txt")) | set(pinned("requirements-devstack.txt"))
     devstack = [
         path for path in deployed_modules() if str(path.relative_to(REPO)).startswith(DEVSTACK_CODE)
     ]
