@@ -64,8 +64,8 @@ def main() -> int:
     from django.conf import settings
     from django.core.management import call_command
 
-    from tests.plugins.operations import point_celery_at
-    from tests.plugins.sandbox import start_sandbox, stop_sandbox
+    from tests.plugins.celery_worker import point_celery_at
+    from tests.plugins.codat_sandbox import start_sandbox, stop_sandbox
 
     call_command("migrate", verbosity=0)
     # The bench measures the engine. Consent is checked once, when the rows are planned (not per
@@ -151,7 +151,7 @@ def fleet_run(sandbox, app, worker_env, size, rate, per_minute, concurrency) -> 
     from operations.models import ACTIVE_STATES, Operation, OperationState
     from operations.services import operations_start
     from products.services import product_define
-    from tests.plugins.operations import WorkerControl
+    from tests.plugins.celery_worker import CeleryWorker
 
     print(f"-- fleet of {size}: setting up", flush=True)
     sandbox.reset()
@@ -181,11 +181,12 @@ def fleet_run(sandbox, app, worker_env, size, rate, per_minute, concurrency) -> 
     sandbox.control("PUT", "rate-limits", {"perMinute": per_minute})
     limiter.configure(per_minute=per_minute)
 
-    worker = WorkerControl(
+    worker = CeleryWorker(
         app=app,
         env=worker_env,
         concurrency=concurrency,
         log_path=REPO / "var" / "bench-worker.log",
+        name="bench",
     )
     worker.start()
     stop = threading.Event()

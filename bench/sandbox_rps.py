@@ -16,7 +16,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.plugins.sandbox import start_sandbox, stop_sandbox
+from tests.plugins.codat_sandbox import start_sandbox, stop_sandbox
 
 TIME_LIMIT_SECONDS = 20.0
 

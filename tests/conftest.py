@@ -1,4 +1,4 @@
-"""Root of the test suite. Fixture plugins live in tests/plugins/, one module per concern."""
+"""Root of the test suite. Fixture plugins live in tests/plugins/, one module per thing started."""
 
 from pathlib import Path
 

@@ -1,6 +1,7 @@
 """Codat's published OpenAPI documents, loaded once for contract tests.
 
-The documents live in ../shared/codat-oas/ (never edited, never copied into this repository).
+They are read from CODAT_OAS_DIR (by default shared/codat-oas/ beside this checkout's folder),
+never edited and never copied into this repository.
 Their only server is https://api.codat.io; a relative server "/" is added to the in-memory copy so
 that requests to the local sandbox (any host and port) match the same paths.
 """

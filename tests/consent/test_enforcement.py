@@ -17,6 +17,7 @@ from operations.models import Operation, OperationKind, OperationState
 from operations.services import OperationRefused
 from operations.worker import operation_run
 from products.models import CompanyProduct
+from tests.consent.helpers import grant
 from tests.factories import (
     CompanyFactory,
     CompanyProductFactory,
@@ -27,19 +28,6 @@ from tests.factories import (
 pytestmark = pytest.mark.django_db
 
 MANAGE = services.Actor(channel=ConsentChannel.MANAGE)
-
-
-def grant(company, product, optional=()):
-    issued = services.consent_request_create(company=company, products=[product])
-    request = services.consent_link_exchange(token=issued.token)
-    return services.consent_grant(
-        company=company,
-        product=product,
-        text=selectors.consent_text_current(product=product),
-        optional_data_types=optional,
-        actor=services.Actor(channel=ConsentChannel.LINK),
-        request=request,
-    )
 
 
 def operations_of(kind, company, product=None):

@@ -14,6 +14,7 @@ from consent.selectors import ConsentState, consent_covers, consent_matrix, cons
 from consent.texts import content_hash
 from consent.tokens import token_hash
 from products.models import DataType, ProductDataType
+from tests.consent.helpers import LINK, grant, open_request
 from tests.factories import StaffFactory
 
 pytestmark = pytest.mark.django_db
@@ -22,26 +23,6 @@ pytestmark = pytest.mark.django_db
 def clock_at(moment):
     """Services read the time through django.utils.timezone.now: move it."""
     return mock.patch("django.utils.timezone.now", return_value=moment)
-
-
-LINK = services.Actor(channel=ConsentChannel.LINK, client={"ip_network": "127.0.0.0/24"})
-
-
-def open_request(company, products):
-    issued = services.consent_request_create(company=company, products=products)
-    return services.consent_link_exchange(token=issued.token)
-
-
-def grant(company, product, *, optional=(), request=None):
-    request = request or open_request(company, [product])
-    return services.consent_grant(
-        company=company,
-        product=product,
-        text=selectors.consent_text_current(product=product),
-        optional_data_types=optional,
-        actor=LINK,
-        request=request,
-    )
 
 
 class TestConsentTexts:

@@ -10,6 +10,7 @@ from operations.sweeper import operations_sweep
 from products.data_type_texts import DATA_TYPE_TEXTS
 from products.models import DataType
 from products.services import product_define
+from tests.waiting import wait_until
 
 LENDING_TYPES = ["company", "chartOfAccounts", "balanceSheet", "profitAndLoss", "invoices"]
 
@@ -72,19 +73,24 @@ def make_fleet(sandbox, count: int) -> list[Company]:
 
 def wait_for_job(job, *, timeout: float, sweep_every: float | None = None, on_tick=None):
     """Wait until no row of `job` is live; optionally play beat's sweeper meanwhile."""
-    deadline = time.monotonic() + timeout
     last_sweep = time.monotonic()
-    while time.monotonic() < deadline:
+
+    def finished() -> bool:
+        nonlocal last_sweep
         if on_tick is not None:
             on_tick()
         if not Operation.objects.filter(job=job, state__in=ACTIVE_STATES).exists():
-            return
+            return True
         if sweep_every is not None and time.monotonic() - last_sweep >= sweep_every:
             operations_sweep()
             last_sweep = time.monotonic()
-        time.sleep(0.2)
-    live = Operation.objects.filter(job=job, state__in=ACTIVE_STATES).count()
-    raise AssertionError(f"job {job.pk} still has {live} live rows after {timeout} s")
+        return False
+
+    def still_live() -> str:
+        live = Operation.objects.filter(job=job, state__in=ACTIVE_STATES).count()
+        return f"job {job.pk} still has {live} live rows"
+
+    wait_until(finished, timeout=timeout, interval=0.2, message=still_live)
 
 
 def sandbox_products(sandbox) -> dict[str, list[str]]:

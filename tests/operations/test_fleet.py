@@ -5,8 +5,6 @@ with every company holding the product at Codat and in the mirror, one assignmen
 per company. The limiter and the sandbox are set to 3,000 calls a minute so a run takes seconds.
 """
 
-import time
-
 import pytest
 import redis
 
@@ -15,6 +13,7 @@ from operations.models import Operation, OperationState
 from operations.services import operations_start
 from products.models import CompanyProduct
 from tests.operations.helpers import custom_product, make_fleet, sandbox_products, wait_for_job
+from tests.waiting import wait_until
 
 pytestmark = [
     pytest.mark.sandbox,
@@ -49,10 +48,11 @@ def succeeded(job) -> int:
 
 
 def wait_for_progress(job, count: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while succeeded(job) < count:
-        assert time.monotonic() < deadline, f"only {succeeded(job)} done"
-        time.sleep(0.05)
+    wait_until(
+        lambda: succeeded(job) >= count,
+        timeout=timeout,
+        message=lambda: f"only {succeeded(job)} done",
+    )
 
 
 def assert_every_company_holds_the_product(sandbox, job, product, companies):

@@ -1,6 +1,5 @@
 """A 429 with Retry-After pauses every worker at once, until then, through one Redis key."""
 
-import time
 from datetime import datetime
 
 import pytest
@@ -9,6 +8,7 @@ from operations import limiter
 from operations.models import Operation, OperationState
 from operations.services import operations_start
 from tests.operations.helpers import custom_product, make_fleet, wait_for_job
+from tests.waiting import wait_until
 
 pytestmark = [
     pytest.mark.sandbox,
@@ -40,10 +40,9 @@ def test_no_call_reaches_codat_while_the_fleet_is_paused(
     job, _ = operations_start(
         kind="add_product", company_ids=[c.pk for c in companies], product=product
     )
-    deadline = time.monotonic() + 20
-    while (paused_until := limiter.codat_calls_paused_until()) is None:
-        assert time.monotonic() < deadline, "no pause was set"
-        time.sleep(0.02)
+    paused_until = wait_until(
+        limiter.codat_calls_paused_until, timeout=20, interval=0.02, message="no pause was set"
+    )
     wait_for_job(job, timeout=60)
     # then the first 429s came together, nothing came during the pause, and all finished after
     calls = sandbox.request("GET", "/_sandbox/calls").json()

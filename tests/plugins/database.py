@@ -1,4 +1,5 @@
-"""The test database's end: no stray session may keep PostgreSQL from dropping it."""
+"""The test database: its URL for the processes tests start, and its drop at the end, which no
+stray session may hold up."""
 
 import time
 import warnings
@@ -34,6 +35,22 @@ def django_db_setup(django_db_setup, django_db_blocker):
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                     "WHERE datname = current_database() AND pid <> pg_backend_pid()"
                 )
+
+
+def database_url_for_worker() -> str:
+    """The URL of the test database that pytest-django created, for a process the tests start
+    (a Celery worker, gunicorn)."""
+    from django.db import connection
+
+    config = connection.settings_dict
+    if config["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{config['NAME']}"
+    user = config.get("USER") or ""
+    password = f":{config['PASSWORD']}" if config.get("PASSWORD") else ""
+    credentials = f"{user}{password}@" if user else ""
+    host = config.get("HOST") or "127.0.0.1"
+    port = config.get("PORT") or 5432
+    return f"postgres://{credentials}{host}:{port}/{config['NAME']}"
 
 
 def _other_sessions(connection) -> list[tuple]:

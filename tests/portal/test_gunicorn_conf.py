@@ -9,7 +9,9 @@ import psutil
 import pytest
 import requests
 
-from tests.webhooks.servers import REPO, free_port
+from tests.ports import free_port
+from tests.waiting import wait_until
+from tests.webhooks.servers import REPO
 
 
 def workers_started(extra_env: dict) -> int:
@@ -29,16 +31,17 @@ def workers_started(extra_env: dict) -> int:
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
+
+    def answers() -> bool:
+        assert process.poll() is None, "gunicorn exited"
+        try:
+            requests.get(f"http://127.0.0.1:{port}/healthz/", timeout=5)
+        except requests.RequestException:
+            return False
+        return True
+
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, "gunicorn exited"
-            try:
-                requests.get(f"http://127.0.0.1:{port}/healthz/", timeout=5)
-                break
-            except requests.RequestException:
-                assert time.monotonic() < deadline, "gunicorn did not answer within 30 s"
-                time.sleep(0.1)
+        wait_until(answers, timeout=30, interval=0.1, message="gunicorn did not answer")
         # gunicorn forks its workers a moment apart: count for a while after the first answers.
         counts = []
         for _ in range(15):

@@ -12,13 +12,9 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.ports import free_port
+
 REPO = Path(__file__).resolve().parent.parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def port_open(port: int) -> bool:

@@ -10,7 +10,7 @@ from consent.models import ConsentEvent
 from portal.demo import STANDARD_PRODUCTS
 from products.models import CompanyProduct, Product
 from tests.factories import StaffFactory
-from tests.plugins.sandbox import free_port
+from tests.ports import free_port
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.django_db]
 

@@ -4,7 +4,7 @@ import concurrent.futures
 
 import pytest
 
-from tests.plugins.sandbox import start_sandbox, stop_sandbox
+from tests.plugins.codat_sandbox import start_sandbox, stop_sandbox
 
 pytestmark = pytest.mark.sandbox
 
@@ -123,7 +123,7 @@ def test_it_refuses_a_non_loopback_host(tmp_path):
     import subprocess
     import sys
 
-    from tests.plugins.sandbox import REPO_ROOT
+    from tests.plugins.codat_sandbox import REPO_ROOT
 
     result = subprocess.run(
         [sys.executable, "-m", "sandbox", "--host", "0.0.0.0", "--state-dir", str(tmp_path)],

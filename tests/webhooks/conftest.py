@@ -26,9 +26,10 @@ def no_drain_on_its_way(monkeypatch):
 @pytest.fixture
 def unconsumed_broker_url(redis_url):
     """A Redis database that no worker consumes (the session's is +0, the operations suite's +1,
-    W4's +2), for gunicorn in tests about storing deliveries: their processing messages must
-    not reach the session's worker, which would apply them while the test's tables are emptied."""
-    from tests.plugins.operations import redis_url_with_db
+    the burst test's +2), for gunicorn in tests about storing deliveries: their processing
+    messages must not reach the session's worker, which would apply them while the test's tables
+    are emptied."""
+    from tests.plugins.redis_server import redis_url_with_db
 
     url = redis_url_with_db(redis_url, 3)
     client = redis.Redis.from_url(url)

@@ -2,21 +2,16 @@
 
 import contextlib
 import os
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import requests
 
+from tests.ports import free_port
+from tests.waiting import wait_until
+
 REPO = Path(__file__).resolve().parent.parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -62,18 +57,18 @@ def gunicorn_portal(
         start_new_session=True,
     )
     base_url = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {process.returncode}; see {log.name}")
+        try:
+            requests.get(base_url + "/webhooks/codat/", timeout=5)
+        except requests.RequestException:
+            return False
+        return True
+
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"gunicorn exited with {process.returncode}; see {log.name}")
-            try:
-                requests.get(base_url + "/webhooks/codat/", timeout=5)
-                break
-            except requests.RequestException:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("gunicorn did not answer within 30 s") from None
-                time.sleep(0.1)
+        wait_until(answers, timeout=30, interval=0.1, message="gunicorn did not answer")
         yield base_url
     finally:
         with contextlib.suppress(ProcessLookupError):

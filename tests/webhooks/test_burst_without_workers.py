@@ -1,9 +1,8 @@
-"""W4: a burst of 500 deliveries while no worker runs is stored at once, sends a few processing
+"""A burst of 500 deliveries while no worker runs is stored at once, sends a few processing
 messages between them (one per web process every quarter second at most), and is applied in full
 when a worker starts."""
 
 import json
-import os
 import threading
 import time
 import uuid
@@ -15,8 +14,10 @@ import redis
 import requests
 
 from companies.models import Company
-from tests.plugins.operations import REPO, WorkerControl, point_celery_at, redis_url_with_db
-from tests.plugins.services import database_url_for_worker
+from tests.plugins.celery_worker import REPO, CeleryWorker, point_celery_at, worker_env
+from tests.plugins.database import database_url_for_worker
+from tests.plugins.redis_server import redis_url_with_db
+from tests.waiting import wait_until
 from tests.webhooks.conftest import ENDPOINT, event_body, reference_company, signature_headers
 from tests.webhooks.servers import gunicorn_portal
 from webhooks.models import EventState, WebhookEvent
@@ -93,23 +94,21 @@ def test_a_burst_while_no_worker_runs_is_stored_fast_and_applied_when_one_starts
     assert messages <= EVENTS / 10
 
     # when: a worker starts
-    worker = WorkerControl(
+    worker = CeleryWorker(
         app=celery_app_on_redis,
-        env={
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "portal.settings.test",
-            "REDIS_URL": broker_url,
-            "DATABASE_URL": database_url_for_worker(),
-        },
+        env=worker_env(REDIS_URL=broker_url, DATABASE_URL=database_url_for_worker()),
         concurrency=2,
         log_path=REPO / "var" / "test-burst-worker.log",
+        name="burst",
     )
     worker.start()
     try:
-        deadline = time.monotonic() + 90
-        while WebhookEvent.objects.filter(state=EventState.RECEIVED).exists():
-            assert time.monotonic() < deadline, "the worker did not apply the burst in 90 s"
-            time.sleep(0.2)
+        wait_until(
+            lambda: not WebhookEvent.objects.filter(state=EventState.RECEIVED).exists(),
+            timeout=90,
+            interval=0.2,
+            message="the worker did not apply the burst",
+        )
     finally:
         worker.stop()
 

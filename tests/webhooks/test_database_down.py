@@ -1,4 +1,4 @@
-"""W5: with PostgreSQL unreachable the endpoint answers 5xx, so Svix delivers again; never a 2xx
+"""With PostgreSQL unreachable the endpoint answers 5xx, so Svix delivers again; never a 2xx
 without a stored row. After it is back, the re-deliveries are stored: nothing lost."""
 
 import json
@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
-from tests.plugins.services import database_url_for_worker
+from tests.plugins.database import database_url_for_worker
 from tests.webhooks.conftest import ENDPOINT, event_body, new_secret, signature_headers
 from tests.webhooks.servers import gunicorn_portal
 from tests.webhooks.tcp_proxy import TcpProxy

@@ -1,5 +1,5 @@
-"""W2 and W3 of reliability-anchors.md section 7: hostile requests are refused with a 4xx and
-leave nothing behind; the known-answer vector and secret rotation behave as Svix's do."""
+"""Hostile requests are refused with a 4xx and leave nothing behind; the known-answer vector and
+secret rotation behave as Svix's do."""
 
 import base64
 import hashlib

@@ -11,6 +11,7 @@ import pytest
 from django.db import connection, transaction
 
 from companies.models import Company, Connection
+from tests.waiting import wait_until
 from tests.webhooks.conftest import connection_payload, event_body
 from webhooks.envelope import parse_envelope
 from webhooks.handlers import SUPERSEDED, connection_changed
@@ -75,10 +76,8 @@ def test_an_older_event_that_loses_the_race_to_create_a_connection_is_superseded
     # when: another drain applies the older event, and finds no row to lock yet
     second = threading.Thread(target=apply, args=("older", older))
     second.start()
-    deadline = time.monotonic() + 10
-    while not waiting_on_a_lock():  # its INSERT waits behind the newer one's
-        assert time.monotonic() < deadline, "the older event did not reach the row"
-        time.sleep(0.05)
+    # its INSERT waits behind the newer one's
+    wait_until(waiting_on_a_lock, timeout=10, message="the older event did not reach the row")
     newer_may_commit.set()
     first.join(10)
     second.join(10)

@@ -7,23 +7,18 @@ random CODAT_API_KEY. `sandbox` (function): the same process, reset before the t
 import base64
 import os
 import secrets
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
+from tests.ports import free_port
+from tests.waiting import wait_until
+
 REPO_ROOT = Path(__file__).resolve().parent.parent.parent
 STARTUP_TIMEOUT_SECONDS = 20
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class SandboxProcess:
@@ -73,13 +68,10 @@ class SandboxProcess:
         return self.control("POST", path).json()
 
     def wait_until(self, predicate, timeout: float = 10.0, interval: float = 0.02):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(interval)
-        raise AssertionError("sandbox condition not reached in time")
+        """`tests.waiting.wait_until`, at the pace of the sandbox's own tests."""
+        return wait_until(
+            predicate, timeout=timeout, interval=interval, message="sandbox condition not reached"
+        )
 
 
 def start_sandbox(state_dir: Path, *extra_args: str, api_key: str | None = None) -> SandboxProcess:
@@ -103,17 +95,21 @@ def start_sandbox(state_dir: Path, *extra_args: str, api_key: str | None = None)
         stderr=subprocess.PIPE,
     )
     running = SandboxProcess(f"http://127.0.0.1:{port}", api_key, process, state_dir)
-    deadline = time.monotonic() + STARTUP_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
+
+    def answers() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"sandbox exited: {process.stderr.read().decode()[-2000:]}")
         try:
-            if running.request("GET", "/_sandbox/health", timeout=1).status_code == 200:
-                return running
+            return running.request("GET", "/_sandbox/health", timeout=1).status_code == 200
         except requests.ConnectionError:
-            time.sleep(0.05)
-    stop_sandbox(running)
-    raise RuntimeError("sandbox did not answer in time")
+            return False
+
+    try:
+        wait_until(answers, timeout=STARTUP_TIMEOUT_SECONDS, message="the sandbox did not answer")
+    except BaseException:
+        stop_sandbox(running)
+        raise
+    return running
 
 
 def stop_sandbox(running: SandboxProcess) -> None:
