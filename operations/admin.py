@@ -273,8 +273,7 @@ class OperationAdmin(ReadOnlyMirrorAdmin):
     list_display = (
         "id",
         "kind",
-        "company",
-        "product",
+        "target",
         "state",
         "attempts",
         "next_attempt_at",
@@ -283,13 +282,14 @@ class OperationAdmin(ReadOnlyMirrorAdmin):
         "created_at",
     )
     list_filter = ("state", "kind", "product")
-    list_select_related = ("company", "product", "job")
+    list_select_related = ("company", "product", "consumer", "job")
     search_fields = ("company__name", "=company__codat_id", "last_error_correlation_id")
     raw_id_fields = ("company", "job")
     readonly_fields = (
         "kind",
         "company",
         "product",
+        "consumer",
         "data_types",
         "parameters",
         "state",
@@ -309,6 +309,10 @@ class OperationAdmin(ReadOnlyMirrorAdmin):
         "finished_at",
     )
     exclude = ("claim_token", "dedupe_key")
+
+    @admin.display(description="acts on")
+    def target(self, operation):
+        return SPECS[operation.kind].target_of(operation)
 
     @admin.display(description="last error")
     def short_error(self, operation):

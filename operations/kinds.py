@@ -127,6 +127,18 @@ class OperationSpec:
         companies = f"{count:,} compan{'y' if count == 1 else 'ies'}"
         return self.describe(companies, product.name if product else "", data_types)
 
+    def target_of(self, operation: Operation) -> str:
+        """What one row acts on, in words for the operation list."""
+        if self.target is Target.COMPANY_PRODUCT:
+            return f"{operation.company.name} · {operation.product.name}"
+        if self.target is Target.COMPANY:
+            return operation.company.name
+        if self.target is Target.NEW_COMPANY:
+            return operation.company.name if operation.company else operation.parameters["name"]
+        if self.target is Target.CONSUMER:
+            return f"webhook consumer {operation.consumer.url}"
+        return "the client's account at Codat"
+
     def assignment_after(self, state: str) -> str | None:
         """The status an assignment still in `written` takes for this outcome (None: stays)."""
         if self.assignment is None:

@@ -8,7 +8,13 @@ from webhooks.consumers import event_type_choices
 class WebhookConsumerForm(forms.Form):
     """What a new consumer at Codat listens to; webhook_consumer_register makes it."""
 
-    url = forms.URLField(max_length=500, label="URL")
+    url = forms.URLField(
+        max_length=500,
+        label="URL",
+        assume_scheme="https",
+        widget=forms.URLInput(attrs={"size": 60}),
+        help_text="Where Codat delivers: the portal's own endpoint unless you relay elsewhere.",
+    )
     event_types = forms.MultipleChoiceField(
         choices=(), widget=forms.CheckboxSelectMultiple, help_text="Events Codat should send."
     )

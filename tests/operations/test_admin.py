@@ -193,3 +193,26 @@ def test_operation_and_job_lists_render(viewer, name):
     job = JobFactory()
     OperationFactory(job=job, product=job.product)
     assert viewer.get(reverse(f"admin:operations_{name}_changelist")).status_code == 200
+
+
+def test_the_operation_list_says_what_each_row_acts_on_in_a_fixed_number_of_queries(viewer):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from webhooks.consumers import webhook_consumer_register
+
+    product = ProductFactory(name="Lending")
+    OperationFactory(company=CompanyFactory(name="Harbour Coffee"), product=product)
+    url = reverse("admin:operations_operation_changelist")
+    with CaptureQueriesContext(connection) as first:
+        viewer.get(url)
+    webhook_consumer_register(url="https://portal.example/hooks/", event_types=["read.completed"])
+    for index in range(5):
+        OperationFactory(company=CompanyFactory(name=f"Company {index}"), product=product)
+
+    with CaptureQueriesContext(connection) as second:
+        page = viewer.get(url).content.decode()
+
+    assert "Harbour Coffee · Lending" in page
+    assert "webhook consumer https://portal.example/hooks/" in page
+    assert len(second) == len(first)
