@@ -144,7 +144,7 @@ class ConsentTextAdmin(admin.ModelAdmin):
                 "controller and what withdrawal does come from the catalogue and the settings."
             ),
         )
-        return TemplateResponse(request, "consent/admin/form.html", context)
+        return TemplateResponse(request, "admin/service_form.html", context)
 
     def _initial(self, request) -> dict:
         product = Product.objects.filter(pk=request.GET.get("product") or None).first()
@@ -289,7 +289,7 @@ class CampaignAdmin(admin.ModelAdmin):
                 "downloads; companies with a known address also get an e-mail."
             ),
         )
-        return TemplateResponse(request, "consent/admin/form.html", context)
+        return TemplateResponse(request, "admin/service_form.html", context)
 
 
 def campaign_links_csv(campaign, issued) -> HttpResponse:
@@ -391,7 +391,7 @@ class CompanyConsentAdmin(ReadOnlyMirrorAdmin):
             form=form,
             intro="The link works once and is shown only on the next page.",
         )
-        return TemplateResponse(request, "consent/admin/form.html", context)
+        return TemplateResponse(request, "admin/service_form.html", context)
 
     def _link_issued(self, request, *, title: str, company, issued):
         """The one page that shows a new consent link; never cached, since it holds the token."""
@@ -434,7 +434,7 @@ class CompanyConsentAdmin(ReadOnlyMirrorAdmin):
                 "by itself once the customer grants."
             ),
         )
-        return TemplateResponse(request, "consent/admin/form.html", context)
+        return TemplateResponse(request, "admin/service_form.html", context)
 
     def record_view(self, request, pk):
         if not request.user.has_perm(RECORD):
@@ -482,4 +482,4 @@ class CompanyConsentAdmin(ReadOnlyMirrorAdmin):
             form=form,
             intro="The evidence names you as the operator who recorded it.",
         )
-        return TemplateResponse(request, "consent/admin/form.html", context)
+        return TemplateResponse(request, "admin/service_form.html", context)
