@@ -188,9 +188,13 @@ DRAIN_MARGIN_SECONDS = 0.25
 DRAIN_SECONDS = 20.0
 DRAIN_BATCH = 200
 
+# Seconds on a clock that never steps back, for the drain schedule and a drain's time limit; both
+# compare readings of this process's own clock only. Tests put a clock they move by hand here.
+drain_clock = time.monotonic
+
 
 class _DrainSchedule:
-    """When this process's last drain message is due to start (epoch seconds); 0 for none.
+    """When this process's last drain message is due to start (drain_clock); 0 for none.
 
     Per process on purpose: the rule above holds for each sender by itself, with nothing
     shared. Threads of one process may both send in a race, which costs a spare message only.
@@ -209,7 +213,7 @@ def request_event_drain(*, force: bool = False) -> bool:
     """
     from webhooks.tasks import process_received_events_task
 
-    now = time.time()
+    now = drain_clock()
     if not force and _DrainSchedule.due_at - now >= DRAIN_MARGIN_SECONDS:
         return False
     try:
@@ -222,7 +226,7 @@ def request_event_drain(*, force: bool = False) -> bool:
         log.warning("webhooks.drain_request_failed", exc_info=True)
         return False
     if not force:
-        # Celery reckons the ETA from its own clock, read after `now`: it is never earlier.
+        # Celery reckons the ETA after `now` was read: the drain is due no earlier than this.
         _DrainSchedule.due_at = now + DRAIN_COUNTDOWN_SECONDS
     return True
 
@@ -239,7 +243,7 @@ def webhook_events_drain(
     Returns counts: processed (by this drain), failed (left for a retry), left (still waiting
     when time ran out).
     """
-    deadline = time.monotonic() + seconds
+    deadline = drain_clock() + seconds
     counts = {"processed": 0, "failed": 0, "left": 0}
     after = 0
     while True:
@@ -251,7 +255,7 @@ def webhook_events_drain(
         if not event_pks:
             break
         for event_pk in event_pks:
-            if time.monotonic() >= deadline:
+            if drain_clock() >= deadline:
                 counts["left"] = WebhookEvent.objects.filter(
                     state=EventState.RECEIVED, pk__gte=event_pk
                 ).count()
