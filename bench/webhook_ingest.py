@@ -17,14 +17,15 @@ Printed: accepted per second, p50/p99 latency and the ingest/trivial throughput 
 is p99 < 100 ms at 200 deliveries a second and a ratio of at least 0.5. Exit status 1 when a
 goal is missed or an accepted delivery was not stored.
 
-Where things run (--layout). `dedicated`, the default on 2 or more CPUs: gunicorn's processes
-get CPU 0 to themselves and this client runs on the others, with PostgreSQL and Redis left to
-the scheduler. The ratio then compares what the web server does per endpoint, as it would with
-the senders and the database on other machines; PostgreSQL may still take time on CPU 0, which
-counts against the ingest. `shared`: everything shares every core, so on a small box the ratio
-also charges the ingest for the client's and PostgreSQL's work (a delivery's commit costs
-PostgreSQL more than half the CPU of a whole trivial request) and moves with whatever else
-runs. The README gives the figures of both.
+Where things run (--layout). `dedicated`, the default on 2 or more CPUs: the gunicorn this bench
+starts (its own processes only; other gunicorns on the machine are left alone) gets CPU 0 and
+this client runs on the others, with PostgreSQL and Redis left to the scheduler. The ratio then
+compares what the web server does per endpoint, as it would with the senders and the database
+on other machines; PostgreSQL may still take time on CPU 0, which counts against the ingest.
+`shared`: everything shares every core, so on a small box the ratio also charges the ingest for
+the client's and PostgreSQL's work (a delivery's commit costs PostgreSQL more than half the CPU
+of a whole trivial request) and moves with whatever else runs. The README gives the figures of
+both.
 
 Database: DATABASE_URL (PostgreSQL: a scratch database `<name>_bench` is created, migrated and
 dropped) or, without it, a temporary SQLite file. Redis: REDIS_URL (default db 15 on the local
@@ -212,22 +213,44 @@ def run_phase(port, concurrency, seconds, make_request, rate=None):
     return ok, bad, latencies, elapsed
 
 
+def own_gunicorn_processes() -> list:
+    """The gunicorn master this bench started and its workers: its own process tree only.
+
+    Other gunicorns on a shared machine (other people's test servers) are left alone: they are
+    neither pinned nor counted.
+    """
+    import psutil
+
+    own = []
+    for process in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):  # a process that ended meanwhile
+            if "gunicorn" in " ".join(process.cmdline()):
+                own.append(process)
+    return own
+
+
 def keep_client_off_server_core() -> str:
-    """Pin gunicorn (master and workers) to CPU 0 and this process to the other CPUs."""
+    """Pin this bench's gunicorn (master and workers) to CPU 0 and this process to the others."""
     import psutil
 
     others = [cpu for cpu in range(os.cpu_count() or 1) if cpu != 0]
     if not others:
         raise SystemExit("--layout dedicated needs at least 2 CPUs")
-    for process in psutil.process_iter(["cmdline"]):
-        if "gunicorn" in " ".join(process.info["cmdline"] or []):
-            process.cpu_affinity([0])
+    servers = own_gunicorn_processes()
+    if not servers:
+        raise SystemExit("found no gunicorn started by this bench to pin")
+    for process in servers:
+        process.cpu_affinity([0])
     psutil.Process().cpu_affinity(others)
-    return f"gunicorn pinned to CPU 0, the client to CPU {','.join(map(str, others))}"
+    return (
+        f"its gunicorn ({len(servers)} processes) pinned to CPU 0, "
+        f"the client to CPU {','.join(map(str, others))}"
+    )
 
 
 def cpu_seconds() -> dict[str, float]:
-    """CPU used so far by the server side (gunicorn, PostgreSQL, Redis) and by this client.
+    """CPU used so far by the server side (this bench's gunicorn, PostgreSQL, Redis) and by this
+    client.
 
     Throughput on two shared cores is noisy; CPU per request is steadier, and shows where an
     ingest costs more than a trivial request.
@@ -235,15 +258,16 @@ def cpu_seconds() -> dict[str, float]:
     import psutil
 
     used = {"gunicorn": 0.0, "postgres": 0.0, "redis-server": 0.0}
-    for process in psutil.process_iter(["name", "cmdline"]):
-        try:
-            command = " ".join(process.info["cmdline"] or [])
-            side = "gunicorn" if "gunicorn" in command else process.info["name"]
-            if side in used:
+    for process in own_gunicorn_processes():
+        with contextlib.suppress(psutil.Error):
+            times = process.cpu_times()
+            used["gunicorn"] += times.user + times.system
+    for process in psutil.process_iter(["name"]):
+        side = process.info["name"]
+        if side in ("postgres", "redis-server"):
+            with contextlib.suppress(psutil.Error):
                 times = process.cpu_times()
                 used[side] += times.user + times.system
-        except psutil.Error:
-            continue
     return {**used, "server": sum(used.values()), "client": time.process_time()}
 
 

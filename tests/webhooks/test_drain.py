@@ -1,6 +1,5 @@
 """Processing after receipt: one drain message per burst of deliveries, and the drain itself."""
 
-import time
 import uuid
 from datetime import UTC, datetime
 
@@ -22,6 +21,26 @@ def company_deleted() -> dict:
     }
 
 
+class HandMovedClock:
+    """The drain's clock, standing still until a test moves it."""
+
+    def __init__(self):
+        self.seconds = 1000.0
+
+    def __call__(self) -> float:
+        return self.seconds
+
+    def advance(self, seconds: float) -> None:
+        self.seconds += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    clock = HandMovedClock()
+    monkeypatch.setattr(services, "drain_clock", clock)
+    return clock
+
+
 @pytest.fixture
 def drain_messages(monkeypatch):
     """The drain messages the endpoint sends to the broker (the edge of this unit)."""
@@ -35,7 +54,7 @@ def drain_messages(monkeypatch):
 
 @pytest.mark.django_db
 def test_a_burst_of_deliveries_sends_one_message_and_the_drain_applies_them_all(
-    client, webhook_secret, django_capture_on_commit_callbacks, drain_messages
+    client, webhook_secret, django_capture_on_commit_callbacks, drain_messages, clock
 ):
     with django_capture_on_commit_callbacks(execute=True):
         for _ in range(5):
@@ -53,21 +72,21 @@ def test_a_burst_of_deliveries_sends_one_message_and_the_drain_applies_them_all(
 
 @pytest.mark.django_db
 def test_a_delivery_too_close_to_the_pending_drain_sends_the_next_message(
-    client, webhook_secret, django_capture_on_commit_callbacks, drain_messages
+    client, webhook_secret, django_capture_on_commit_callbacks, drain_messages, clock
 ):
     with django_capture_on_commit_callbacks(execute=True):
         post_signed(client, company_deleted(), webhook_secret)
     assert len(drain_messages) == 1
 
     # Later than the margin allows, that drain might start before this commit: a new message.
-    time.sleep(services.DRAIN_COUNTDOWN_SECONDS - services.DRAIN_MARGIN_SECONDS + 0.05)
+    clock.advance(services.DRAIN_COUNTDOWN_SECONDS - services.DRAIN_MARGIN_SECONDS + 0.05)
     with django_capture_on_commit_callbacks(execute=True):
         post_signed(client, company_deleted(), webhook_secret)
     assert len(drain_messages) == 2
 
 
 @pytest.mark.django_db
-def test_a_drain_asked_for_while_one_is_on_its_way_is_sent_only_when_forced(drain_messages):
+def test_a_drain_asked_for_while_one_is_on_its_way_is_sent_only_when_forced(drain_messages, clock):
     assert services.request_event_drain() is True
     assert services.request_event_drain() is False
     assert services.request_event_drain(force=True) is True
@@ -125,7 +144,7 @@ def test_an_event_whose_handler_meets_a_passing_failure_waits_and_the_others_go_
 
 
 @pytest.mark.django_db
-def test_a_drain_out_of_time_says_how_many_events_are_left(client, webhook_secret):
+def test_a_drain_out_of_time_says_how_many_events_are_left(client, webhook_secret, clock):
     for _ in range(4):
         post_signed(client, company_deleted(), webhook_secret)
 
