@@ -240,23 +240,37 @@ def consent_campaign_create(
     return campaign, issued
 
 
+def _unspent_link(*, token: str, now):
+    """The request a one-time link still opens: known, unopened, unanswered, unexpired.
+
+    One predicate for the read-only check and the exchange, so the page that offers
+    "Continue" and the exchange behind it cannot disagree about which links work.
+    """
+    return ConsentRequest.objects.filter(
+        token_hash=token_hash(token),
+        opened_at__isnull=True,
+        answered_at__isnull=True,
+        expires_at__gt=now,
+    )
+
+
+def consent_link_usable(*, token: str) -> bool:
+    """Whether the link would still be exchanged; reads only, so a link fetched by a mail
+    scanner or a preview stays usable."""
+    return _unspent_link(token=token, now=timezone.now()).exists()
+
+
 def consent_link_exchange(*, token: str) -> ConsentRequest:
-    """Spend a one-time link: valid only if unknown to no one, unopened, unanswered, unexpired.
+    """Spend a one-time link: valid only if known, unopened, unanswered, unexpired.
 
     The claim is one conditional UPDATE, so two simultaneous visits cannot both succeed.
     Unknown, expired and used links raise the same error.
     """
     now = timezone.now()
-    digest = token_hash(token)
-    claimed = ConsentRequest.objects.filter(
-        token_hash=digest,
-        opened_at__isnull=True,
-        answered_at__isnull=True,
-        expires_at__gt=now,
-    ).update(opened_at=now)
+    claimed = _unspent_link(token=token, now=now).update(opened_at=now)
     if claimed != 1:
         raise ConsentLinkInvalid()
-    return ConsentRequest.objects.select_related("company").get(token_hash=digest)
+    return ConsentRequest.objects.select_related("company").get(token_hash=token_hash(token))
 
 
 def consent_request_open_products(*, request: ConsentRequest) -> list[Product]:

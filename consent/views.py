@@ -1,8 +1,11 @@
 """Public consent pages for SMB owners, under /consent/.
 
-A link's token (or a signed manage link) is exchanged for a session on the first visit, and the
-browser is sent on to a URL without it. After that the session says which company the browser
-may see: every page checks it, and shows the same "link not valid" page when it does not hold.
+A consent link's one-time token is exchanged for a session only when the owner presses
+"Continue" (a POST): mail scanners and link previews fetch links before people do, and a GET
+that spent the token would leave the owner a dead link. A signed manage link, which is not
+spent, is exchanged on its GET. Either way the browser is then sent on to a URL without it.
+After that the session says which company the browser may see: every page checks it, and shows
+the same "link not valid" page when it does not hold.
 """
 
 import functools
@@ -107,10 +110,20 @@ def _start_session(request, *, company_id: int, request_id: int | None = None) -
 
 
 @consent_page
-@require_GET
+@consent_csrf_protect
+@require_http_methods(["GET", "POST"])
 def link(request, token):
+    """GET shows "Continue" and changes nothing; only its POST spends the link.
+
+    A HEAD gets 405 and spends nothing. Every bad link gets the one "not valid" answer on
+    either method; both methods count towards the rate limit.
+    """
     if rate_limit_exceeded(request, scope="link"):
         return too_many_attempts(request)
+    if request.method == "GET":
+        if not services.consent_link_usable(token=token):
+            return link_not_valid(request)
+        return _render(request, "consent/continue.html", {"token": token})
     try:
         consent_request = services.consent_link_exchange(token=token)
     except ConsentLinkInvalid:

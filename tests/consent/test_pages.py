@@ -1,5 +1,6 @@
-"""The public consent pages: token exchange, one answer for every bad link, rate limit, CSRF,
-headers, the decision form, receipts (HTML and Kantara JSON) and the manage page."""
+"""The public consent pages: the link's "Continue" page and its token exchange, one answer for
+every bad link, rate limit, CSRF, headers, the decision form, receipts (HTML and Kantara JSON)
+and the manage page."""
 
 import json
 from datetime import timedelta
@@ -28,10 +29,29 @@ def link_path(token):
     return reverse("consent:link", kwargs={"token": token})
 
 
+def continue_page(client, token):
+    """The GET of a link: the page with the "Continue" button, which spends nothing."""
+    page = client.get(link_path(token))
+    assert page.status_code == 200, page.content
+    return page
+
+
+def press_continue(client, token, page, **extra):
+    """The POST that the page's one button sends, with the CSRF token the page carries."""
+    return client.post(
+        link_path(token), {"csrfmiddlewaretoken": str(page.context["csrf_token"])}, **extra
+    )
+
+
 def open_link(client, token):
-    response = client.get(link_path(token))
+    """What the owner does: open the link, press Continue, and land on the request."""
+    response = press_continue(client, token, continue_page(client, token))
     assert response.status_code == 302, response.content
     return response
+
+
+def spend(token):
+    open_link(Client(), token)
 
 
 def grant_through_page(client, product, optional=()):
@@ -85,26 +105,75 @@ class TestTokenExchange:
         assert client.head(link_path(issued.token)).status_code == 405
         open_link(client, issued.token)
 
+    def test_opening_the_link_shows_one_continue_button_and_changes_nothing(
+        self, client, company, product
+    ):
+        issued = issue(company, [product])
+        with CaptureQueriesContext(connection) as queries:
+            page = client.get(link_path(issued.token))
+        assert page.status_code == 200
+        assert writes_and_locks(queries.captured_queries) == []
+        html = page.content.decode()
+        # One form that posts back to the link with the CSRF token, one button, no script.
+        assert html.count("<form") == 1
+        assert f'<form method="post" action="{link_path(issued.token)}">' in html
+        assert 'name="csrfmiddlewaretoken"' in html
+        assert html.count("<button") == 1
+        assert '<button type="submit" class="primary">Continue</button>' in html
+        assert "<script" not in html
+        assert "Northwind Lending plc" in html
+        # Nothing about the business is shown before the owner continues.
+        assert company.name not in html
+        assert "consent.company" not in client.session
+        issued.request.refresh_from_db()
+        assert issued.request.opened_at is None
+
+    def test_two_gets_then_a_post_still_exchange_the_link(self, client, company, product):
+        # A mail scanner and a link preview fetch the link before the owner does.
+        issued = issue(company, [product])
+        continue_page(Client(), issued.token)
+        continue_page(Client(), issued.token)
+        response = open_link(client, issued.token)
+        assert response["Location"] == reverse("consent:request")
+        assert client.get(reverse("consent:request")).status_code == 200
+
+    def test_a_post_exchanges_once_and_a_second_post_is_not_valid(self, client, company, product):
+        issued = issue(company, [product])
+        page = continue_page(client, issued.token)
+        assert press_continue(client, issued.token, page).status_code == 302
+        again = press_continue(client, issued.token, page)
+        assert again.status_code == 404
+        assert b"This link is not valid" in again.content
+        other = Client()
+        assert other.post(link_path(issued.token)).status_code == 404
+        assert other.get(link_path(issued.token)).status_code == 404
+        # The session from the first press still holds.
+        assert client.get(reverse("consent:request")).status_code == 200
+
 
 class TestBadLinks:
     """Invalid, expired, used and foreign links are indistinguishable."""
 
-    def answers(self, company, product):
+    def bad_tokens(self, company, product):
         used = issue(company, [product])
-        Client().get(link_path(used.token))
+        spend(used.token)
         with mock.patch(
             "django.utils.timezone.now", return_value=timezone.now() - timedelta(days=8)
         ):
             expired = issue(company, [product])
         answered = issue(company, [product])
         ConsentRequest.objects.filter(pk=answered.request.pk).update(answered_at=timezone.now())
-        tokens = {
+        return {
             "unknown": "x" * 43,
             "used": used.token,
             "expired": expired.token,
             "answered": answered.token,
             "truncated": used.token[:-1],
+            "malformed": "not a token!",
         }
+
+    def answers(self, company, product):
+        tokens = self.bad_tokens(company, product)
         return {name: Client().get(link_path(token)) for name, token in tokens.items()}
 
     def test_they_get_byte_identical_answers(self, company, product):
@@ -117,6 +186,22 @@ class TestBadLinks:
             assert response.content == reference.content, name
             assert "Set-Cookie" not in response.headers or "sessionid" not in str(response.cookies)
 
+    def test_pressing_continue_on_them_gets_the_same_bytes_as_opening_them(self, company, product):
+        tokens = self.bad_tokens(company, product)
+        reference = Client().get(link_path("x" * 43))
+        # A browser holding a good CSRF token, as one that loaded a Continue page does.
+        browser = Client(enforce_csrf_checks=True)
+        page = continue_page(browser, issue(company, [product]).token)
+        for name, token in tokens.items():
+            opened = browser.get(link_path(token))
+            pressed = press_continue(browser, token, page)
+            for method, response in (("GET", opened), ("POST", pressed)):
+                assert (name, method, response.status_code) == (name, method, 404)
+                assert response.content == reference.content, (name, method)
+                assert "sessionid" not in response.cookies, (name, method)
+        # Only the link spent on purpose is marked opened: no press on a bad link opened one.
+        assert ConsentRequest.objects.exclude(opened_at=None).count() == 1
+
     def test_a_used_link_replayed_records_nothing(self, client, company, product):
         issued = issue(company, [product])
         open_link(client, issued.token)
@@ -124,6 +209,7 @@ class TestBadLinks:
         events = ConsentEvent.objects.count()
         replay = Client()
         assert replay.get(link_path(issued.token)).status_code == 404
+        assert replay.post(link_path(issued.token)).status_code == 404
         assert replay.get(reverse("consent:request")).status_code == 404
         assert ConsentEvent.objects.count() == events
 
@@ -170,8 +256,20 @@ class TestRateLimit:
         # Even a valid link is refused from that address until the window passes...
         issued = issue(company, [product])
         assert client.get(link_path(issued.token)).status_code == 429
+        assert client.post(link_path(issued.token)).status_code == 429
         # ...while another address is not affected, and the link was not spent.
-        assert Client(REMOTE_ADDR="198.51.100.8").get(link_path(issued.token)).status_code == 302
+        open_link(Client(REMOTE_ADDR="198.51.100.8"), issued.token)
+
+    def test_pressing_continue_counts_towards_the_limit(self, settings, company, product):
+        settings.CONSENT_RATE_LIMIT = "3/m"
+        client = Client(REMOTE_ADDR="198.51.100.10")
+        issued = issue(company, [product])
+        page = continue_page(client, issued.token)
+        guesses = [client.post(link_path(f"guess-{n:040d}")).status_code for n in range(2)]
+        assert guesses == [404, 404]
+        assert press_continue(client, issued.token, page).status_code == 429
+        issued.request.refresh_from_db()
+        assert issued.request.opened_at is None
 
     def test_the_manage_link_is_limited_too(self, settings):
         settings.CONSENT_RATE_LIMIT = "2/m"
@@ -187,7 +285,7 @@ class TestRateLimit:
             }
         }
         issued = issue(company, [product])
-        assert Client().get(link_path(issued.token)).status_code == 302
+        open_link(Client(), issued.token)
 
 
 class TestCsrf:
@@ -198,6 +296,21 @@ class TestCsrf:
             response = client.post(reverse(name), {"product": product.pk})
             assert response.status_code == 403, name
         assert not ConsentEvent.objects.exists()
+
+    def test_continue_needs_the_csrf_token_and_a_refused_press_spends_nothing(
+        self, company, product
+    ):
+        issued = issue(company, [product])
+        client = Client(enforce_csrf_checks=True)
+        page = continue_page(client, issued.token)
+        assert client.post(link_path(issued.token)).status_code == 403
+        forged = press_continue(client, issued.token, page, HTTP_ORIGIN="https://evil.example")
+        assert forged.status_code == 403
+        issued.request.refresh_from_db()
+        assert issued.request.opened_at is None
+        # Under Referrer-Policy: no-referrer the browser's press comes with "Origin: null".
+        pressed = press_continue(client, issued.token, page, HTTP_ORIGIN="null")
+        assert pressed["Location"] == reverse("consent:request")
 
     def test_a_no_referrer_origin_is_accepted_with_the_token_and_another_origin_is_not(
         self, company, product
