@@ -1,7 +1,8 @@
 """The consent journey in a real browser: Debian's Chromium driven by Playwright, JavaScript off.
 
-An operator adds a product without consent; the owner opens the link, grants with the keyboard,
-reads the receipt, withdraws on the manage page; the remove-product operation is then there.
+An operator adds a product without consent; a mail scanner fetches the link first; the owner
+opens it twice, presses Continue, grants with the keyboard, reads the receipt, withdraws on the
+manage page; the remove-product operation is then there.
 
 Without /usr/bin/chromium (or Playwright) the test is skipped, except under CI, where it fails:
 .ci/run installs both. CONSENT_SCREENSHOTS=1 also writes docs/screenshots/consent-*.png.
@@ -86,9 +87,24 @@ def test_grant_receipt_withdraw_in_chromium(
     requests_seen = []
     page.on("request", lambda request: requests_seen.append(request.url))
 
-    # when: the owner opens the link
+    # given: a mail scanner fetches the link in a browser of its own before the owner does
+    scanner = browser.new_context(java_script_enabled=False)
+    scanned = scanner.new_page()
+    scanned.goto(outcome.issued.url)
+    assert scanned.get_by_role("button", name="Continue").is_visible()
+    scanner.close()
+
+    # when: the owner opens the link, then opens it again (the GETs spend nothing)
     page.goto(outcome.issued.url)
-    assert page.url == f"{live_server.url}/consent/"
+    page.reload()
+    assert page.url == outcome.issued.url
+    assert page.get_by_role("heading", level=1).inner_text().startswith("Northwind Lending plc")
+    screenshot(page, tmp_path, "continue")
+
+    # ...and presses Continue, with the keyboard only: the token leaves the address bar
+    page.get_by_role("button", name="Continue").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{live_server.url}/consent/")
     assert outcome.issued.token not in page.url
     assert page.get_by_role("heading", level=1).inner_text().startswith("Northwind Lending plc")
     assert page.get_by_role("heading", name="Use case: Lending").is_visible()
