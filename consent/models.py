@@ -109,7 +109,8 @@ class ConsentRequest(models.Model):
     """A one-time link asking one company to consent to one or more products.
 
     Only the SHA-256 of the link's token is kept: a copy of the database opens nothing.
-    The link is spent on its first visit (`opened_at`), when it is exchanged for a session.
+    The link is spent (`opened_at`) when its "Continue" is pressed and it is exchanged for a
+    session; opening the link (a GET) spends nothing.
     """
 
     token_hash = models.CharField(max_length=64, unique=True)
