@@ -75,6 +75,12 @@ def dev_secret(name: str) -> str:
     return path.read_text().strip()
 
 
+def default_consent_base_url(environ, web_port: int) -> str:
+    """The address consent links, e-mails and receipts give out: CONSENT_BASE_URL when set,
+    else the web server this run starts (the settings' own default knows only port 8000)."""
+    return environ.get("CONSENT_BASE_URL") or f"http://127.0.0.1:{web_port}"
+
+
 def manage(*args: str) -> None:
     subprocess.run([PYTHON, "manage.py", *args], cwd=REPO, check=True)
 
@@ -181,6 +187,9 @@ def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.dev")
     os.environ.setdefault("DEBUG", "1")
     web_port = int(os.environ.get("PORT", "8000"))
+    # Set before anything starts: the seed command, web server, worker and beat inherit it.
+    os.environ["CONSENT_BASE_URL"] = default_consent_base_url(os.environ, web_port)
+    log(f"consent links and receipts point at {os.environ['CONSENT_BASE_URL']}")
     stack = Stack()
 
     def on_signal(signum, frame):

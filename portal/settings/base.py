@@ -196,6 +196,7 @@ CONSENT_DEFAULT_RETENTION = env.str(
     "after you withdraw consent or close your account, unless the law requires us to keep it.",
 )
 # Links in e-mails and campaign CSVs are absolute: this is the public address of the portal.
+# `make run` sets it to its own web server's address (PORT) when it is not given.
 CONSENT_BASE_URL = env.str("CONSENT_BASE_URL", default="http://127.0.0.1:8000")
 CONSENT_EMAIL_FROM = env.str("CONSENT_EMAIL_FROM", default="no-reply@example.com")
 # How long a one-time consent link stays valid.

@@ -1,5 +1,8 @@
-"""`make run` as a newcomer uses it: all starts, the printed login works, Ctrl-C stops all."""
+"""`make run` as a newcomer uses it: all starts, the printed login works, consent links point at
+the web server it started, Ctrl-C stops all."""
 
+import csv
+import io
 import os
 import re
 import signal
@@ -36,8 +39,27 @@ def read_banner(process, deadline: float) -> str:
     raise AssertionError("no banner from make run:\n" + "".join(lines[-40:]))
 
 
+def consent_campaign_links(session, web_url: str) -> list[str]:
+    """Ask every company lacking consent to any product, through the admin; the links in the CSV."""
+    form_url = f"{web_url}/admin/consent/campaign/add/"
+    form = session.get(form_url, timeout=10).text
+    products = re.search(r'<select name="products".*?</select>', form, re.S).group(0)
+    response = session.post(
+        form_url,
+        data={
+            "name": "make run consent links",
+            "products": re.findall(r'<option value="(\d+)"', products),
+            "csrfmiddlewaretoken": session.cookies["csrftoken"],
+        },
+        headers={"Referer": form_url},
+        timeout=30,
+    )
+    assert response.headers["Content-Type"].startswith("text/csv"), response.text[:2000]
+    return [row["consent_link"] for row in csv.DictReader(io.StringIO(response.text))]
+
+
 @pytest.mark.slow
-def test_make_run_serves_the_admin_with_demo_data_and_a_worker_then_stops_cleanly(tmp_path):
+def test_make_run_serves_admin_demo_data_worker_and_consent_links_on_its_port_then_stops(tmp_path):
     web_port, redis_port, sandbox_port = free_port(), free_port(), free_port()
     env = {
         key: value
@@ -52,6 +74,7 @@ def test_make_run_serves_the_admin_with_demo_data_and_a_worker_then_stops_cleanl
             "CODAT_WEBHOOK_SECRETS",
             "DEBUG",
             "SECRET_KEY",
+            "CONSENT_BASE_URL",
         )
     }
     env.update(
@@ -95,6 +118,12 @@ def test_make_run_serves_the_admin_with_demo_data_and_a_worker_then_stops_cleanl
 
         health = session.get(f"http://127.0.0.1:{web_port}/healthz/?worker=1", timeout=15)
         assert health.json() == {"ok": True, "database": True, "redis": True, "worker": True}
+
+        links = consent_campaign_links(session, f"http://127.0.0.1:{web_port}")
+        assert links, "the demo has companies awaiting consent"
+        for link in links:
+            assert link.startswith(f"http://127.0.0.1:{web_port}/consent/link/"), link
+        assert session.get(links[0], timeout=10).status_code == 200
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)
