@@ -2,7 +2,10 @@
 or the refusal that fits, never a 500: on every admin URL, as a superuser and as a viewer, for GET
 and POST. So do junk URLs outside the admin, and the webhook path without its trailing slash."""
 
+import json
 import re
+import uuid
+from datetime import UTC, datetime
 
 import pytest
 from django.contrib import admin
@@ -12,7 +15,8 @@ from django.urls.resolvers import RegexPattern
 
 from operations.models import Operation, OperationState
 from tests.factories import JobFactory, OperationFactory, StaffFactory
-from webhooks.models import WebhookConsumer
+from tests.webhooks.conftest import as_django_headers, new_secret, signature_headers
+from webhooks.models import WebhookConsumer, WebhookEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -167,3 +171,41 @@ def test_a_junk_url_is_a_404_page_for_anyone_and_for_staff(client, settings, deb
     for response in (anonymous, client.get("/nope/"), client.get("/admin/nope/")):
         assert response.status_code == 404
         assert b"Traceback" not in response.content
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_delivery_to_the_webhook_path_without_its_slash_is_received(client, settings, debug):
+    # given: DEBUG makes APPEND_SLASH raise on a POST it cannot redirect
+    settings.DEBUG = debug
+    secret = new_secret()
+    settings.CODAT_WEBHOOK_SECRETS = [secret]
+    client.raise_request_exception = False
+    body = json.dumps(
+        {
+            "id": str(uuid.uuid4()),
+            "eventType": "company.deleted",
+            "generatedDate": datetime.now(tz=UTC).isoformat(),
+            "payload": {"id": str(uuid.uuid4()), "name": "Toft stores"},
+        }
+    )
+    headers = as_django_headers(signature_headers(body, secret))
+
+    # when
+    response = client.post("/webhooks/codat", body, "application/json", **headers)
+
+    # then
+    assert response.status_code == 202
+    assert WebhookEvent.objects.get().event_type == "company.deleted"
+
+
+def test_an_unsigned_post_without_the_slash_gets_the_same_4xx_as_with_it(client, settings):
+    settings.DEBUG = True
+    settings.CODAT_WEBHOOK_SECRETS = [new_secret()]
+    client.raise_request_exception = False
+
+    with_slash = client.post("/webhooks/codat/", "{}", "application/json")
+    without = client.post("/webhooks/codat", "{}", "application/json")
+
+    assert 400 <= with_slash.status_code < 500
+    assert (without.status_code, without.content) == (with_slash.status_code, with_slash.content)
+    assert not WebhookEvent.objects.exists()
