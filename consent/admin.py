@@ -16,7 +16,9 @@ from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html
+from django.views.decorators.http import require_safe
 
 from companies.models import Company
 from consent import selectors, services
@@ -31,7 +33,7 @@ from consent.models import (
     ConsentRequest,
     ConsentText,
 )
-from core.admin_mixins import ReadOnlyMirrorAdmin, admin_view_context
+from core.admin_mixins import ReadOnlyMirrorAdmin, admin_object_or_404, admin_view_context
 from core.roles import can_run_operations
 from products.models import Product
 
@@ -341,10 +343,11 @@ class CompanyConsentAdmin(ReadOnlyMirrorAdmin):
             *super().get_urls(),
         ]
 
+    @method_decorator(require_safe)
     def change_view(self, request, object_id, form_url="", extra_context=None):
         if not self.has_view_permission(request):
             raise PermissionDenied
-        company = get_object_or_404(Company, pk=object_id)
+        company = admin_object_or_404(Company.objects.all(), object_id)
         columns, rows = selectors.consent_matrix(company=company, products=Product.objects.all())
         grid = []
         for row in rows:

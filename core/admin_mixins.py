@@ -1,6 +1,10 @@
 """Admin building blocks shared by the apps."""
 
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.shortcuts import get_object_or_404
 
 
 class ReadOnlyMirrorAdmin(admin.ModelAdmin):
@@ -45,3 +49,18 @@ def admin_view_context(request, model_admin: admin.ModelAdmin, *, title: str, **
         "title": title,
         **extra,
     }
+
+
+def admin_object_or_404(queryset, object_id: str):
+    """The row of `queryset` named by `object_id` as it came in an admin URL, or Http404.
+
+    A custom change view gets the id as text (`<path:object_id>`), and an id that is no primary
+    key at all ("abc", or "1/retry" from a mistyped sub-page) names no row either: a plain
+    `get(pk=...)` raises ValueError for it, which would answer 500.
+    """
+    model = queryset.model
+    try:
+        pk = model._meta.pk.to_python(unquote(object_id))
+    except ValidationError:
+        raise Http404(f"No {model._meta.verbose_name} has the id {object_id!r}.") from None
+    return get_object_or_404(queryset, pk=pk)

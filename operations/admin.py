@@ -16,10 +16,17 @@ from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html
+from django.views.decorators.http import require_POST, require_safe
 
 from companies.models import Company
-from core.admin_mixins import ReadOnlyInline, ReadOnlyMirrorAdmin, admin_view_context
+from core.admin_mixins import (
+    ReadOnlyInline,
+    ReadOnlyMirrorAdmin,
+    admin_object_or_404,
+    admin_view_context,
+)
 from core.roles import can_run_operations
 from operations import limiter, selectors, services
 from operations.forms import REFRESH_CHOICES, OperationRequestForm
@@ -191,29 +198,31 @@ class JobAdmin(ReadOnlyMirrorAdmin):
         return f"{job._finished:,} / {job._total:,}"
 
     def get_urls(self):
+        # The login check (admin_view) comes first, then the method: 405 for a GET of a button.
         return [
             path(
                 "<int:job_id>/progress.json",
-                self.admin_site.admin_view(self.progress_view),
+                self.admin_site.admin_view(require_safe(self.progress_view)),
                 name="operations_job_progress",
             ),
             path(
                 "<int:job_id>/retry-failed/",
-                self.admin_site.admin_view(self.retry_failed_view),
+                self.admin_site.admin_view(require_POST(self.retry_failed_view)),
                 name="operations_job_retry_failed",
             ),
             path(
                 "<int:job_id>/cancel-rest/",
-                self.admin_site.admin_view(self.cancel_rest_view),
+                self.admin_site.admin_view(require_POST(self.cancel_rest_view)),
                 name="operations_job_cancel_rest",
             ),
             *super().get_urls(),
         ]
 
+    @method_decorator(require_safe)
     def change_view(self, request, object_id, form_url="", extra_context=None):
         if not self.has_view_permission(request):
             raise PermissionDenied
-        job = get_object_or_404(Job.objects.select_related("product", "requested_by"), pk=object_id)
+        job = admin_object_or_404(Job.objects.select_related("product", "requested_by"), object_id)
         context = admin_view_context(
             request,
             self,
@@ -253,7 +262,7 @@ class JobAdmin(ReadOnlyMirrorAdmin):
         return HttpResponseRedirect(reverse("admin:operations_job_change", args=[job.pk]))
 
     def _job_for_change(self, request, job_id) -> Job:
-        if request.method != "POST" or not can_run_operations(request.user):
+        if not can_run_operations(request.user):
             raise PermissionDenied
         return get_object_or_404(Job, pk=job_id)
 
@@ -322,7 +331,7 @@ class OperationAdmin(ReadOnlyMirrorAdmin):
         return [
             path(
                 "stale/",
-                self.admin_site.admin_view(self.stale_view),
+                self.admin_site.admin_view(require_safe(self.stale_view)),
                 name="operations_operation_stale",
             ),
             *super().get_urls(),

@@ -17,7 +17,7 @@ from functools import cached_property
 from django.urls import get_script_prefix, resolve, reverse
 
 # URL names of the endpoints that only machines call.
-MACHINE_ENDPOINTS = ("webhooks:codat",)
+MACHINE_ENDPOINTS = ("webhooks:codat", "webhooks:codat_without_slash")
 
 
 class MachineEndpointsMiddleware:

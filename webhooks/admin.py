@@ -6,6 +6,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
+from django.views.decorators.http import require_POST
 
 from core.admin_mixins import ReadOnlyMirrorAdmin, admin_view_context
 from webhooks.consumers import (
@@ -102,7 +103,7 @@ class WebhookConsumerAdmin(admin.ModelAdmin):
         return ", ".join(consumer.event_types)
 
     def get_urls(self):
-        import_view = self.admin_site.admin_view(self.import_from_codat)
+        import_view = self.admin_site.admin_view(require_POST(self.import_from_codat))
         return [
             path("import-from-codat/", import_view, name="webhooks_webhookconsumer_import"),
             *super().get_urls(),
@@ -117,7 +118,7 @@ class WebhookConsumerAdmin(admin.ModelAdmin):
 
     def import_from_codat(self, request):
         """List the consumers at Codat (an operation row) and add the ones the portal lacks."""
-        if request.method != "POST" or not self.has_manage_consumers_permission(request):
+        if not self.has_manage_consumers_permission(request):
             raise PermissionDenied
         webhook_consumers_list_request()
         self.message_user(request, "Listing the consumers at Codat; refresh this page in a moment.")
