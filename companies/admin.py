@@ -1,10 +1,10 @@
 from django.contrib import admin
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, OuterRef, Q
 
 from companies.models import Company, Connection, ConnectionStatus, DataTypeStatus, PullOperation
 from core.admin_mixins import ReadOnlyInline, ReadOnlyMirrorAdmin
 from operations.admin import CompanyOperationsAdminMixin, OperationTimelineInline
-from products.models import CompanyProduct
+from products.models import HELD_STATUSES, CompanyProduct, Product
 
 
 class ConnectionInline(ReadOnlyInline):
@@ -47,6 +47,29 @@ class RecentPullOperationInline(ReadOnlyInline):
         return super().get_queryset(request).order_by("-requested")
 
 
+class HeldProductListFilter(admin.SimpleListFilter):
+    """Companies that hold the product, or have it being added or removed; not those where it
+    was removed or its add failed (see products.models.HELD_STATUSES)."""
+
+    title = "product"
+    parameter_name = "product"
+
+    def lookups(self, request, model_admin):
+        return Product.objects.order_by("name").values_list("pk", "name")
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        # EXISTS rather than a join: the list's counts stay per company, with no duplicate rows.
+        return queryset.filter(
+            Exists(
+                CompanyProduct.objects.filter(
+                    company=OuterRef("pk"), product_id=self.value(), status__in=HELD_STATUSES
+                )
+            )
+        )
+
+
 @admin.register(Company)
 class CompanyAdmin(CompanyOperationsAdminMixin, ReadOnlyMirrorAdmin):
     list_display = (
@@ -59,7 +82,7 @@ class CompanyAdmin(CompanyOperationsAdminMixin, ReadOnlyMirrorAdmin):
     )
     list_filter = (
         ("connections__status", admin.ChoicesFieldListFilter),
-        "product_assignments__product",
+        HeldProductListFilter,
         ("data_type_statuses__current_status", admin.ChoicesFieldListFilter),
     )
     search_fields = ("name", "=codat_id", "description", "connections__platform_name")
@@ -97,7 +120,11 @@ class CompanyAdmin(CompanyOperationsAdminMixin, ReadOnlyMirrorAdmin):
                     filter=Q(connections__status=ConnectionStatus.LINKED),
                     distinct=True,
                 ),
-                _product_count=Count("product_assignments", distinct=True),
+                _product_count=Count(
+                    "product_assignments",
+                    filter=Q(product_assignments__status__in=HELD_STATUSES),
+                    distinct=True,
+                ),
             )
         )
 
