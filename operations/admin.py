@@ -219,7 +219,7 @@ class JobAdmin(ReadOnlyMirrorAdmin):
             self,
             title=str(job),
             job=job,
-            progress=selectors.job_progress(job=job),
+            progress=_with_offered_actions(selectors.job_progress(job=job)),
             failures=selectors.job_failures(job=job),
             states=OperationState.choices,
             can_run=can_run_operations(request.user),
@@ -231,7 +231,7 @@ class JobAdmin(ReadOnlyMirrorAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         job = get_object_or_404(Job, pk=job_id)
-        progress = selectors.job_progress(job=job)
+        progress = _with_offered_actions(selectors.job_progress(job=job))
         until = _paused_until()
         progress["paused_until"] = until.isoformat() if until else None
         return JsonResponse(progress)
@@ -256,6 +256,15 @@ class JobAdmin(ReadOnlyMirrorAdmin):
         if request.method != "POST" or not can_run_operations(request.user):
             raise PermissionDenied
         return get_object_or_404(Job, pk=job_id)
+
+
+def _with_offered_actions(progress: dict) -> dict:
+    """Which of the job page's buttons have something to act on: retrying needs failed rows,
+    cancelling needs rows not yet started (a running row is never cancelled)."""
+    counts = progress["counts"]
+    progress["retry_offered"] = counts[OperationState.FAILED] > 0
+    progress["cancel_offered"] = counts[OperationState.PENDING] > 0
+    return progress
 
 
 def _paused_until():

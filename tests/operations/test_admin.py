@@ -1,6 +1,7 @@
 """The admin: company-list actions through a confirmation page, the job page, the timeline,
 the stale list; every change gated on companies.run_operations."""
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -121,11 +122,49 @@ def test_the_job_page_shows_progress_counts_and_failures(operator):
     assert '<progress id="job-bar" max="3" value="2"' in content
     assert "Product cash-flow does not exist" in content
     assert "corr-123" in content
-    assert "Retry failed" in content and "Cancel the rest" in content
+    assert offered_buttons(content) == {"Retry failed", "Cancel the rest"}
     progress = operator.get(reverse("admin:operations_job_progress", args=[job.pk])).json()
     assert progress["counts"]["failed"] == 1
     assert progress["percent"] == 66.7
     assert progress["done"] is False
+    assert progress["retry_offered"] is True and progress["cancel_offered"] is True
+
+
+def offered_buttons(content: str) -> set[str]:
+    """The job page's buttons an operator sees: rendered, and neither they nor their row hidden
+    (the live progress script flips the same `hidden` attributes)."""
+    row = re.search(r'<div id="job-actions"([^>]*)>', content)
+    if row is None or "hidden" in row.group(1):
+        return set()
+    forms = re.findall(
+        r'<form id="job-[a-z-]+"([^>]*)>.*?type="submit" value="([^"]+)"', content, re.S
+    )
+    return {label for attributes, label in forms if "hidden" not in attributes}
+
+
+@pytest.mark.parametrize(
+    ("states", "buttons"),
+    [
+        (("succeeded", "joined"), set()),
+        (("succeeded", "cancelled"), set()),
+        (("succeeded", "failed"), {"Retry failed"}),
+        (("running", "succeeded"), set()),
+        (("running", "pending"), {"Cancel the rest"}),
+    ],
+)
+def test_the_job_page_offers_retry_only_for_failed_rows_and_cancel_only_for_pending_ones(
+    operator, states, buttons
+):
+    job = JobFactory()
+    for state in states:
+        OperationFactory(job=job, product=job.product, state=state)
+
+    page = operator.get(reverse("admin:operations_job_change", args=[job.pk])).content.decode()
+    progress = operator.get(reverse("admin:operations_job_progress", args=[job.pk])).json()
+
+    assert offered_buttons(page) == buttons
+    assert progress["retry_offered"] is ("Retry failed" in buttons)
+    assert progress["cancel_offered"] is ("Cancel the rest" in buttons)
 
 
 def test_retry_failed_and_cancel_the_rest(operator, no_celery):
