@@ -5,8 +5,19 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils.html import escape
 
-from tests.factories import CompanyFactory, CompanyProductFactory, ProductFactory, StaffFactory
+from codat.data_types import ALL_DATA_TYPES
+from companies.models import CONNECTION_STATUS_HELP, DATASET_STATUS_HELP, DatasetStatus
+from tests.factories import (
+    CompanyFactory,
+    CompanyProductFactory,
+    ConnectionFactory,
+    DataTypeStatusFactory,
+    ProductFactory,
+    PullOperationFactory,
+    StaffFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -83,3 +94,52 @@ def test_the_product_list_counts_only_companies_that_hold_the_product(viewer):
     response = viewer.get(reverse("admin:products_product_changelist"))
 
     assert [row._company_count for row in response.context["cl"].result_list] == [1]
+
+
+def status_cell(label: str, meaning) -> str:
+    return f'<span title="{escape(str(meaning))}">{label}</span>'
+
+
+def test_every_data_type_status_shows_its_label_with_its_meaning_as_a_tooltip(viewer):
+    company = CompanyFactory()
+    for data_type, status in zip(ALL_DATA_TYPES, DatasetStatus, strict=False):
+        DataTypeStatusFactory(company=company, data_type_id=data_type, current_status=status)
+    DataTypeStatusFactory(company=company, data_type_id=ALL_DATA_TYPES[-1], current_status="")
+
+    content = viewer.get(reverse("admin:companies_datatypestatus_changelist")).content.decode()
+
+    for status in DatasetStatus:
+        assert status_cell(status.label, DATASET_STATUS_HELP[status]) in content
+    assert ">Never read</span>" in content
+    assert "Fetcherror" not in content and "Mapqueued" not in content
+
+
+def test_pulls_and_connections_show_labels_and_meanings_in_lists_and_on_the_company_page(viewer):
+    company = CompanyFactory()
+    ConnectionFactory(company=company, status="PendingAuth")
+    PullOperationFactory(company=company, status="MapQueued", progress=40, is_completed=False)
+    pending_auth = status_cell("Pending authorisation", CONNECTION_STATUS_HELP["PendingAuth"])
+    map_queued = status_cell("Waiting to map", DATASET_STATUS_HELP["MapQueued"])
+
+    connections = viewer.get(reverse("admin:companies_connection_changelist")).content.decode()
+    pulls = viewer.get(reverse("admin:companies_pulloperation_changelist")).content.decode()
+    company_page = viewer.get(
+        reverse("admin:companies_company_change", args=[company.pk])
+    ).content.decode()
+
+    assert pending_auth in connections
+    assert map_queued in pulls
+    assert pending_auth in company_page and map_queued in company_page
+    # The list filters name the statuses by label too.
+    assert "Mapqueued" not in pulls and "Waiting to map</a>" in pulls
+
+
+def test_a_pull_operation_page_says_what_its_status_means(viewer):
+    pull = PullOperationFactory(status="AuthError", is_errored=True)
+
+    content = viewer.get(
+        reverse("admin:companies_pulloperation_change", args=[pull.pk])
+    ).content.decode()
+
+    assert "Authorisation failed" in content
+    assert escape(str(DATASET_STATUS_HELP["AuthError"])) in content
