@@ -1,15 +1,79 @@
 from django.contrib import admin
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, OuterRef, Q
+from django.utils.html import format_html
 
-from companies.models import Company, Connection, ConnectionStatus, DataTypeStatus, PullOperation
+from companies.models import (
+    CONNECTION_STATUS_HELP,
+    DATASET_STATUS_HELP,
+    Company,
+    Connection,
+    ConnectionStatus,
+    DatasetStatus,
+    DataTypeStatus,
+    PullOperation,
+    StatusHelp,
+)
 from core.admin_mixins import ReadOnlyInline, ReadOnlyMirrorAdmin
 from operations.admin import CompanyOperationsAdminMixin, OperationTimelineInline
-from products.models import CompanyProduct
+from products.models import HELD_STATUSES, CompanyProduct, Product
+
+# Codat leaves a data type it never read without a status; the mirror keeps it empty.
+NEVER_READ = StatusHelp(
+    "Codat has not read this data type for the company yet.",
+    "Nothing, unless a product needs the data: then refresh it.",
+)
 
 
-class ConnectionInline(ReadOnlyInline):
+def _status_with_meaning(label: str, meaning: StatusHelp) -> str:
+    # The meaning rides on the title attribute: a tooltip in lists, without widening them.
+    return format_html('<span title="{}">{}</span>', str(meaning), label)
+
+
+def connection_status_cell(status: str) -> str:
+    return _status_with_meaning(ConnectionStatus(status).label, CONNECTION_STATUS_HELP[status])
+
+
+def dataset_status_meaning(status: str) -> StatusHelp:
+    return DATASET_STATUS_HELP[status] if status else NEVER_READ
+
+
+def dataset_status_cell(status: str) -> str:
+    label = DatasetStatus(status).label if status else "Never read"
+    return _status_with_meaning(label, dataset_status_meaning(status))
+
+
+class StatusDisplays:
+    """Codat's statuses as labels with their meaning, for the mirrors' lists and inlines."""
+
+    @admin.display(description="status", ordering="status")
+    def connection_status(self, connection):
+        return connection_status_cell(connection.status)
+
+    @admin.display(description="current status", ordering="current_status")
+    def data_type_status(self, data_type_status):
+        return dataset_status_cell(data_type_status.current_status)
+
+    @admin.display(description="status", ordering="status")
+    def pull_status(self, pull_operation):
+        return dataset_status_cell(pull_operation.status)
+
+    # On the change pages, after the mirror's fields (the status itself shows its label there).
+    @admin.display(description="what the status means")
+    def connection_status_meaning(self, connection):
+        return str(CONNECTION_STATUS_HELP[connection.status])
+
+    @admin.display(description="what the status means")
+    def data_type_status_meaning(self, data_type_status):
+        return str(dataset_status_meaning(data_type_status.current_status))
+
+    @admin.display(description="what the status means")
+    def pull_status_meaning(self, pull_operation):
+        return str(dataset_status_meaning(pull_operation.status))
+
+
+class ConnectionInline(StatusDisplays, ReadOnlyInline):
     model = Connection
-    fields = ("platform_name", "integration_key", "source_type", "status", "last_sync")
+    fields = ("platform_name", "integration_key", "source_type", "connection_status", "last_sync")
     readonly_fields = fields
 
 
@@ -23,11 +87,11 @@ class CompanyProductInline(ReadOnlyInline):
         return super().get_queryset(request).select_related("product")
 
 
-class DataTypeStatusInline(ReadOnlyInline):
+class DataTypeStatusInline(StatusDisplays, ReadOnlyInline):
     model = DataTypeStatus
     fields = (
         "data_type",
-        "current_status",
+        "data_type_status",
         "last_successful_sync",
         "records_last_modified_at",
         "latest_sync_id",
@@ -36,15 +100,38 @@ class DataTypeStatusInline(ReadOnlyInline):
     show_change_link = False
 
 
-class RecentPullOperationInline(ReadOnlyInline):
+class RecentPullOperationInline(StatusDisplays, ReadOnlyInline):
     model = PullOperation
-    fields = ("data_type", "status", "requested", "completed", "progress")
+    fields = ("data_type", "pull_status", "requested", "completed", "progress")
     readonly_fields = fields
     verbose_name_plural = "recent pull operations"
     max_num = 20
 
     def get_queryset(self, request):
         return super().get_queryset(request).order_by("-requested")
+
+
+class HeldProductListFilter(admin.SimpleListFilter):
+    """Companies that hold the product, or have it being added or removed; not those where it
+    was removed or its add failed (see products.models.HELD_STATUSES)."""
+
+    title = "product"
+    parameter_name = "product"
+
+    def lookups(self, request, model_admin):
+        return Product.objects.order_by("name").values_list("pk", "name")
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        # EXISTS rather than a join: the list's counts stay per company, with no duplicate rows.
+        return queryset.filter(
+            Exists(
+                CompanyProduct.objects.filter(
+                    company=OuterRef("pk"), product_id=self.value(), status__in=HELD_STATUSES
+                )
+            )
+        )
 
 
 @admin.register(Company)
@@ -59,7 +146,7 @@ class CompanyAdmin(CompanyOperationsAdminMixin, ReadOnlyMirrorAdmin):
     )
     list_filter = (
         ("connections__status", admin.ChoicesFieldListFilter),
-        "product_assignments__product",
+        HeldProductListFilter,
         ("data_type_statuses__current_status", admin.ChoicesFieldListFilter),
     )
     search_fields = ("name", "=codat_id", "description", "connections__platform_name")
@@ -97,7 +184,11 @@ class CompanyAdmin(CompanyOperationsAdminMixin, ReadOnlyMirrorAdmin):
                     filter=Q(connections__status=ConnectionStatus.LINKED),
                     distinct=True,
                 ),
-                _product_count=Count("product_assignments", distinct=True),
+                _product_count=Count(
+                    "product_assignments",
+                    filter=Q(product_assignments__status__in=HELD_STATUSES),
+                    distinct=True,
+                ),
             )
         )
 
@@ -115,38 +206,41 @@ class CompanyAdmin(CompanyOperationsAdminMixin, ReadOnlyMirrorAdmin):
 
 
 @admin.register(Connection)
-class ConnectionAdmin(ReadOnlyMirrorAdmin):
+class ConnectionAdmin(StatusDisplays, ReadOnlyMirrorAdmin):
     list_display = (
         "platform_name",
         "company",
         "integration_key",
         "source_type",
-        "status",
+        "connection_status",
         "last_sync",
     )
     list_filter = ("status", "source_type", "platform_name")
+    readonly_fields = ("connection_status_meaning",)
     list_select_related = ("company",)
     search_fields = ("company__name", "=codat_id", "platform_name", "=integration_key")
 
 
 @admin.register(DataTypeStatus)
-class DataTypeStatusAdmin(ReadOnlyMirrorAdmin):
+class DataTypeStatusAdmin(StatusDisplays, ReadOnlyMirrorAdmin):
     list_display = (
         "company",
         "data_type",
-        "current_status",
+        "data_type_status",
         "last_successful_sync",
         "records_last_modified_at",
     )
     list_filter = ("current_status", "data_type__category", "data_type")
+    readonly_fields = ("data_type_status_meaning",)
     list_select_related = ("company", "data_type")
     search_fields = ("company__name", "data_type__identifier")
 
 
 @admin.register(PullOperation)
-class PullOperationAdmin(ReadOnlyMirrorAdmin):
-    list_display = ("data_type", "company", "status", "requested", "completed", "progress")
+class PullOperationAdmin(StatusDisplays, ReadOnlyMirrorAdmin):
+    list_display = ("data_type", "company", "pull_status", "requested", "completed", "progress")
     list_filter = ("status", "is_errored", "data_type")
+    readonly_fields = ("pull_status_meaning",)
     list_select_related = ("company", "data_type")
     search_fields = ("company__name", "=codat_id")
     date_hierarchy = "requested"

@@ -5,6 +5,8 @@ webhook event's generatedDate, or the moment an API answer arrived). An older fa
 applied over it; `companies.services` holds that rule, in one place.
 """
 
+from typing import NamedTuple
+
 from django.db import models
 from django.db.models import Q
 
@@ -43,6 +45,16 @@ class Company(models.Model):
         return self.name
 
 
+class StatusHelp(NamedTuple):
+    """What a Codat status means and what an operator can do about it (the admin's tooltips)."""
+
+    meaning: str
+    action: str
+
+    def __str__(self):
+        return f"{self.meaning} What to do: {self.action}"
+
+
 class ConnectionStatus(models.TextChoices):
     PENDING_AUTH = "PendingAuth", "Pending authorisation"
     LINKED = "Linked", "Linked"
@@ -50,8 +62,29 @@ class ConnectionStatus(models.TextChoices):
     DEAUTHORIZED = "Deauthorized", "Deauthorized"
 
 
+CONNECTION_STATUS_HELP = {
+    ConnectionStatus.PENDING_AUTH: StatusHelp(
+        "The customer chose a platform but has not finished authorising Codat to read it.",
+        "Send the customer the connection's link again; if linking failed, its errors say why.",
+    ),
+    ConnectionStatus.LINKED: StatusHelp(
+        "Codat is authorised: reads and writes run.",
+        "Nothing.",
+    ),
+    ConnectionStatus.UNLINKED: StatusHelp(
+        "This side cut the connection. Data already read stays readable; nothing new is read.",
+        "Link the platform again if the customer is to share data again.",
+    ),
+    ConnectionStatus.DEAUTHORIZED: StatusHelp(
+        "Codat lost access (the customer revoked it, or it expired). Data already read stays"
+        " readable; nothing new is read.",
+        "Ask the customer to connect the platform again through the link.",
+    ),
+}
+
 SourceType = models.TextChoices("SourceType", [(value, value) for value in SOURCE_TYPES])
 assert tuple(ConnectionStatus.values) == CONNECTION_STATUSES
+assert set(CONNECTION_STATUS_HELP) == set(ConnectionStatus)
 
 
 class Connection(models.Model):
@@ -93,7 +126,102 @@ class Connection(models.Model):
         return f"{self.platform_name} ({self.status})"
 
 
-DatasetStatus = models.TextChoices("DatasetStatus", [(value, value) for value in DATASET_STATUSES])
+class DatasetStatus(models.TextChoices):
+    """The status of one read (Codat's PullOperation.status and DataStatus.currentStatus)."""
+
+    INITIAL = "Initial", "Not started"
+    QUEUED = "Queued", "Queued"
+    FETCHING = "Fetching", "Fetching"
+    MAP_QUEUED = "MapQueued", "Waiting to map"
+    MAPPING = "Mapping", "Mapping"
+    COMPLETE = "Complete", "Complete"
+    FETCH_ERROR = "FetchError", "Fetch failed"
+    MAP_ERROR = "MapError", "Mapping failed"
+    INTERNAL_ERROR = "InternalError", "Codat internal error"
+    PROCESSING_QUEUED = "ProcessingQueued", "Waiting to process"
+    PROCESSING = "Processing", "Processing"
+    PROCESSING_ERROR = "ProcessingError", "Processing failed"
+    VALIDATION_QUEUED = "ValidationQueued", "Waiting to validate"
+    VALIDATING = "Validating", "Validating"
+    VALIDATION_ERROR = "ValidationError", "Validation failed"
+    AUTH_ERROR = "AuthError", "Authorisation failed"
+    CANCELLED = "Cancelled", "Cancelled"
+    NOT_SUPPORTED = "NotSupported", "Not supported by the platform"
+    RATE_LIMIT_ERROR = "RateLimitError", "Rate limited"
+    PERMISSIONS_ERROR = "PermissionsError", "Missing permissions"
+    PREREQUISITE_NOT_MET = "PrerequisiteNotMet", "Prerequisite not met"
+
+
+_WAIT = "Nothing: the read moves on by itself."
+_QUEUE_AGAIN = (
+    "Refresh it later; if it keeps failing, give Codat support the read's id (the latest sync id)."
+)
+
+DATASET_STATUS_HELP = {
+    DatasetStatus.INITIAL: StatusHelp("The read exists but has not been queued yet.", _WAIT),
+    DatasetStatus.QUEUED: StatusHelp(
+        "Waiting for Codat to start fetching. Reads from desktop (on-premise) platforms wait here"
+        " until the customer's connector is online.",
+        "Wait; if it stays queued for a desktop platform, ask the customer to start the connector.",
+    ),
+    DatasetStatus.FETCHING: StatusHelp("Codat is pulling records from the platform.", _WAIT),
+    DatasetStatus.MAP_QUEUED: StatusHelp(
+        "Records fetched; waiting to be put into Codat's standard shape.", _WAIT
+    ),
+    DatasetStatus.MAPPING: StatusHelp(
+        "Codat is putting the fetched records into its standard shape.", _WAIT
+    ),
+    DatasetStatus.COMPLETE: StatusHelp(
+        "The read finished: the data is as fresh as its completion time.", "Nothing."
+    ),
+    DatasetStatus.FETCH_ERROR: StatusHelp(
+        "Codat could not fetch from the platform, for example during the platform's maintenance.",
+        _QUEUE_AGAIN,
+    ),
+    DatasetStatus.MAP_ERROR: StatusHelp(
+        "Records were fetched but could not be put into Codat's standard shape.", _QUEUE_AGAIN
+    ),
+    DatasetStatus.INTERNAL_ERROR: StatusHelp("The read failed inside Codat.", _QUEUE_AGAIN),
+    DatasetStatus.PROCESSING_QUEUED: StatusHelp(
+        "Records mapped; waiting for Codat's processing.", _WAIT
+    ),
+    DatasetStatus.PROCESSING: StatusHelp("Codat is processing the records.", _WAIT),
+    DatasetStatus.PROCESSING_ERROR: StatusHelp("Codat's processing failed.", _QUEUE_AGAIN),
+    DatasetStatus.VALIDATION_QUEUED: StatusHelp(
+        "Records read; waiting for Codat's validation.", _WAIT
+    ),
+    DatasetStatus.VALIDATING: StatusHelp("Codat is checking the records it read.", _WAIT),
+    DatasetStatus.VALIDATION_ERROR: StatusHelp(
+        "Codat's checks of the records failed.",
+        "Look at the read's issues; refresh it later, and give Codat support the read's id if it"
+        " keeps failing.",
+    ),
+    DatasetStatus.AUTH_ERROR: StatusHelp(
+        "The platform refused Codat's access: the connection needs authorising again.",
+        "Ask the customer to connect the platform again through the connection's link.",
+    ),
+    DatasetStatus.CANCELLED: StatusHelp(
+        "The read was stopped before it finished.", "Refresh it if the data is needed."
+    ),
+    DatasetStatus.NOT_SUPPORTED: StatusHelp(
+        "The customer's platform does not offer this data type.",
+        "Nothing: no refresh will bring it. Expect no data of this type from this platform.",
+    ),
+    DatasetStatus.RATE_LIMIT_ERROR: StatusHelp(
+        "The platform refused further requests for now (its own rate limit, not the portal's).",
+        "Refresh it later.",
+    ),
+    DatasetStatus.PERMISSIONS_ERROR: StatusHelp(
+        "The platform user who linked the connection may not read this data.",
+        "Ask the customer to connect again as a user allowed to read it (often an administrator).",
+    ),
+    DatasetStatus.PREREQUISITE_NOT_MET: StatusHelp(
+        "The read needs something that is not there yet, such as another data type read first.",
+        "Read the error message of the read; refresh once what it names is in place.",
+    ),
+}
+assert tuple(DatasetStatus.values) == DATASET_STATUSES
+assert set(DATASET_STATUS_HELP) == set(DatasetStatus)
 
 DATASET_ERROR_STATUSES = frozenset(
     value for value in DATASET_STATUSES if value.endswith("Error")

@@ -8,6 +8,7 @@ Every action and every view that changes something is gated on `companies.run_op
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -18,6 +19,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST, require_safe
 
 from companies.models import Company
@@ -68,6 +70,25 @@ class OperationTimelineInline(ReadOnlyInline):
 def _estimate_seconds(count: int) -> float:
     """How long `count` calls take at the fleet's sustained rate."""
     return 60 * count / limiter.calls_per_minute()
+
+
+def _estimate_text(count: int) -> str:
+    """`_estimate_seconds` in words ("under a second", "about 3 minutes"); empty for no calls."""
+    if not count:
+        return ""
+    seconds = _estimate_seconds(count)
+    if seconds < 1:
+        return "under a second"
+    for unit_seconds, singular, plural in (
+        (3600, "about %(n)d hour", "about %(n)d hours"),
+        (60, "about %(n)d minute", "about %(n)d minutes"),
+    ):
+        # Switch to the larger unit from 1.5 of it, so 80 seconds is not "about 1 minute".
+        if seconds >= 1.5 * unit_seconds:
+            n = round(seconds / unit_seconds)
+            return ngettext(singular, plural, n) % {"n": n}
+    n = round(seconds)
+    return ngettext("about %(n)d second", "about %(n)d seconds", n) % {"n": n}
 
 
 class CompanyOperationsAdminMixin:
@@ -126,7 +147,7 @@ class CompanyOperationsAdminMixin:
             count=count,
             plan=plan,
             refused=refused,
-            estimate_seconds=_estimate_seconds(len(plan.queued)) if plan else None,
+            estimate=_estimate_text(len(plan.queued)) if plan else "",
             skipped_reasons=plan.skipped_reasons() if plan else {},
             custom_products=Product.objects.filter(kind=ProductKind.CUSTOM),
             confirm_url=reverse(
@@ -162,10 +183,17 @@ class CompanyOperationsAdminMixin:
         if "confirm" not in request.POST:
             return self._render_confirmation(request, form, kind=kind, count=count, plan=plan)
         job, plan = services.operations_start(**arguments, requested_by=request.user)
+        joined = len(plan.joined)
         self.message_user(
             request,
-            f"{job.description}: {len(plan.operations):,} queued, {len(plan.joined):,} joined"
-            f" operations already running, {len(plan.skipped):,} skipped.",
+            f"{job.description}: {len(plan.operations):,} queued, "
+            + ngettext(
+                "%(n)s joined an operation already running",
+                "%(n)s joined operations already running",
+                joined,
+            )
+            % {"n": f"{joined:,}"}
+            + f", {len(plan.skipped):,} skipped.",
             messages.SUCCESS,
         )
         return HttpResponseRedirect(reverse("admin:operations_job_change", args=[job.pk]))
@@ -228,7 +256,7 @@ class JobAdmin(ReadOnlyMirrorAdmin):
             self,
             title=str(job),
             job=job,
-            progress=selectors.job_progress(job=job),
+            progress=_with_offered_actions(selectors.job_progress(job=job)),
             failures=selectors.job_failures(job=job),
             states=OperationState.choices,
             can_run=can_run_operations(request.user),
@@ -240,7 +268,7 @@ class JobAdmin(ReadOnlyMirrorAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         job = get_object_or_404(Job, pk=job_id)
-        progress = selectors.job_progress(job=job)
+        progress = _with_offered_actions(selectors.job_progress(job=job))
         until = _paused_until()
         progress["paused_until"] = until.isoformat() if until else None
         return JsonResponse(progress)
@@ -248,7 +276,16 @@ class JobAdmin(ReadOnlyMirrorAdmin):
     def retry_failed_view(self, request, job_id):
         job = self._job_for_change(request, job_id)
         count = services.job_retry_failed(job=job, requested_by=request.user)
-        self.message_user(request, f"{count:,} failed operations queued again.", messages.SUCCESS)
+        self.message_user(
+            request,
+            ngettext(
+                "%(n)s failed operation queued again.",
+                "%(n)s failed operations queued again.",
+                count,
+            )
+            % {"n": f"{count:,}"},
+            messages.SUCCESS,
+        )
         return HttpResponseRedirect(reverse("admin:operations_job_change", args=[job.pk]))
 
     def cancel_rest_view(self, request, job_id):
@@ -256,7 +293,12 @@ class JobAdmin(ReadOnlyMirrorAdmin):
         count = services.job_cancel_rest(job=job)
         self.message_user(
             request,
-            f"{count:,} operations not yet started were cancelled; those already running finish.",
+            ngettext(
+                "%(n)s operation not yet started was cancelled; those already running finish.",
+                "%(n)s operations not yet started were cancelled; those already running finish.",
+                count,
+            )
+            % {"n": f"{count:,}"},
             messages.SUCCESS,
         )
         return HttpResponseRedirect(reverse("admin:operations_job_change", args=[job.pk]))
@@ -265,6 +307,15 @@ class JobAdmin(ReadOnlyMirrorAdmin):
         if not can_run_operations(request.user):
             raise PermissionDenied
         return get_object_or_404(Job, pk=job_id)
+
+
+def _with_offered_actions(progress: dict) -> dict:
+    """Which of the job page's buttons have something to act on: retrying needs failed rows,
+    cancelling needs rows not yet started (a running row is never cancelled)."""
+    counts = progress["counts"]
+    progress["retry_offered"] = counts[OperationState.FAILED] > 0
+    progress["cancel_offered"] = counts[OperationState.PENDING] > 0
+    return progress
 
 
 def _paused_until():
@@ -358,6 +409,7 @@ class OperationAdmin(ReadOnlyMirrorAdmin):
             page=page,
             show_all=show_all,
             count=len(items),
+            grace_minutes=settings.CODAT_RATE_LIMIT_FRESHNESS_GRACE_MINUTES,
             company_url=reverse("admin:companies_company_changelist"),
         )
         return TemplateResponse(request, "admin/operations/stale.html", context)

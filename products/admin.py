@@ -1,9 +1,9 @@
 from django.contrib import admin
-from django.db.models import Count
+from django.db.models import Count, Q
 
 from consent.services import consent_text_publish, consent_texts_publish
 from core.admin_mixins import ReadOnlyMirrorAdmin
-from products.models import CompanyProduct, DataType, Product, ProductDataType
+from products.models import HELD_STATUSES, CompanyProduct, DataType, Product, ProductDataType
 
 
 @admin.register(DataType)
@@ -48,7 +48,9 @@ class ProductAdmin(admin.ModelAdmin):
             .get_queryset(request)
             .annotate(
                 _data_type_count=Count("product_data_types", distinct=True),
-                _company_count=Count("assignments", distinct=True),
+                _company_count=Count(
+                    "assignments", filter=Q(assignments__status__in=HELD_STATUSES), distinct=True
+                ),
             )
         )
 

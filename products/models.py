@@ -122,6 +122,16 @@ class CompanyProductStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+# Assignments a company holds at Codat or is moving to or from: the admin counts and filters on
+# these. A removed one is history; a failed one is an add Codat refused (a removal that fails
+# goes back to active, so `failed` never means the company still has the product).
+HELD_STATUSES = (
+    CompanyProductStatus.PENDING_ADD,
+    CompanyProductStatus.ACTIVE,
+    CompanyProductStatus.PENDING_REMOVAL,
+)
+
+
 class CompanyProduct(models.Model):
     """A product assigned to a company: the desired state the workers drive Codat towards."""
 

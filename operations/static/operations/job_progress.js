@@ -17,6 +17,14 @@
     box.querySelectorAll(".job-count").forEach(function (cell) {
       cell.textContent = progress.counts[cell.getAttribute("data-state")];
     });
+    offer("job-retry-failed", progress.retry_offered);
+    offer("job-cancel-rest", progress.cancel_offered);
+    offer("job-actions", progress.retry_offered || progress.cancel_offered);
+  }
+  // The buttons exist only for operators; a finished job offers neither.
+  function offer(id, offered) {
+    var element = document.getElementById(id);
+    if (element) { element.hidden = !offered; }
   }
   function poll() {
     fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
