@@ -109,3 +109,47 @@ def test_deauthorized_connections_read_into_auth_error(api, sandbox):
     sandbox.advance(FULL_READ_SECONDS)
     final = api.get(f"/companies/{company['id']}/data/history/{dataset['id']}").json()
     assert final["status"] == "AuthError" and final["isErrored"] is True
+
+
+def test_a_completed_read_is_the_last_successful_sync_and_its_connections_last_sync(api, sandbox):
+    company, connection = api.linked_company()
+    base = f"/companies/{company['id']}"
+    sandbox.advance(FULL_READ_SECONDS)
+
+    def invoices_status():
+        return api.get(f"{base}/dataStatus").json()["invoices"]
+
+    def connection_last_sync():
+        return api.get(f"{base}/connections/{connection['id']}").json().get("lastSync")
+
+    def read_invoices():
+        dataset = api.post(f"{base}/data/queue/invoices").json()
+        sandbox.advance(FULL_READ_SECONDS)
+        return api.get(f"{base}/data/history/{dataset['id']}").json()
+
+    # given: the first read has completed
+    first = invoices_status()
+    assert first["currentStatus"] == "Complete"
+    assert connection_last_sync() == first["lastSuccessfulSync"]
+    # when: a refresh completes, then one fails
+    refreshed = read_invoices()
+    sandbox.control(
+        "PUT", f"companies/{company['id']}/dataset-outcomes", {"invoices": "FetchError"}
+    )
+    failed = read_invoices()
+    # then: the refresh is the last successful sync and the connection's last sync; the
+    # failure is only the latest sync
+    assert refreshed["status"] == "Complete" and failed["status"] == "FetchError"
+    assert refreshed["completed"] > first["lastSuccessfulSync"]
+    assert invoices_status() == {
+        "dataType": "invoices",
+        "currentStatus": "FetchError",
+        "latestSyncId": failed["id"],
+        "lastSuccessfulSync": refreshed["completed"],
+        "latestSuccessfulSyncId": refreshed["id"],
+    }
+    assert connection_last_sync() == refreshed["completed"]
+    company_body = api.get(base).json()
+    assert company_body["lastSync"] == refreshed["completed"]
+    listed = api.get(f"{base}/connections").json()["results"]
+    assert [c.get("lastSync") for c in listed] == [refreshed["completed"]]
