@@ -5,6 +5,11 @@ Callers hand over Codat's own JSON (camelCase) and `observed_at`, when its facts
 Codat: a webhook event's generatedDate (the `*_from_event` services), or the moment an API answer
 arrived (the `*_from_codat` services). `_observe` applies each fact unless the row has seen a
 newer one (the rule itself: `companies.observations`).
+
+Last-sync times are the exception that the rule allows: each one is the time of something that
+happened (a read finished), so it only ever moves forward, and a fact too old to apply still
+moves it forward when it knows of a later sync than the row does. That is how a read.completed
+event and a data-status answer, observed in either order, both leave the sync they saw recorded.
 """
 
 import uuid
@@ -13,6 +18,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from companies.codat_times import parse_codat_datetime, parse_optional_codat_datetime
@@ -29,6 +35,7 @@ def _observe(
     observed_at: datetime,
     values: Callable[[MirrorRow | None], dict],
     from_event: bool,
+    forward: Callable[[MirrorRow | None], dict] | None = None,
 ) -> tuple[MirrorRow, bool]:
     """Apply one observed fact to the row `lookup` names; the row, and whether it was applied.
 
@@ -38,18 +45,29 @@ def _observe(
     new row is a plain INSERT, so a fact that loses the race to create it is compared with the
     winner's (see `locked_or_created`). With `from_event`, the fact came in a webhook event and
     the row's `last_event_at` records it too.
+
+    `forward(row)` gives the fields the fact moves forward: times of things that happened, such
+    as a last sync (see `_later_sync`), which an older fact may still know a later value of.
+    They are applied whether or not the rest of the fact is.
     """
     stamps = {"observed_at": observed_at}
     if from_event:
         stamps["last_event_at"] = observed_at
+    moved = forward or (lambda row: {})
     row, created = locked_or_created(
-        model, lookup, lambda: model.objects.create(**lookup, **values(None), **stamps)
+        model,
+        lookup,
+        lambda: model.objects.create(**lookup, **values(None), **moved(None), **stamps),
     )
     if created:
         return row, True
     if is_older(observed_at, row.observed_at):
+        if later := moved(row):
+            for name, value in later.items():
+                setattr(row, name, value)
+            row.save(update_fields=[*later, "mirrored_at"])
         return row, False
-    changes = {**values(row), **stamps}
+    changes = {**values(row), **moved(row), **stamps}
     for name, value in changes.items():
         setattr(row, name, value)
     row.save(update_fields=[*changes, "mirrored_at"])
@@ -62,6 +80,26 @@ def _text(value, limit: int) -> str:
 
 def _uuid_or_none(value: str | None) -> uuid.UUID | None:
     return uuid.UUID(value) if value else None
+
+
+def _later_sync(
+    row: MirrorRow | None,
+    field: str,
+    synced_at: datetime | None,
+    *,
+    same_too: bool = False,
+    **with_it,
+) -> dict:
+    """`field` set to `synced_at` (and the fields `with_it` alongside) when that sync is later
+    than the one the row knows; with `same_too`, also when it is the same one (an answer that
+    names a sync an event already recorded adds what the event did not know, such as its id).
+    Nothing when it is earlier or unknown: a sync that happened stays recorded."""
+    known = getattr(row, field) if row is not None else None
+    if synced_at is None or (
+        known is not None and (synced_at < known or (synced_at == known and not same_too))
+    ):
+        return {}
+    return {field: synced_at, **with_it}
 
 
 # --- companies -----------------------------------------------------------------------------------
@@ -82,12 +120,12 @@ def _company_details(codat_id: uuid.UUID, data: dict, row: Company | None) -> di
 
 def _company_mirror(*, data: dict, observed_at: datetime, from_event: bool) -> tuple[Company, bool]:
     codat_id = uuid.UUID(str(data["id"]))
+    last_sync = parse_optional_codat_datetime(data.get("lastSync"), field="lastSync")
 
     def values(row: Company | None) -> dict:
         return {
             **_company_details(codat_id, data, row),
             "codat_created_at": parse_optional_codat_datetime(data.get("created"), field="created"),
-            "last_sync": parse_optional_codat_datetime(data.get("lastSync"), field="lastSync"),
         }
 
     company, applied = _observe(
@@ -96,6 +134,7 @@ def _company_mirror(*, data: dict, observed_at: datetime, from_event: bool) -> t
         observed_at=observed_at,
         values=values,
         from_event=from_event,
+        forward=lambda row: _later_sync(row, "last_sync", last_sync),
     )
     if applied and "products" in data:
         from products.services import company_products_mirror_from_codat
@@ -196,6 +235,8 @@ def company_deletion_mirror_from_event(
 def _connection_mirror(
     *, company: Company, data: dict, observed_at: datetime, from_event: bool, deleted: bool = False
 ) -> tuple[Connection, bool]:
+    last_sync = parse_optional_codat_datetime(data.get("lastSync"), field="lastSync")
+
     def values(row: Connection | None) -> dict:
         fields = {
             "company": company,
@@ -206,7 +247,6 @@ def _connection_mirror(
             "source_type": data.get("sourceType") or "Unknown",
             "status": data["status"],
             "link_url": data.get("linkUrl") or "",
-            "last_sync": parse_optional_codat_datetime(data.get("lastSync"), field="lastSync"),
             "codat_created_at": parse_optional_codat_datetime(data.get("created"), field="created"),
             "errors": data.get("dataConnectionErrors") or [],
         }
@@ -220,6 +260,7 @@ def _connection_mirror(
         observed_at=observed_at,
         values=values,
         from_event=from_event,
+        forward=lambda row: _later_sync(row, "last_sync", last_sync),
     )
 
 
@@ -255,19 +296,26 @@ def data_status_mirror_from_codat(
 ) -> None:
     """Apply Codat's dataStatus answer: an object keyed by data type."""
     for data_type, status in data_statuses.items():
+        last_successful_sync = parse_optional_codat_datetime(
+            status.get("lastSuccessfulSync"), field="lastSuccessfulSync"
+        )
         _observe(
             DataTypeStatus,
             {"company": company, "data_type_id": data_type},
             observed_at=observed_at,
             values=lambda row, status=status: {
                 "current_status": status.get("currentStatus") or "",
-                "last_successful_sync": parse_optional_codat_datetime(
-                    status.get("lastSuccessfulSync"), field="lastSuccessfulSync"
-                ),
                 "latest_sync_id": _uuid_or_none(status.get("latestSyncId")),
-                "latest_successful_sync_id": _uuid_or_none(status.get("latestSuccessfulSyncId")),
             },
             from_event=False,
+            # The same sync as a read event recorded still brings its id, which events lack.
+            forward=lambda row, synced_at=last_successful_sync, status=status: _later_sync(
+                row,
+                "last_successful_sync",
+                synced_at,
+                same_too=True,
+                latest_successful_sync_id=_uuid_or_none(status.get("latestSuccessfulSyncId")),
+            ),
         )
 
 
@@ -283,11 +331,14 @@ def data_type_status_mirror_from_read_event(
 ) -> bool:
     """One data type's entry of a read.completed event; whether it was the newest fact.
 
+    A Complete entry is a successful sync at `observed_at` (Codat generates the event as the
+    read finishes); it moves the last successful sync forward, and the id Codat gave the
+    previous one no longer belongs to it (the event does not name the new sync's id).
     `records_modified` moves "records last changed" forward. Codat documents that the first
     read after a company's first link always says false; that read is when the records first
     arrived, so the first completed read of a data type counts as a change whatever the flag
-    says. A change of records is a fact about the past, so an older event still moves that one
-    field forward (never back) when the rest of it is not applied.
+    says. Both times are facts about the past, so an older event still moves them forward
+    (never back) when the rest of it is not applied.
     """
 
     def records_changed_at(row: DataTypeStatus | None) -> dict:
@@ -298,22 +349,44 @@ def data_type_status_mirror_from_read_event(
         return {}
 
     def values(row: DataTypeStatus | None) -> dict:
-        fields = {"last_read_issues": issues, **records_changed_at(row)}
+        fields = {"last_read_issues": issues}
         if status:
             fields["current_status"] = status
         return fields
 
-    row, applied = _observe(
+    def synced(row: DataTypeStatus | None) -> dict:
+        if status != "Complete":
+            return {}
+        return _later_sync(row, "last_successful_sync", observed_at, latest_successful_sync_id=None)
+
+    _, applied = _observe(
         DataTypeStatus,
         {"company": company, "data_type_id": data_type},
         observed_at=observed_at,
         values=values,
         from_event=True,
+        forward=lambda row: {**records_changed_at(row), **synced(row)},
     )
-    if not applied and (records := records_changed_at(row)):
-        row.records_last_modified_at = records["records_last_modified_at"]
-        row.save(update_fields=["records_last_modified_at", "mirrored_at"])
     return applied
+
+
+@transaction.atomic
+def last_sync_mirror_from_read_event(
+    *, company: Company, connection_codat_ids: set[uuid.UUID], synced_at: datetime
+) -> None:
+    """A read.completed event with Complete entries: the company and those of its connections
+    synced at `synced_at`. Forward only; the rest of each row is left to connection and company
+    facts, so this stamps no observation. A connection not mirrored yet is left to the import,
+    which brings it with Codat's own lastSync."""
+    not_later = Q(last_sync__isnull=True) | Q(last_sync__lt=synced_at)
+    # One conditional UPDATE each: a concurrent writer's later time is re-checked under its
+    # row lock, so the newest sync wins whatever the order.
+    Connection.objects.filter(not_later, company=company, codat_id__in=connection_codat_ids).update(
+        last_sync=synced_at, mirrored_at=timezone.now()
+    )
+    Company.objects.filter(not_later, pk=company.pk).update(
+        last_sync=synced_at, mirrored_at=timezone.now()
+    )
 
 
 # --- pull operations -----------------------------------------------------------------------------

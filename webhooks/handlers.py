@@ -130,7 +130,10 @@ READ_COMPLETED = re.compile(
 def read_completed(event: Envelope) -> str:
     """read.completed[.initial], its .successful/.unsuccessful sub-events, and the same for a
     custom product (`{productIdentifier}.read.completed...`): one entry per data type read.
-    Superseded only when every entry is older than what its data type has seen."""
+    Superseded only when every entry is older than what its data type has seen.
+
+    A Complete entry is also a sync of its connection (and so of the company): their last sync
+    moves forward to the event's time, whatever the event's age, as Codat's lastSync does."""
     from products.models import DataType
 
     company = _company_from_reference(event.payload.get("referenceCompany"))
@@ -139,6 +142,8 @@ def read_completed(event: Envelope) -> str:
         raise Unprocessable("payload.dataTypes is not a list")
     known_types = set(DataType.objects.values_list("identifier", flat=True))
     valid_statuses = set(DatasetStatus.values)
+    synced = False
+    synced_connections = set()
     for entry in entries:
         if not isinstance(entry, dict):
             raise Unprocessable("payload.dataTypes holds a non-object")
@@ -148,6 +153,11 @@ def read_completed(event: Envelope) -> str:
         status = entry.get("status") or ""
         if status and status not in valid_statuses:
             raise Unprocessable(f"unknown dataset status {status!r} for {data_type}")
+        if status == DatasetStatus.COMPLETE:
+            synced = True
+            if entry.get("connectionId"):
+                connection_id = parse_uuid(entry["connectionId"], "dataTypes[].connectionId")
+                synced_connections.add(connection_id)
     applied = [
         mirror.data_type_status_mirror_from_read_event(
             company=company,
@@ -159,6 +169,10 @@ def read_completed(event: Envelope) -> str:
         )
         for entry in entries
     ]
+    if synced:
+        mirror.last_sync_mirror_from_read_event(
+            company=company, connection_codat_ids=synced_connections, synced_at=event.generated_at
+        )
     return _outcome(any(applied) or not applied)
 
 
