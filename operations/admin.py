@@ -200,7 +200,7 @@ class CompanyOperationsAdminMixin:
         if "confirm_and_ask" in request.POST and awaiting_consent:
             if not _can_ask_consent(request.user):
                 raise PermissionDenied
-            return self._confirm_and_ask(request, arguments)
+            return self._confirm_and_ask(request, arguments, preview=plan)
         if "confirm" not in request.POST:
             return self._render_confirmation(
                 request,
@@ -214,15 +214,17 @@ class CompanyOperationsAdminMixin:
         self.message_user(request, _started_message(job, plan), messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:operations_job_change", args=[job.pk]))
 
-    def _confirm_and_ask(self, request, arguments):
+    def _confirm_and_ask(self, request, arguments, *, preview):
         """The add for the companies whose consent covers it, and a consent request to each of
         the others, whose add then waits for its grant; in one transaction, so neither half is
         done without the other."""
         product = arguments["product"]
+        job, plan = None, preview
         with transaction.atomic():
-            job, plan = services.operations_start(**arguments, requested_by=request.user)
-            # Planned again inside the transaction: the companies to ask are the ones this plan
-            # left out for consent, not the ones the page showed a moment ago.
+            if preview.queued or preview.joined:
+                job, plan = services.operations_start(**arguments, requested_by=request.user)
+            # The companies to ask are the ones the plan written leaves out for consent, not
+            # the ones the page showed a moment ago.
             asked = _awaiting_consent(plan, arguments)
             issued = product_add_consent_requests_create(
                 companies=Company.objects.filter(pk__in=asked).order_by("name", "pk"),
@@ -236,13 +238,13 @@ class CompanyOperationsAdminMixin:
             title=f"{product.name}: added where consent allows, asked for the rest",
             job=job,
             plan=plan,
-            started=_started_message(job, plan),
+            started=_started_message(job, plan) if job else "",
             product=product,
             issued_count=len(issued),
             emailed=sum(1 for link in issued if link.request.email),
             links_csv_href="data:text/csv;charset=utf-8;base64,"
             + base64.b64encode(csv_text.encode()).decode(),
-            links_csv_name=f"consent-links-{product.identifier}-job-{job.pk}.csv",
+            links_csv_name=f"consent-links-{product.identifier}.csv",
             requests_url=reverse("admin:consent_consentrequest_changelist")
             + "?reason=product_added",
         )

@@ -161,10 +161,11 @@ def test_the_links_csv_on_the_result_page_holds_one_working_link_per_asked_compa
 def test_asking_with_every_company_uncovered_asks_without_an_empty_add(
     operator, lending, selection
 ):
-    post(operator, lending, selection["uncovered"], confirm_and_ask="1")
+    response = post(operator, lending, selection["uncovered"], confirm_and_ask="1")
 
     assert ConsentRequest.objects.count() == 2
-    assert not Operation.objects.exists()
+    assert not Operation.objects.exists() and not Job.objects.exists()
+    assert "nothing is sent to Codat now" in response.content.decode()
 
 
 def test_a_viewer_cannot_confirm_and_ask(viewer, lending, selection):
