@@ -294,7 +294,9 @@ class CampaignAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/service_form.html", context)
 
 
-def campaign_links_csv(campaign, issued) -> HttpResponse:
+def consent_links_csv_text(issued) -> str:
+    """The consent links just issued, one row per company: the only place their tokens are
+    ever shown (a campaign's download, the bulk add's result page)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["company", "codat_id", "email", "emailed", "consent_link", "expires_at"])
@@ -310,7 +312,11 @@ def campaign_links_csv(campaign, issued) -> HttpResponse:
                 consent_request.expires_at.isoformat(),
             ]
         )
-    response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+    return buffer.getvalue()
+
+
+def campaign_links_csv(campaign, issued) -> HttpResponse:
+    response = HttpResponse(consent_links_csv_text(issued), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="consent-campaign-{campaign.pk}.csv"'
     response["Cache-Control"] = "no-store"
     return response

@@ -643,3 +643,57 @@ def product_add_or_request_consent(
         user=user,
     )
     return ProductAddOutcome(added=False, issued=issued)
+
+
+@transaction.atomic
+def product_add_consent_requests_create(*, companies, product, user=None) -> list[IssuedLink]:
+    """The bulk form of `product_add_or_request_consent` for companies whose consent does not
+    cover `product`: one PRODUCT_ADDED request per company, so that each company's add waits
+    and goes ahead by itself when it grants (consent/effects.py `consent_given`).
+
+    The caller has checked coverage (operations' plan). A fixed number of queries whatever the
+    number of companies: the text is published once and the requests are inserted in bulk.
+    Each address known for a company gets its link by e-mail once the transaction commits.
+    """
+    companies = list(companies)
+    if not companies:
+        return []
+    consent_text_publish(product=product)
+    now = timezone.now()
+    issued = []
+    for company in companies:
+        token, digest = token_new()
+        request = ConsentRequest(
+            token_hash=digest,
+            company=company,
+            reason=ConsentRequestReason.PRODUCT_ADDED,
+            email=(company.tags or {}).get("email", ""),
+            created_at=now,
+            created_by=user,
+            expires_at=now + settings.CONSENT_LINK_TTL,
+        )
+        issued.append(
+            IssuedLink(
+                request=request,
+                token=token,
+                url=public_url(consent_link_path(token)),
+                manage_url=public_url(manage_link_path(company)),
+            )
+        )
+    # One INSERT for all, without full_clean (queries per row for the foreign keys and the
+    # unique hash): every value is built here, and the table's constraints still hold.
+    ConsentRequest.objects.bulk_create([link.request for link in issued])
+    chosen = ConsentRequest.products.through
+    chosen.objects.bulk_create(
+        [chosen(consentrequest_id=link.request.pk, product_id=product.pk) for link in issued]
+    )
+    for link in issued:
+        if link.request.email:
+            transaction.on_commit(
+                lambda link=link: consent_request_email_send(issued=link, products=[product])
+            )
+    logger.info(
+        "consent_request.created_for_add",
+        extra={"requests": len(issued), "product": product.identifier},
+    )
+    return issued

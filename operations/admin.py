@@ -8,12 +8,17 @@ Every action and every view that changes something is gated on `companies.run_op
 
 from __future__ import annotations
 
+import base64
+import csv
+import io
+
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Count, Q
-from django.http import HttpResponseRedirect, JsonResponse
+from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -23,6 +28,8 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST, require_safe
 
 from companies.models import Company
+from consent.admin import consent_links_csv_text
+from consent.services import product_add_consent_requests_create
 from core.admin_mixins import (
     ReadOnlyInline,
     ReadOnlyMirrorAdmin,
@@ -30,7 +37,7 @@ from core.admin_mixins import (
     admin_view_context,
 )
 from core.roles import can_run_operations
-from operations import limiter, selectors, services
+from operations import limiter, planning, selectors, services
 from operations.forms import REFRESH_CHOICES, OperationRequestForm
 from operations.kinds import COMPANY_KINDS, SPECS
 from operations.models import FINISHED_STATES, Job, Operation, OperationKind, OperationState
@@ -133,8 +140,11 @@ class CompanyOperationsAdminMixin:
         form = OperationRequestForm(initial={"kind": kind, "company_ids": ",".join(map(str, ids))})
         return self._render_confirmation(request, form, kind=kind, count=len(ids), plan=None)
 
-    def _render_confirmation(self, request, form, *, kind, count, plan, refused=None):
+    def _render_confirmation(
+        self, request, form, *, kind, count, plan, refused=None, awaiting_consent=()
+    ):
         label = SPECS[kind].kind.label
+        left_out = _left_out_shown(plan) if plan else []
         context = admin_view_context(
             request,
             self,
@@ -149,6 +159,10 @@ class CompanyOperationsAdminMixin:
             refused=refused,
             estimate=_estimate_text(len(plan.queued)) if plan else "",
             skipped_reasons=plan.skipped_reasons() if plan else {},
+            left_out=left_out,
+            left_out_more=len(plan.skipped) - len(left_out) if plan else 0,
+            awaiting_consent=len(awaiting_consent),
+            can_ask_consent=_can_ask_consent(request.user),
             custom_products=Product.objects.filter(kind=ProductKind.CUSTOM),
             confirm_url=reverse(
                 f"admin:{self.model._meta.app_label}_{self.model._meta.model_name}"
@@ -180,23 +194,133 @@ class CompanyOperationsAdminMixin:
             return self._render_confirmation(
                 request, form, kind=kind, count=count, plan=None, refused=str(refused)
             )
+        if "left_out_csv" in request.POST:
+            return _left_out_csv(plan)
+        awaiting_consent = _awaiting_consent(plan, arguments)
+        if "confirm_and_ask" in request.POST and awaiting_consent:
+            if not _can_ask_consent(request.user):
+                raise PermissionDenied
+            return self._confirm_and_ask(request, arguments, preview=plan)
         if "confirm" not in request.POST:
-            return self._render_confirmation(request, form, kind=kind, count=count, plan=plan)
-        job, plan = services.operations_start(**arguments, requested_by=request.user)
-        joined = len(plan.joined)
-        self.message_user(
-            request,
-            f"{job.description}: {len(plan.operations):,} queued, "
-            + ngettext(
-                "%(n)s joined an operation already running",
-                "%(n)s joined operations already running",
-                joined,
+            return self._render_confirmation(
+                request,
+                form,
+                kind=kind,
+                count=count,
+                plan=plan,
+                awaiting_consent=awaiting_consent,
             )
-            % {"n": f"{joined:,}"}
-            + f", {len(plan.skipped):,} skipped.",
-            messages.SUCCESS,
-        )
+        job, plan = services.operations_start(**arguments, requested_by=request.user)
+        self.message_user(request, _started_message(job, plan), messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:operations_job_change", args=[job.pk]))
+
+    def _confirm_and_ask(self, request, arguments, *, preview):
+        """The add for the companies whose consent covers it, and a consent request to each of
+        the others, whose add then waits for its grant; in one transaction, so neither half is
+        done without the other."""
+        product = arguments["product"]
+        job, plan = None, preview
+        with transaction.atomic():
+            if preview.queued or preview.joined:
+                job, plan = services.operations_start(**arguments, requested_by=request.user)
+            # The companies to ask are the ones the plan written leaves out for consent, not
+            # the ones the page showed a moment ago.
+            asked = _awaiting_consent(plan, arguments)
+            issued = product_add_consent_requests_create(
+                companies=Company.objects.filter(pk__in=asked).order_by("name", "pk"),
+                product=product,
+                user=request.user,
+            )
+        csv_text = consent_links_csv_text(issued)
+        context = admin_view_context(
+            request,
+            self,
+            title=f"{product.name}: added where consent allows, asked for the rest",
+            job=job,
+            plan=plan,
+            started=_started_message(job, plan) if job else "",
+            product=product,
+            issued_count=len(issued),
+            emailed=sum(1 for link in issued if link.request.email),
+            links_csv_href="data:text/csv;charset=utf-8;base64,"
+            + base64.b64encode(csv_text.encode()).decode(),
+            links_csv_name=f"consent-links-{product.identifier}.csv",
+            requests_url=reverse("admin:consent_consentrequest_changelist")
+            + "?reason=product_added",
+        )
+        response = TemplateResponse(request, "admin/operations/confirm_and_ask_done.html", context)
+        # The page holds one-time consent links: never kept by a cache.
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+def _can_ask_consent(user) -> bool:
+    """Who may add a product and send consent requests for it, as on a company's consent
+    page (consent/admin.py `add_product_view`)."""
+    return can_run_operations(user) and user.has_perm("consent.send_consent_requests")
+
+
+def _awaiting_consent(plan, arguments) -> list[int]:
+    """The companies an add left out because their consent does not cover the product: the
+    ones a consent request lets the add go ahead for. Other reasons (already has it) are not
+    helped by consent. Empty for every kind but adding a product."""
+    if plan.kind != OperationKind.ADD_PRODUCT or not plan.skipped:
+        return []
+    refused = planning.companies_refused_for_consent(
+        SPECS[plan.kind],
+        company_ids=list(plan.skipped),
+        product=arguments["product"],
+        data_types=arguments["data_types"],
+    )
+    return [company_id for company_id in plan.skipped if company_id in refused]
+
+
+# How many left-out companies the confirmation page names; the CSV has all of them.
+LEFT_OUT_SHOWN = 50
+
+
+def _left_out_shown(plan) -> list[dict]:
+    """The first LEFT_OUT_SHOWN left-out companies with their reasons. One query."""
+    shown = list(plan.skipped)[:LEFT_OUT_SHOWN]
+    if not shown:
+        return []
+    companies = Company.objects.in_bulk(shown)
+    return [
+        {"company": companies[pk], "reason": plan.skipped[pk]} for pk in shown if pk in companies
+    ]
+
+
+def _left_out_csv(plan) -> HttpResponse:
+    """Every company left out of the request and why, for a selection of any size."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["company", "codat_id", "reason"])
+    companies = {
+        pk: (name, codat_id)
+        for pk, name, codat_id in Company.objects.filter(pk__in=list(plan.skipped)).values_list(
+            "pk", "name", "codat_id"
+        )
+    }
+    for company_id, reason in plan.skipped.items():
+        name, codat_id = companies.get(company_id, ("", ""))
+        writer.writerow([name, codat_id, reason])
+    response = HttpResponse(buffer.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="left-out-{plan.kind}.csv"'
+    return response
+
+
+def _started_message(job, plan) -> str:
+    joined = len(plan.joined)
+    return (
+        f"{job.description}: {len(plan.operations):,} queued, "
+        + ngettext(
+            "%(n)s joined an operation already running",
+            "%(n)s joined operations already running",
+            joined,
+        )
+        % {"n": f"{joined:,}"}
+        + f", {len(plan.skipped):,} skipped."
+    )
 
 
 # -- jobs -------------------------------------------------------------------------------------

@@ -91,6 +91,19 @@ PRODUCTS = (
 # matrix shows what is missing and a consent link can be tried.
 AWAITING_CONSENT = {"Harbour Coffee Roasters", "Kestrel Logistics"}
 
+# Demo companies whose owners have already agreed to a use case they do not have yet, so that a
+# bulk add of it over every company shows both outcomes: these go straight through, the others
+# are asked for consent and added when they grant (and the two that have it are left out).
+CONSENTED_BEFORE_ADD = {
+    "bank-feeds": {
+        "Greystone Architects",
+        "Ironbridge Cycles",
+        "Lantern Books",
+        "Linden Street Dental",
+        "Redbrick Property Services",
+    },
+}
+
 
 def _schedule(custom: dict) -> dict:
     schedule = custom.get("schedule") or {}
@@ -135,22 +148,32 @@ def seed_products(custom_at_codat: dict[str, dict]) -> list[Product]:
 
 def record_demo_consent(operator) -> int:
     """Record, as the named operator acting for each customer, consent to the demo companies'
-    active products (all but AWAITING_CONSENT), so refreshes are allowed where they would be."""
+    active products (all but AWAITING_CONSENT), so refreshes are allowed where they would be,
+    and to the use cases of CONSENTED_BEFORE_ADD, which those companies do not have yet."""
+    from companies.models import Company
     from consent.selectors import consent_covers, consent_text_current
     from consent.services import Actor, ConsentChannel, consent_grant
 
-    recorded = 0
     active = CompanyProduct.objects.filter(status=CompanyProductStatus.ACTIVE).select_related(
         "company", "product"
     )
-    for assignment in active.exclude(company__name__in=AWAITING_CONSENT):
-        if consent_covers(assignment.company, assignment.product):
+    pairs = [
+        (assignment.company, assignment.product)
+        for assignment in active.exclude(company__name__in=AWAITING_CONSENT)
+    ]
+    for identifier, names in CONSENTED_BEFORE_ADD.items():
+        product = Product.objects.filter(identifier=identifier).first()
+        if product is not None:
+            pairs += [(company, product) for company in Company.objects.filter(name__in=names)]
+    recorded = 0
+    for company, product in pairs:
+        if consent_covers(company, product):
             continue
         with transaction.atomic():
             consent_grant(
-                company=assignment.company,
-                product=assignment.product,
-                text=consent_text_current(product=assignment.product),
+                company=company,
+                product=product,
+                text=consent_text_current(product=product),
                 actor=Actor(channel=ConsentChannel.ADMIN, user=operator),
             )
         recorded += 1

@@ -276,6 +276,41 @@ class TestAddAwaitingConsent:
         assert outcome.added and outcome.issued is None
         assert len(operations_of(OperationKind.ADD_PRODUCT, company, product)) == 1
 
+    def test_bulk_requests_make_each_add_wait_and_go_ahead_on_that_companys_grant(self, product):
+        # given two companies asked in one go, in a fixed number of queries
+        operator = StaffFactory(role="operator")
+        services.consent_text_publish(product=product)
+        first, second = CompanyFactory(), CompanyFactory()
+        with CaptureQueriesContext(connection) as few:
+            services.product_add_consent_requests_create(
+                companies=[first], product=product, user=operator
+            )
+        with CaptureQueriesContext(connection) as many:
+            issued = services.product_add_consent_requests_create(
+                companies=[first, second], product=product
+            )
+        assert len(few) == len(many)
+        assert not Operation.objects.exists()
+        # when the second company grants through its link
+        link = next(link for link in issued if link.request.company_id == second.pk)
+        request = services.consent_link_exchange(token=link.token)
+        services.consent_grant(
+            company=second,
+            product=product,
+            text=selectors.consent_text_current(product=product),
+            actor=services.Actor(channel=ConsentChannel.LINK),
+            request=request,
+        )
+        # then its add goes ahead, and the first company's keeps waiting
+        assert len(operations_of(OperationKind.ADD_PRODUCT, second, product)) == 1
+        assert not operations_of(OperationKind.ADD_PRODUCT, first, product)
+        assert (
+            ConsentRequest.objects.filter(
+                company=first, product_add_settled_at__isnull=True
+            ).count()
+            == 2
+        )
+
 
 class TestReconciler:
     """consent_reconcile runs every five minutes over every company: set-based, idempotent."""

@@ -7,7 +7,7 @@ from django.core.management import call_command
 
 from companies.models import Company, Connection, DataTypeStatus, PullOperation
 from consent.models import ConsentEvent
-from portal.demo import STANDARD_PRODUCTS
+from portal.demo import CONSENTED_BEFORE_ADD, STANDARD_PRODUCTS
 from products.models import CompanyProduct, Product
 from tests.factories import StaffFactory
 from tests.ports import free_port
@@ -91,6 +91,26 @@ def test_seed_demo_imports_every_company_at_codat_in_every_state(demo_codat):
     events = ConsentEvent.objects.filter(action="grant")
     assert events.filter(company=northgate, channel="admin", actor=operator).exists()
     assert not events.filter(company__name="Harbour Coffee Roasters").exists()
+
+
+def test_a_demo_bulk_add_goes_straight_through_for_some_and_needs_consent_for_others(
+    demo_codat,
+):
+    from operations.services import operations_preview
+
+    call_command("seed_demo", operator=StaffFactory(username="admin").username)
+
+    for identifier in CONSENTED_BEFORE_ADD:
+        plan = operations_preview(
+            kind="add_product",
+            company_ids=Company.objects.values_list("pk", flat=True),
+            product=Product.objects.get(identifier=identifier),
+        )
+        straight_through = set(
+            Company.objects.filter(pk__in=plan.queued).values_list("name", flat=True)
+        )
+        assert straight_through == CONSENTED_BEFORE_ADD[identifier]
+        assert any("no consent recorded" in reason for reason in plan.skipped.values())
 
 
 def test_seeding_twice_updates_instead_of_duplicating(demo_codat):
