@@ -9,10 +9,15 @@ The demo's custom products belong to that world: the sandbox defines them, as th
 defines a client's custom products on request, and they are read back here over the sandbox's
 control API. One definition, at Codat's side, means the products the companies hold and the
 products the catalogue offers cannot drift apart.
+
+Under `make run` the seed also registers the portal's own webhook endpoint at Codat, as an
+operator would in the admin: through `webhook_consumer_register`, whose operation row a worker
+runs. So the consumer is in the admin, with Codat's id, from the start.
 """
 
 import logging
-from datetime import time
+import time
+from datetime import time as time_of_day
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -22,6 +27,8 @@ from codat import CodatError
 from portal.sandbox_control import SandboxControl, SandboxControlError
 from products.models import CompanyProduct, CompanyProductStatus, Product
 from products.services import product_define
+from webhooks.consumers import event_type_choices, webhook_consumer_register
+from webhooks.models import ConsumerStatus, WebhookConsumer
 
 logger = logging.getLogger(__name__)
 
@@ -104,12 +111,23 @@ CONSENTED_BEFORE_ADD = {
     },
 }
 
+# Webhooks the portal's endpoint handles besides Codat's fixed-name ones (and each custom product's
+# `{identifier}.read.completed`): the outcome of its bank-feed pushes.
+PORTAL_WRITE_EVENT_TYPES = (
+    "bankTransactions.write.successful",
+    "bankTransactions.write.unsuccessful",
+)
+
+
+class DemoConsumerNotRegistered(Exception):
+    """The portal's own webhook consumer did not get Codat's id (failed, or no worker ran it)."""
+
 
 def _schedule(custom: dict) -> dict:
     schedule = custom.get("schedule") or {}
     if schedule.get("frequency") == "daily":
         hours, minutes = (int(part) for part in schedule["time"].split(":"))
-        return {"schedule_kind": "daily", "schedule_time": time(hours, minutes)}
+        return {"schedule_kind": "daily", "schedule_time": time_of_day(hours, minutes)}
     if schedule.get("frequency") == "hourly":
         return {"schedule_kind": "hourly", "schedule_time": None}
     return {"schedule_kind": "none", "schedule_time": None}
@@ -180,7 +198,50 @@ def record_demo_consent(operator) -> int:
     return recorded
 
 
-def seed_demo(*, operator_username: str = "admin") -> dict[str, int | str]:
+def demo_webhook_consumer(*, url: str) -> WebhookConsumer:
+    """The portal's own endpoint as a consumer at Codat, registered through the service (an
+    operation row the workers run, as every Codat call is). A consumer for the URL that is
+    registered, or being registered, is kept: running the seed again adds no second one."""
+    existing = (
+        WebhookConsumer.objects.filter(
+            url=url,
+            disabled=False,
+            status__in=(ConsumerStatus.ACTIVE, ConsumerStatus.PENDING_CREATE),
+        )
+        .order_by("created_at", "id")
+        .first()
+    )
+    if existing is not None:
+        return existing
+    event_types = [value for value, _ in event_type_choices()]
+    return webhook_consumer_register(url=url, event_types=[*event_types, *PORTAL_WRITE_EVENT_TYPES])
+
+
+def demo_webhook_consumer_wait(consumer: WebhookConsumer, *, seconds: float) -> WebhookConsumer:
+    """The consumer once a worker has registered it at Codat (it then has Codat's id, which the
+    sandbox's control API needs to give out its signing secret)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        consumer.refresh_from_db()
+        if consumer.status == ConsumerStatus.ACTIVE and consumer.codat_id is not None:
+            return consumer
+        if consumer.status != ConsumerStatus.PENDING_CREATE:
+            raise DemoConsumerNotRegistered(
+                f"webhook consumer {consumer.url} is {consumer.get_status_display()}: "
+                f"{consumer.last_error or 'no error recorded'}"
+            )
+        if time.monotonic() >= deadline:
+            raise DemoConsumerNotRegistered(
+                f"webhook consumer {consumer.url} was not registered at Codat within "
+                f"{seconds:.0f} s: is a worker running (its operation row waits for one)?"
+            )
+        time.sleep(0.2)
+
+
+def seed_demo(*, operator_username: str = "admin", webhook_url: str = "") -> dict[str, int | str]:
+    """The catalogue, the companies at Codat, demo consent and, given `webhook_url`, the portal's
+    endpoint registered at Codat (`webhook_consumer`: its pk; its operation row is not waited for
+    here, so the call runs while the companies are imported)."""
     from companies.codat_import import companies_import_with_details_from_codat
 
     notes = []
@@ -193,6 +254,9 @@ def seed_demo(*, operator_username: str = "admin") -> dict[str, int | str]:
         notes.append(f"custom products not defined: no sandbox demo world to read ({error})")
     products = seed_products(custom_at_codat)
     counts: dict[str, int | str] = {"products": len(products), "companies": 0, "consents": 0}
+    if webhook_url:
+        # After the catalogue: the custom products' `read.completed` events are subscribed too.
+        counts["webhook_consumer"] = demo_webhook_consumer(url=webhook_url).pk
     try:
         counts["companies"] = companies_import_with_details_from_codat()
     except CodatError as error:

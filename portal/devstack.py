@@ -1,11 +1,14 @@
 """`make run`: the whole portal on one machine, from nothing but Python and this checkout.
 
 Starts (when not given by the environment) an embedded Redis bound to 127.0.0.1 and the Codat
-sandbox, migrates, seeds the demo, creates an admin login, then runs the web server, a Celery
-worker and Celery beat together. Ctrl-C stops all of them.
+sandbox, migrates, creates an admin login, starts a Celery worker, seeds the demo (which registers
+the portal's webhook endpoint at the sandbox through an operation row the worker runs), gives the
+web server that consumer's signing secret, then runs the web server and Celery beat beside the
+worker. Ctrl-C stops all of them.
 """
 
 import os
+import re
 import secrets
 import signal
 import socket
@@ -100,38 +103,43 @@ def ensure_admin_login() -> tuple[str, str]:
     return username, password
 
 
-# Webhooks the portal's endpoint handles besides Codat's fixed-name ones (and each custom product's
-# `{identifier}.read.completed`): the outcome of its bank-feed pushes.
-PORTAL_WRITE_EVENT_TYPES = (
-    "bankTransactions.write.successful",
-    "bankTransactions.write.unsuccessful",
+def seed_sandbox(base_url: str) -> None:
+    """Ask the sandbox for its demo world (over HTTP: it is another program)."""
+    from portal.sandbox_control import SandboxControl
+
+    world = SandboxControl(base_url, os.environ["CODAT_API_KEY"]).seed_demo_world()
+    log(f"sandbox demo: {world['created']} companies created")
+
+
+# The line `manage.py seed_demo --webhook-url` ends with once a worker registered the endpoint.
+CONSUMER_REGISTERED = re.compile(
+    r"^Webhook consumer \S+ registered at Codat: ([0-9a-f-]{36})$", re.M
 )
 
 
-def seed_sandbox(base_url: str, web_port: int) -> None:
-    """Ask the sandbox for its demo world (over HTTP: it is another program), then subscribe the
-    portal's webhook endpoint through Codat's API and give the portal its signing secret, which
-    the real Codat shows in its Portal and the sandbox gives its control API."""
-    from codat import CodatClient
-    from codat.event_types import STANDARD_EVENT_TYPES
+def seed_demo_registering_webhooks(username: str, webhook_url: str) -> str:
+    """Seed the demo and register the portal's webhook endpoint at Codat through its own service
+    (an operation row a worker runs, as every Codat call is); Codat's id for the consumer."""
+    seeded = subprocess.run(
+        [PYTHON, "manage.py", "seed_demo", "--operator", username, "--webhook-url", webhook_url],
+        cwd=REPO,
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    print(seeded.stdout, end="", flush=True)
+    registered = CONSUMER_REGISTERED.search(seeded.stdout)
+    if registered is None:
+        raise SystemExit("[make run] seed_demo did not say which webhook consumer it registered")
+    return registered.group(1)
+
+
+def trust_webhook_secret(base_url: str, consumer_id: str) -> None:
+    """Give the portal the consumer's signing secret, which the real Codat shows in its Portal
+    and the sandbox gives its control API (before the web server starts: it reads it once)."""
     from portal.sandbox_control import SandboxControl
 
-    api_key = os.environ["CODAT_API_KEY"]
-    control = SandboxControl(base_url, api_key)
-    world = control.seed_demo_world()
-    log(f"sandbox demo: {world['created']} companies created")
-    event_types = [
-        *STANDARD_EVENT_TYPES,
-        *PORTAL_WRITE_EVENT_TYPES,
-        *(f"{identifier}.read.completed" for identifier in world["customProducts"]),
-    ]
-    url = f"http://127.0.0.1:{web_port}/webhooks/codat/"
-    client = CodatClient(base_url, api_key, timeout=(3, 30))
-    consumers = client.list_webhook_consumers().get("results") or []
-    consumer = next((c for c in consumers if c["url"] == url), None)
-    if consumer is None:
-        consumer = client.create_webhook_consumer(url, event_types=event_types)
-    secret = control.webhook_secret(consumer["id"])
+    secret = SandboxControl(base_url, os.environ["CODAT_API_KEY"]).webhook_secret(consumer_id)
     secrets_in_use = [s for s in os.environ.get("CODAT_WEBHOOK_SECRETS", "").split(",") if s]
     if secret not in secrets_in_use:
         os.environ["CODAT_WEBHOOK_SECRETS"] = ",".join([*secrets_in_use, secret])
@@ -210,7 +218,10 @@ def main() -> int:
         else:
             log(f"using Redis at {os.environ['REDIS_URL']}")
 
-        if not os.environ.get("CODAT_BASE_URL") and (REPO / "sandbox" / "__main__.py").exists():
+        own_sandbox = (
+            not os.environ.get("CODAT_BASE_URL") and (REPO / "sandbox" / "__main__.py").exists()
+        )
+        if own_sandbox:
             sandbox_port = int(os.environ.get("SANDBOX_PORT", "8765"))
             os.environ.setdefault("CODAT_API_KEY", dev_secret("sandbox-api-key"))
             os.environ["CODAT_BASE_URL"] = f"http://127.0.0.1:{sandbox_port}"
@@ -233,7 +244,7 @@ def main() -> int:
                 what="the Codat sandbox",
                 stack=stack,
             )
-            seed_sandbox(os.environ["CODAT_BASE_URL"], web_port)
+            seed_sandbox(os.environ["CODAT_BASE_URL"])
         else:
             log(f"using Codat at {os.environ.get('CODAT_BASE_URL', '(not set)')}")
 
@@ -241,13 +252,22 @@ def main() -> int:
             raise SystemExit(f"[make run] port {web_port} is taken; set PORT=another")
         manage("migrate", "--no-input", "-v", "0")
         username, password = ensure_admin_login()
-        manage("seed_demo", "--operator", username)
 
-        stack.spawn("web", [PYTHON, "manage.py", "runserver", f"127.0.0.1:{web_port}"])
+        # The worker first: the seed registers the portal's webhook endpoint through an operation
+        # row, and waits for a worker to run it.
         stack.spawn(
             "worker",
             [PYTHON, "-m", "celery", "-A", "portal", "worker", "-l", "info", "-c", "2"],
         )
+        if own_sandbox:
+            webhook_url = f"http://127.0.0.1:{web_port}/webhooks/codat/"
+            consumer_id = seed_demo_registering_webhooks(username, webhook_url)
+            trust_webhook_secret(os.environ["CODAT_BASE_URL"], consumer_id)
+        else:
+            # A Codat this run did not start: its consumers and secrets are its operator's.
+            manage("seed_demo", "--operator", username)
+
+        stack.spawn("web", [PYTHON, "manage.py", "runserver", f"127.0.0.1:{web_port}"])
         stack.spawn(
             "beat",
             [

@@ -120,8 +120,18 @@ class WebhookConsumerAdmin(admin.ModelAdmin):
         """List the consumers at Codat (an operation row) and add the ones the portal lacks."""
         if not self.has_manage_consumers_permission(request):
             raise PermissionDenied
-        webhook_consumers_list_request()
-        self.message_user(request, "Listing the consumers at Codat; refresh this page in a moment.")
+        operation = webhook_consumers_list_request()
+        # A worker runs the row, usually within seconds; its page says when it has and how.
+        self.message_user(
+            request,
+            format_html(
+                'Asked Codat for its webhook consumers (<a href="{}">operation #{}</a>). Once a '
+                "worker has run it, usually within seconds, consumers the portal lacks are in "
+                "this list; reload it then.",
+                reverse("admin:operations_operation_change", args=(operation.pk,)),
+                operation.pk,
+            ),
+        )
         return redirect("admin:webhooks_webhookconsumer_changelist")
 
     def has_add_permission(self, request):

@@ -116,6 +116,15 @@ def test_make_run_serves_admin_demo_data_worker_and_consent_links_on_its_port_th
         assert response.status_code == 200
         assert "Harbour Coffee Roasters" in response.text
 
+        # The consumer make run registered is in the admin, registered, with Codat's id, before
+        # anyone presses "List consumers at Codat".
+        consumers = session.get(f"{admin_url}webhooks/webhookconsumer/", timeout=10).text
+        webhook_url = f"http://127.0.0.1:{web_port}/webhooks/codat/"
+        rows = [row for row in consumers.split("<tr")[1:] if webhook_url in row]
+        assert len(rows) == 1, consumers[-3000:]
+        assert 'class="field-status">Registered<' in rows[0]
+        assert re.search(r'class="field-codat_id">[0-9a-f]{8}-[0-9a-f-]{27}<', rows[0]), rows[0]
+
         health = session.get(f"http://127.0.0.1:{web_port}/healthz/?worker=1", timeout=15)
         assert health.json() == {"ok": True, "database": True, "redis": True, "worker": True}
 

@@ -3,14 +3,22 @@
 from io import StringIO
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from companies.models import Company, Connection, DataTypeStatus, PullOperation
 from consent.models import ConsentEvent
-from portal.demo import CONSENTED_BEFORE_ADD, STANDARD_PRODUCTS
+from operations.models import Operation, OperationKind, OperationState
+from operations.worker import RunOutcome, operation_run
+from portal.demo import (
+    CONSENTED_BEFORE_ADD,
+    STANDARD_PRODUCTS,
+    demo_webhook_consumer_wait,
+    seed_demo,
+)
 from products.models import CompanyProduct, Product
 from tests.factories import StaffFactory
 from tests.ports import free_port
+from webhooks.models import ConsumerStatus, WebhookConsumer
 
 pytestmark = [pytest.mark.sandbox, pytest.mark.django_db]
 
@@ -141,3 +149,50 @@ def test_import_from_codat_mirrors_the_companies_without_writing_a_catalogue(dem
     assert DataTypeStatus.objects.filter(current_status="Complete").exists()
     assert not Product.objects.exists()
     assert not ConsentEvent.objects.exists()
+
+
+def test_seed_demo_registers_the_portals_endpoint_through_an_operation_row_once(demo_codat):
+    StaffFactory(username="admin")
+    url = "http://127.0.0.1:8000/webhooks/codat/"
+
+    # when
+    counts = seed_demo(webhook_url=url)
+
+    # then: the consumer is in the admin at once, waiting for its row, which a worker runs
+    consumer = WebhookConsumer.objects.get(pk=counts["webhook_consumer"])
+    assert (consumer.url, consumer.status, consumer.codat_id) == (
+        url,
+        ConsumerStatus.PENDING_CREATE,
+        None,
+    )
+    assert {"invoice-finance.read.completed", "bankTransactions.write.successful"} <= set(
+        consumer.event_types
+    )
+    operation = Operation.objects.get(kind=OperationKind.REGISTER_CONSUMER, consumer=consumer)
+    assert operation_run(operation_id=operation.pk) == RunOutcome.SUCCEEDED
+
+    registered = demo_webhook_consumer_wait(consumer, seconds=1)
+    assert registered.status == ConsumerStatus.ACTIVE
+    # Codat's id is the one the sandbox keeps the signing secret under.
+    secret = demo_codat.control("GET", f"webhooks/consumers/{registered.codat_id}/secret")
+    assert secret.json()["secret"].startswith("whsec_")
+
+    # Seeding again keeps the registered consumer: no second one at Codat.
+    assert seed_demo(webhook_url=url)["webhook_consumer"] == consumer.pk
+    assert WebhookConsumer.objects.count() == 1
+    assert Operation.objects.filter(kind=OperationKind.REGISTER_CONSUMER).count() == 1
+
+
+def test_seed_demo_says_so_when_no_worker_registers_the_endpoint(demo_codat):
+    StaffFactory(username="admin")
+
+    # No worker runs here (the row is sent to one only on commit).
+    with pytest.raises(
+        CommandError, match="not registered at Codat within 1 s: is a worker running"
+    ):
+        call_command(
+            "seed_demo", webhook_url="http://127.0.0.1:8000/webhooks/codat/", webhook_wait=1
+        )
+
+    operation = Operation.objects.get(kind=OperationKind.REGISTER_CONSUMER)
+    assert operation.state == OperationState.PENDING
