@@ -354,18 +354,27 @@ class CompanyConsentAdmin(ReadOnlyMirrorAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         company = admin_object_or_404(Company.objects.all(), object_id)
-        columns, rows = selectors.consent_matrix(company=company, products=Product.objects.all())
-        grid = []
-        for row in rows:
-            by_type = {cell.data_type: cell for cell in row.cells}
-            grid.append({"row": row, "cells": [by_type.get(column) for column in columns]})
+        identifiers, rows = selectors.consent_matrix(
+            company=company, products=Product.objects.all()
+        )
+        # Transposed for display: one row per data type, one column per product.
+        cells_by_product = [{cell.data_type: cell for cell in row.cells} for row in rows]
+        names = {cell.data_type: cell.name for row in rows for cell in row.cells}
+        data_types = [
+            {
+                "identifier": identifier,
+                "name": names[identifier],
+                "cells": [cells.get(identifier) for cells in cells_by_product],
+            }
+            for identifier in identifiers
+        ]
         context = admin_view_context(
             request,
             self,
             title=f"Consent: {company.name}",
             company=company,
-            columns=columns,
-            grid=grid,
+            products=rows,
+            data_types=data_types,
             awaiting=ConsentRequest.objects.filter(
                 company=company, reason="product_added", product_add_settled_at__isnull=True
             ).prefetch_related("products"),

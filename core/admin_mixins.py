@@ -5,6 +5,20 @@ from django.contrib.admin.utils import unquote
 from django.core.exceptions import ValidationError
 from django.http import Http404
 from django.shortcuts import get_object_or_404
+from django.utils.html import format_html
+
+# The portal's additions to the admin's styles (lists and matrices that fit a 1440 px screen),
+# for a ModelAdmin's `Media.css` or a custom page's `extrastyle` block.
+ADMIN_LAYOUT_CSS = {"all": ("core/admin_layout.css",)}
+
+
+def shortened(value, length: int):
+    """`value` cut to `length` characters for a list column; the whole of it in the title
+    attribute (a tooltip), so long ids and errors neither widen the list nor get lost."""
+    text = str(value or "")
+    if len(text) <= length:
+        return text
+    return format_html('<span class="shortened" title="{}">{}…</span>', text, text[: length - 1])
 
 
 class ReadOnlyMirrorAdmin(admin.ModelAdmin):
