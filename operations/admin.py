@@ -265,8 +265,8 @@ def _can_ask_consent(user) -> bool:
 def _awaiting_consent(plan, arguments) -> list[int]:
     """The companies an add left out because their consent does not cover the product: the
     ones a consent request lets the add go ahead for. Other reasons (already has it) are not
-    helped by consent. Empty for every kind but adding a product."""
-    if plan.kind != OperationKind.ADD_PRODUCT or not plan.skipped:
+    helped by consent. Empty for kinds that cannot wait for consent (all but adding a product)."""
+    if not SPECS[plan.kind].can_wait_for_consent or not plan.skipped:
         return []
     refused = planning.companies_refused_for_consent(
         SPECS[plan.kind],

@@ -97,6 +97,9 @@ class OperationSpec:
     # (a webhook consumer's status). (operation, state, error text)
     after_finish: Callable[[Operation, str, str], None] | None = None
     refuse: Callable[[Product | None, Sequence[str]], str] | None = None  # why not, or ""
+    # A row refused for lack of consent can wait for it: a consent request is sent and the row
+    # is written when the customer agrees (consent/effects.py). Only adding a product does.
+    can_wait_for_consent: bool = False
 
     @property
     def needs_product(self) -> bool:
@@ -290,6 +293,7 @@ SPECS: dict[str, OperationSpec] = {
                 retry_from=frozenset(CompanyProductStatus.values) - {_ACTIVE},
             ),
             opposite=OperationKind.REMOVE_PRODUCT,
+            can_wait_for_consent=True,
         ),
         OperationSpec(
             kind=OperationKind.REMOVE_PRODUCT,
