@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.db.models import Count, Exists, OuterRef, Q
+from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.http import urlencode
 
 from companies.models import (
     CONNECTION_STATUS_HELP,
@@ -13,7 +15,7 @@ from companies.models import (
     PullOperation,
     StatusHelp,
 )
-from core.admin_mixins import ReadOnlyInline, ReadOnlyMirrorAdmin
+from core.admin_mixins import FoldedInline, ReadOnlyInline, ReadOnlyMirrorAdmin
 from operations.admin import CompanyOperationsAdminMixin, OperationTimelineInline
 from products.models import HELD_STATUSES, CompanyProduct, Product
 
@@ -87,7 +89,19 @@ class CompanyProductInline(ReadOnlyInline):
         return super().get_queryset(request).select_related("product")
 
 
-class DataTypeStatusInline(StatusDisplays, ReadOnlyInline):
+def company_rows_url(url_name: str, company, **filters) -> str:
+    """A list page of the admin, filtered to one company's rows (and `filters`)."""
+    return reverse(url_name) + "?" + urlencode({"company__id__exact": company.pk, **filters})
+
+
+# Codat lists every data type for a company, most of them never read: empty status, no sync.
+NEVER_SYNCED = Q(current_status="", last_successful_sync__isnull=True)
+NEVER_SYNCED_FILTERS = {"current_status__exact": "", "last_successful_sync__isnull": "True"}
+
+
+class DataTypeStatusInline(StatusDisplays, FoldedInline):
+    """The data types Codat has read for the company; the never-read ones only as a count."""
+
     model = DataTypeStatus
     fields = (
         "data_type",
@@ -98,17 +112,33 @@ class DataTypeStatusInline(StatusDisplays, ReadOnlyInline):
     )
     readonly_fields = fields
     show_change_link = False
+    hidden_rows_text = "Data types never synced, not shown: %(count)s."
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("data_type")
+
+    def shown_rows(self):
+        return ~NEVER_SYNCED
+
+    def see_all_url(self, obj):
+        return company_rows_url(
+            "admin:companies_datatypestatus_changelist", obj, **NEVER_SYNCED_FILTERS
+        )
 
 
-class RecentPullOperationInline(StatusDisplays, ReadOnlyInline):
+class RecentPullOperationInline(StatusDisplays, FoldedInline):
     model = PullOperation
     fields = ("data_type", "pull_status", "requested", "completed", "progress")
     readonly_fields = fields
     verbose_name_plural = "recent pull operations"
-    max_num = 20
+    row_limit = 20
+    hidden_rows_text = "Older pull operations, not shown: %(count)s."
 
     def get_queryset(self, request):
-        return super().get_queryset(request).order_by("-requested")
+        return super().get_queryset(request).select_related("data_type").order_by("-requested")
+
+    def see_all_url(self, obj):
+        return company_rows_url("admin:companies_pulloperation_changelist", obj)
 
 
 class HeldProductListFilter(admin.SimpleListFilter):
@@ -162,6 +192,7 @@ class CompanyAdmin(CompanyOperationsAdminMixin, ReadOnlyMirrorAdmin):
         "observed_at",
         "last_event_at",
         "mirrored_at",
+        "consent_matrix",
     )
     inlines = (
         ConnectionInline,
@@ -191,6 +222,11 @@ class CompanyAdmin(CompanyOperationsAdminMixin, ReadOnlyMirrorAdmin):
                 ),
             )
         )
+
+    @admin.display(description="consent")
+    def consent_matrix(self, company):
+        url = reverse("admin:consent_companyconsent_change", args=[company.pk])
+        return format_html('<a href="{}">Consent matrix: products and data types</a>', url)
 
     @admin.display(description="connections", ordering="_connection_count")
     def connection_count(self, company):

@@ -3,8 +3,11 @@
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import ValidationError
+from django.db.models import Q, Subquery
+from django.forms.models import BaseInlineFormSet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
+from django.utils.functional import cached_property
 from django.utils.html import format_html
 
 # The portal's additions to the admin's styles (lists and matrices that fit a 1440 px screen),
@@ -52,6 +55,67 @@ class ReadOnlyInline(admin.TabularInline):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class FoldedInlineFormSet(BaseInlineFormSet):
+    """The rows of one parent that a folded inline shows, and how many it leaves out.
+
+    `max_num` bounds the forms an inline may add, not the rows it reads: a company with
+    thousands of operations would render them all. The limit is a subquery of the first
+    `row_limit` ids in the inline's order, so the page's queries stay the same in number
+    and size whatever the parent holds.
+    """
+
+    # Set per parent by FoldedInline.get_formset.
+    row_limit: int | None = None
+    shown_rows: Q | None = None
+    see_all_url: str = ""
+    hidden_rows_text: str = ""
+
+    def get_queryset(self):
+        if not hasattr(self, "_queryset"):
+            rows = self.queryset
+            if self.shown_rows is not None:
+                rows = rows.filter(self.shown_rows)
+            if not rows.ordered:
+                rows = rows.order_by("-pk")
+            if self.row_limit is not None:
+                rows = rows.filter(pk__in=Subquery(rows.values("pk")[: self.row_limit]))
+            self._queryset = rows
+        return self._queryset
+
+    @cached_property
+    def hidden_count(self) -> int:
+        return self.queryset.count() - len(self.get_queryset())
+
+    def hidden_rows_note(self) -> str:
+        return self.hidden_rows_text % {"count": f"{self.hidden_count:,}"}
+
+
+class FoldedInline(ReadOnlyInline):
+    """A read-only inline that shows part of its parent's rows (the first `row_limit` in its
+    order, those matching `shown_rows()`), says how many it leaves out, and links the list
+    that holds them all (`see_all_url(obj)`)."""
+
+    formset = FoldedInlineFormSet
+    template = "admin/edit_inline/folded_tabular.html"
+    row_limit: int | None = None
+    # "%(count)s" is the number of rows left out.
+    hidden_rows_text = "%(count)s more not shown."
+
+    def shown_rows(self) -> Q | None:
+        return None
+
+    def see_all_url(self, obj) -> str:
+        raise NotImplementedError
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        formset.row_limit = self.row_limit
+        formset.shown_rows = self.shown_rows()
+        formset.hidden_rows_text = self.hidden_rows_text
+        formset.see_all_url = self.see_all_url(obj) if obj is not None else ""
+        return formset
 
 
 def admin_view_context(request, model_admin: admin.ModelAdmin, *, title: str, **extra) -> dict:

@@ -24,6 +24,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html
+from django.utils.http import urlencode
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST, require_safe
 
@@ -32,7 +33,7 @@ from consent.admin import consent_links_csv_text
 from consent.services import product_add_consent_requests_create
 from core.admin_mixins import (
     ADMIN_LAYOUT_CSS,
-    ReadOnlyInline,
+    FoldedInline,
     ReadOnlyMirrorAdmin,
     admin_object_or_404,
     admin_view_context,
@@ -48,8 +49,9 @@ from products.models import Product, ProductKind
 # -- the company page's timeline --------------------------------------------------------------
 
 
-class OperationTimelineInline(ReadOnlyInline):
-    """The company's operations, newest first (Company change page)."""
+class OperationTimelineInline(FoldedInline):
+    """The company's newest operations, newest first (Company change page), and a link to
+    the operation list filtered to the company for the older ones."""
 
     model = Operation
     fk_name = "company"
@@ -67,10 +69,15 @@ class OperationTimelineInline(ReadOnlyInline):
     readonly_fields = fields
     verbose_name = "operation"
     verbose_name_plural = "operations (timeline, newest first)"
-    max_num = 50
+    row_limit = 50
+    hidden_rows_text = "Older operations, not shown: %(count)s."
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("product", "job").order_by("-id")
+
+    def see_all_url(self, obj):
+        url = reverse("admin:operations_operation_changelist")
+        return f"{url}?{urlencode({'company__id__exact': obj.pk})}"
 
 
 # -- actions on the company list --------------------------------------------------------------
