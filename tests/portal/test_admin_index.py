@@ -1,0 +1,52 @@
+"""The admin home reaches the portal's own pages, which no model list links."""
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from tests.factories import StaffFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def page_links(content: str) -> dict[str, str]:
+    """The "Pages" module of the admin home as {link text: address}."""
+    module = re.search(r'<div class="app-pages module">(.*?)</div>', content, re.S)
+    assert module, "the admin home has no Pages module"
+    return {
+        text: href.replace("&amp;", "&")
+        for href, text in re.findall(r'<a href="([^"]+)">([^<]+)</a>', module.group(1))
+    }
+
+
+@pytest.mark.parametrize("role", ["viewer", "operator", "admin"])
+def test_the_admin_home_links_stale_reads_scheduled_reads_and_jobs_for_every_role(client, role):
+    client.force_login(StaffFactory(role=role))
+
+    response = client.get(reverse("admin:index"))
+
+    stale = reverse("admin:operations_operation_stale")
+    assert page_links(response.content.decode()) == {
+        "Stale reads": stale,
+        "Scheduled reads": f"{stale}?all=1",
+        "Jobs": reverse("admin:operations_job_changelist"),
+    }
+    # The models are still listed under the pages.
+    assert b"Companies (Codat mirror)" in response.content
+
+
+def test_each_page_the_admin_home_links_opens_for_a_viewer(client):
+    client.force_login(StaffFactory(role="viewer"))
+    content = client.get(reverse("admin:index")).content.decode()
+
+    for url in page_links(content).values():
+        assert client.get(url).status_code == 200, url
+
+
+def test_a_staff_member_without_the_operations_permissions_sees_no_pages_module(client):
+    client.force_login(StaffFactory())
+
+    content = client.get(reverse("admin:index")).content.decode()
+
+    assert 'class="app-pages module"' not in content
