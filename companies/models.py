@@ -313,3 +313,58 @@ class PullOperation(models.Model):
 
     def __str__(self):
         return f"{self.data_type_id} {self.status}"
+
+
+class ProductReadStatus(models.Model):
+    """How one company's reads of one data type are going for one of its products, from the
+    `{product}.read.completed` events Codat sends for that product's reads.
+
+    Kept per product beside the data type's own status because Codat reads a data type for each
+    product that holds it on that product's schedule: a successful read for one product must not
+    hide a read another product missed (teams on different use cases are not to be affected by
+    each other's syncs). Every data type of a held assignment has a row
+    (`companies.services.product_reads_follow`), so "what is stale" is an index range scan on
+    `due_from`, whatever the size of the book.
+    """
+
+    assignment = models.ForeignKey(
+        "products.CompanyProduct", on_delete=models.CASCADE, related_name="read_statuses"
+    )
+    # The assignment's product, copied here for the (product, due_from) index the stale query
+    # scans; an assignment never changes product.
+    product = models.ForeignKey("products.Product", on_delete=models.PROTECT, related_name="+")
+    data_type = models.ForeignKey("products.DataType", on_delete=models.PROTECT, related_name="+")
+    # Empty until the product's first read of the data type finishes.
+    last_status = models.CharField(
+        max_length=24, choices=DatasetStatus.choices, blank=True, default=""
+    )
+    last_read_at = models.DateTimeField("last read finished", null=True, blank=True)
+    last_successful_read = models.DateTimeField(null=True, blank=True)
+    last_read_issues = models.JSONField(default=list, blank=True)
+    # The product's schedule counts from here: its last successful read of the data type, or
+    # when the assignment became active if none has succeeded since.
+    due_from = models.DateTimeField()
+    observed_at = models.DateTimeField("last observed", null=True, blank=True)
+    last_event_at = models.DateTimeField("last webhook event", null=True, blank=True)
+    mirrored_at = models.DateTimeField("mirror updated", auto_now=True)
+
+    class Meta:
+        ordering = ("assignment", "data_type")
+        verbose_name = "product read status"
+        verbose_name_plural = "product read statuses"
+        constraints = (
+            models.UniqueConstraint(
+                fields=("assignment", "data_type"), name="product_read_status_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(last_status="") | Q(last_status__in=DatasetStatus.values),
+                name="product_read_status_valid",
+            ),
+        )
+        indexes = (
+            models.Index(fields=("product", "due_from"), name="product_read_due"),
+            models.Index(fields=("due_from",), name="product_read_due_any"),
+        )
+
+    def __str__(self):
+        return f"{self.data_type_id} for {self.product_id}: {self.last_status or 'not read yet'}"

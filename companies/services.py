@@ -1,5 +1,5 @@
-"""Services that write the Codat mirror: every write to Company, Connection, DataTypeStatus and
-PullOperation rows goes through here.
+"""Services that write the Codat mirror: every write to Company, Connection, DataTypeStatus,
+ProductReadStatus and PullOperation rows goes through here.
 
 Callers hand over Codat's own JSON (camelCase) and `observed_at`, when its facts were true at
 Codat: a webhook event's generatedDate (the `*_from_event` services), or the moment an API answer
@@ -22,10 +22,18 @@ from django.db.models import Q
 from django.utils import timezone
 
 from companies.codat_times import parse_codat_datetime, parse_optional_codat_datetime
-from companies.models import Company, Connection, DataTypeStatus, PullOperation
+from companies.models import (
+    Company,
+    Connection,
+    DataTypeStatus,
+    ProductReadStatus,
+    PullOperation,
+)
 from companies.observations import is_older, locked_or_created
 
-MirrorRow = TypeVar("MirrorRow", Company, Connection, DataTypeStatus, PullOperation)
+MirrorRow = TypeVar(
+    "MirrorRow", Company, Connection, DataTypeStatus, ProductReadStatus, PullOperation
+)
 
 
 def _observe(
@@ -387,6 +395,129 @@ def last_sync_mirror_from_read_event(
     Company.objects.filter(not_later, pk=company.pk).update(
         last_sync=synced_at, mirrored_at=timezone.now()
     )
+
+
+# --- per-product read statuses ------------------------------------------------------------------
+
+# An assignment in one of these has its product's reads followed: Codat reads for a product from
+# the moment it is added until it is removed (an add in flight may already see its first read).
+_READ_FOLLOWED = ("pending_add", "active", "pending_removal")
+_FOLLOW_CHUNK = 2_000
+
+
+def product_reads_follow(assignments) -> None:
+    """Keep a read-status row for every data type of each of `assignments` (a CompanyProduct
+    queryset) that is held, and none for one that is not: called after assignments change
+    status or a product's data types change.
+
+    A new row counts its schedule from when its assignment became active; an assignment that
+    is removed loses its rows, so adding the product again starts afresh. Runs in chunks, so a
+    call over a whole book holds a bounded amount in memory.
+    """
+    from products.models import ProductDataType
+
+    types_of: dict[int, set[str]] = {}
+    rows = assignments.order_by().values_list("pk", "product_id", "status", "status_changed_at")
+    chunk: list[tuple] = []
+    for row in rows.iterator(chunk_size=_FOLLOW_CHUNK):
+        chunk.append(row)
+        if len(chunk) == _FOLLOW_CHUNK:
+            _product_reads_follow_chunk(chunk, types_of, ProductDataType)
+            chunk = []
+    if chunk:
+        _product_reads_follow_chunk(chunk, types_of, ProductDataType)
+
+
+@transaction.atomic
+def _product_reads_follow_chunk(chunk: list[tuple], types_of: dict, product_data_type) -> None:
+    for product_id in {product_id for _, product_id, _, _ in chunk} - types_of.keys():
+        types_of[product_id] = set(
+            product_data_type.objects.filter(product_id=product_id).values_list(
+                "data_type_id", flat=True
+            )
+        )
+    held = [row for row in chunk if row[2] in _READ_FOLLOWED]
+    ProductReadStatus.objects.filter(
+        assignment_id__in=[pk for pk, _, status, _ in chunk if status not in _READ_FOLLOWED]
+    ).delete()
+    for product_id in {product_id for _, product_id, _, _ in held}:
+        ProductReadStatus.objects.filter(
+            assignment_id__in=[pk for pk, product, _, _ in held if product == product_id]
+        ).exclude(data_type_id__in=types_of[product_id]).delete()
+    ProductReadStatus.objects.bulk_create(
+        [
+            ProductReadStatus(
+                assignment_id=pk, product_id=product_id, data_type_id=data_type, due_from=since
+            )
+            for pk, product_id, _, since in held
+            for data_type in sorted(types_of[product_id])
+        ],
+        ignore_conflicts=True,
+        batch_size=_FOLLOW_CHUNK,
+    )
+
+
+@transaction.atomic
+def product_read_mirror_from_event(
+    *,
+    company: Company,
+    product_identifier: str,
+    data_type: str,
+    status: str,
+    issues: list,
+    observed_at: datetime,
+) -> bool:
+    """One data type's entry of a `{product}.read.completed` event: how that product's read of
+    it ended. Whether it was the newest fact; False too when the company does not hold the
+    product (the portal follows reads only for products it assigns).
+
+    A Complete entry is a successful read at `observed_at`: the product's schedule counts from
+    it. Like every last-sync time, it moves forward even when the rest of an older event does not
+    apply.
+    """
+    from products.models import CompanyProduct, ProductDataType
+
+    assignment = (
+        CompanyProduct.objects.filter(
+            company=company, product__identifier=product_identifier, status__in=_READ_FOLLOWED
+        )
+        .only("pk", "product_id", "status_changed_at")
+        .first()
+    )
+    if (
+        assignment is None
+        or not ProductDataType.objects.filter(
+            product_id=assignment.product_id, data_type_id=data_type
+        ).exists()
+    ):
+        return False
+
+    def values(row: ProductReadStatus | None) -> dict:
+        fields = {"last_read_issues": issues, "last_read_at": observed_at}
+        if status:
+            fields["last_status"] = status
+        if row is None:
+            fields["product_id"] = assignment.product_id
+        return fields
+
+    def forward(row: ProductReadStatus | None) -> dict:
+        due_from = row.due_from if row is not None else assignment.status_changed_at
+        if status != "Complete":
+            return {} if row is not None else {"due_from": due_from}
+        synced = _later_sync(row, "last_successful_read", observed_at)
+        if synced or row is None:
+            return {**synced, "due_from": max(due_from, observed_at)}
+        return {}
+
+    _, applied = _observe(
+        ProductReadStatus,
+        {"assignment_id": assignment.pk, "data_type_id": data_type},
+        observed_at=observed_at,
+        values=values,
+        from_event=True,
+        forward=forward,
+    )
+    return applied
 
 
 # --- pull operations -----------------------------------------------------------------------------

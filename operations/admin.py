@@ -547,15 +547,16 @@ class OperationAdmin(ReadOnlyMirrorAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         show_all = request.GET.get("all") == "1"
-        items = list(selectors.freshness(stale_only=not show_all))
-        page = Paginator(items, 100).get_page(request.GET.get("p"))
+        rows = selectors.scheduled_reads() if show_all else selectors.stale_reads()
+        page = Paginator(rows, 100).get_page(request.GET.get("p"))
         context = admin_view_context(
             request,
             self,
             title="All scheduled reads" if show_all else "Stale reads",
             page=page,
+            items=selectors.freshness_items(page.object_list),
             show_all=show_all,
-            count=len(items),
+            count=page.paginator.count,
             grace_minutes=settings.CODAT_RATE_LIMIT_FRESHNESS_GRACE_MINUTES,
             company_url=reverse("admin:companies_company_changelist"),
         )

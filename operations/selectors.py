@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.utils import timezone
 
-from companies.models import DataTypeStatus
+from companies.models import DATASET_ERROR_STATUSES, ProductReadStatus
 from operations.models import ACTIVE_STATES, Job, Operation, OperationState
-from products.models import CompanyProduct, CompanyProductStatus, ProductDataType, ScheduleKind
+from products.models import CompanyProductStatus, Product, ScheduleKind
 
 # -- jobs -------------------------------------------------------------------------------------
 
@@ -61,14 +60,79 @@ def next_read_due(*, schedule_kind: str, schedule_time, after: datetime) -> date
     return None
 
 
+def stale_before(*, schedule_kind: str, schedule_time, now: datetime, grace: timedelta):
+    """The time a product's read must have counted from to be stale now (None: never stale).
+
+    A read counting from `due_from` is due at `next_read_due(after=due_from)` and stale once
+    that is more than `grace` ago. For an hourly schedule that is `due_from` before
+    now - grace - 1 h; for a daily one, `due_from` before the last scheduled time that lies more
+    than `grace` ago (the read that time should have made never counted). One threshold per
+    product turns "stale" into an index range scan on `due_from`.
+    """
+    cutoff = now - grace
+    if schedule_kind == ScheduleKind.HOURLY:
+        return cutoff - timedelta(hours=1)
+    if schedule_kind == ScheduleKind.DAILY and schedule_time is not None:
+        last = cutoff.astimezone(UTC).replace(
+            hour=schedule_time.hour, minute=schedule_time.minute, second=0, microsecond=0
+        )
+        if last >= cutoff:
+            last -= timedelta(days=1)
+        return last
+    return None
+
+
+def _grace() -> timedelta:
+    return timedelta(minutes=settings.CODAT_RATE_LIMIT_FRESHNESS_GRACE_MINUTES)
+
+
+def _stale_condition(now: datetime, *, prefix: str = "") -> Q:
+    """Rows of ProductReadStatus (reached through `prefix`) stale at `now`; never true when no
+    product has a schedule."""
+    condition = Q(pk__in=[])
+    for product in Product.objects.exclude(schedule_kind=ScheduleKind.NONE).only(
+        "pk", "schedule_kind", "schedule_time"
+    ):
+        threshold = stale_before(
+            schedule_kind=product.schedule_kind,
+            schedule_time=product.schedule_time,
+            now=now,
+            grace=_grace(),
+        )
+        if threshold is not None:
+            condition |= Q(
+                **{f"{prefix}product_id": product.pk, f"{prefix}due_from__lt": threshold}
+            )
+    return condition
+
+
+def scheduled_reads():
+    """Every company x active product with a schedule x data type, as ProductReadStatus rows."""
+    return (
+        ProductReadStatus.objects.filter(assignment__status=CompanyProductStatus.ACTIVE)
+        .exclude(product__schedule_kind=ScheduleKind.NONE)
+        .order_by("due_from", "pk")
+    )
+
+
+def stale_reads(*, now: datetime | None = None):
+    """The scheduled reads overdue by more than CODAT_RATE_LIMIT_FRESHNESS_GRACE_MINUTES, most
+    overdue first, whether or not anything failed: counted per product, so another product's
+    read of the same data type does not make it fresh."""
+    return scheduled_reads().filter(_stale_condition(now or timezone.now()))
+
+
 @dataclass(frozen=True)
 class FreshnessItem:
+    """One row of the stale/scheduled reads pages, worked out for the rows shown only."""
+
     company_id: int
     company_name: str
     product_name: str
     schedule: str
     data_type: str
-    last_successful_sync: datetime | None
+    last_status: str
+    last_successful_read: datetime | None
     next_due: datetime | None
     stale: bool
 
@@ -79,51 +143,80 @@ class FreshnessItem:
         return max(timedelta(0), timezone.now() - self.next_due)
 
 
-def freshness(*, now: datetime | None = None, stale_only: bool = False) -> Iterator[FreshnessItem]:
-    """Every company x active product x data type, with when its next read is due.
-
-    The next read is due one schedule period after the last successful sync (or after the
-    product became active, if it never synced). It is stale when it is overdue by more than
-    CODAT_RATE_LIMIT_FRESHNESS_GRACE_MINUTES, whether or not anything failed.
-    """
+def freshness_items(rows, *, now: datetime | None = None) -> list[FreshnessItem]:
+    """The page's rows (a slice of `scheduled_reads()` or `stale_reads()`), with when each read
+    is next due and whether it is stale, in two queries whatever the book's size."""
     now = now or timezone.now()
-    grace = timedelta(minutes=settings.CODAT_RATE_LIMIT_FRESHNESS_GRACE_MINUTES)
-    assignments = list(
-        CompanyProduct.objects.filter(status=CompanyProductStatus.ACTIVE)
-        .exclude(product__schedule_kind=ScheduleKind.NONE)
-        .select_related("company", "product")
-        .order_by("company__name", "product__name")
-    )
-    types_by_product: dict[int, list[str]] = {}
-    for product_id, data_type in ProductDataType.objects.filter(
-        product_id__in={a.product_id for a in assignments}
-    ).values_list("product_id", "data_type_id"):
-        types_by_product.setdefault(product_id, []).append(data_type)
-    last_sync = {
-        (company_id, data_type): synced
-        for company_id, data_type, synced in DataTypeStatus.objects.filter(
-            company_id__in={a.company_id for a in assignments}
-        ).values_list("company_id", "data_type_id", "last_successful_sync")
-    }
-    for assignment in assignments:
-        product = assignment.product
-        for data_type in sorted(types_by_product.get(product.pk, ())):
-            synced = last_sync.get((assignment.company_id, data_type))
-            due = next_read_due(
-                schedule_kind=product.schedule_kind,
-                schedule_time=product.schedule_time,
-                after=synced or assignment.status_changed_at,
-            )
-            stale = due is not None and now > due + grace
-            if stale_only and not stale:
-                continue
-            yield FreshnessItem(
-                company_id=assignment.company_id,
-                company_name=assignment.company.name,
+    grace = _grace()
+    items = []
+    for row in rows.select_related("assignment__company", "product"):
+        product = row.product
+        due = next_read_due(
+            schedule_kind=product.schedule_kind,
+            schedule_time=product.schedule_time,
+            after=row.due_from,
+        )
+        items.append(
+            FreshnessItem(
+                company_id=row.assignment.company_id,
+                company_name=row.assignment.company.name,
                 product_name=product.name,
                 schedule=product.schedule_display,
-                data_type=data_type,
-                last_successful_sync=synced,
+                data_type=row.data_type_id,
+                last_status=row.get_last_status_display() if row.last_status else "",
+                last_successful_read=row.last_successful_read,
                 next_due=due,
-                stale=stale,
+                stale=due is not None and now > due + grace,
             )
+        )
+    return items
+
+
+@dataclass(frozen=True)
+class ProductFreshness:
+    """How one product's scheduled reads stand, across the book or for one company."""
+
+    product_id: int
+    product_name: str
+    schedule: str
+    scheduled: int
+    stale: int
+    failing: int
+
+
+def freshness_by_product(*, company=None, now: datetime | None = None) -> list[ProductFreshness]:
+    """Per product with active assignments: data types read on its schedule, how many are stale
+    and how many last ended in an error: one aggregate query (the dashboard, a company page)."""
+    now = now or timezone.now()
+    rows = ProductReadStatus.objects.filter(assignment__status=CompanyProductStatus.ACTIVE)
+    if company is not None:
+        rows = rows.filter(assignment__company=company)
+    counts = (
+        rows.order_by()
+        .values("product_id")
+        .annotate(
+            scheduled=Count("pk"),
+            stale=Count("pk", filter=_stale_condition(now)),
+            failing=Count("pk", filter=Q(last_status__in=DATASET_ERROR_STATUSES)),
+        )
+    )
+    products = {
+        product.pk: product
+        for product in Product.objects.filter(pk__in=[row["product_id"] for row in counts])
+    }
+    return sorted(
+        (
+            ProductFreshness(
+                product_id=row["product_id"],
+                product_name=products[row["product_id"]].name,
+                schedule=products[row["product_id"]].schedule_display,
+                scheduled=row["scheduled"]
+                if products[row["product_id"]].schedule_kind != ScheduleKind.NONE
+                else 0,
+                stale=row["stale"],
+                failing=row["failing"],
+            )
+            for row in counts
+        ),
+        key=lambda item: item.product_name,
+    )

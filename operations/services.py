@@ -16,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from companies.models import Company, Connection
+from companies.services import product_reads_follow
 from operations.kinds import SPECS, spec_for
 from operations.models import ACTIVE_STATES, Job, Operation, OperationKind, OperationState
 from operations.planning import (
@@ -274,9 +275,11 @@ def job_cancel_rest(*, job: Job) -> int:
     # The desired state goes back to what Codat has: a change that never ran changed nothing.
     assignment = SPECS[job.kind].assignment
     if assignment is not None and assignment.written and assignment.cancelled:
-        CompanyProduct.objects.filter(
-            company_id__in=company_ids, product=job.product, status=assignment.written
-        ).update(status=assignment.cancelled, status_changed_at=now)
+        assignments = CompanyProduct.objects.filter(company_id__in=company_ids, product=job.product)
+        assignments.filter(status=assignment.written).update(
+            status=assignment.cancelled, status_changed_at=now
+        )
+        product_reads_follow(assignments)
     if job.cancelled_at is None:
         job.cancelled_at = now
         job.save(update_fields=["cancelled_at"])

@@ -22,6 +22,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from codat import errors as codat_errors
+from companies.services import product_reads_follow
 from core.codat_client import codat_client
 from operations import limiter, queue
 from operations.kinds import KINDS_WITH_OPPOSITE, OperationSpec, spec_for
@@ -215,11 +216,13 @@ def outcome_applied(
     unless a later wish has replaced it."""
     status = spec.assignment_after(state)
     if status is not None:
-        CompanyProduct.objects.filter(
-            company_id=operation.company_id,
-            product_id=operation.product_id,
-            status=spec.assignment.written,
-        ).update(status=status, status_changed_at=now)
+        assignment = CompanyProduct.objects.filter(
+            company_id=operation.company_id, product_id=operation.product_id
+        )
+        if assignment.filter(status=spec.assignment.written).update(
+            status=status, status_changed_at=now
+        ):
+            product_reads_follow(assignment)
     if spec.after_finish is not None:
         spec.after_finish(operation, state, error)
 

@@ -3,6 +3,7 @@
 from django.db import transaction
 from django.utils import timezone
 
+from companies.services import product_reads_follow
 from products.models import CompanyProduct, CompanyProductStatus, Product
 
 
@@ -34,6 +35,7 @@ def company_products_mirror_from_codat(*, company, product_identifiers: list[str
     CompanyProduct.objects.filter(company=company, status=CompanyProductStatus.ACTIVE).exclude(
         product__identifier__in=listed
     ).update(status=CompanyProductStatus.REMOVED, status_changed_at=now)
+    product_reads_follow(CompanyProduct.objects.filter(company=company))
 
 
 @transaction.atomic
@@ -74,5 +76,6 @@ def product_define(
             data_type_id=data_type,
             defaults={"is_optional": data_type in optional_data_types},
         )
+    product_reads_follow(CompanyProduct.objects.filter(product=product))
     consent_text_publish(product=product)
     return product

@@ -58,11 +58,21 @@ class ProductFactory(factory.django.DjangoModelFactory):
 class CompanyProductFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = CompanyProduct
+        skip_postgeneration_save = True
 
     company = factory.SubFactory(CompanyFactory)
     product = factory.SubFactory(ProductFactory)
     status = "active"
     status_changed_at = factory.LazyFunction(timezone.now)
+
+    @factory.post_generation
+    def reads_followed(assignment, create, extracted, **kwargs):
+        """As every service that changes an assignment's status does: its product's reads of
+        each data type get a row."""
+        if create:
+            from companies.services import product_reads_follow
+
+            product_reads_follow(CompanyProduct.objects.filter(pk=assignment.pk))
 
 
 class DataTypeStatusFactory(factory.django.DjangoModelFactory):

@@ -169,6 +169,19 @@ def read_completed(event: Envelope) -> str:
         )
         for entry in entries
     ]
+    if product := READ_COMPLETED.match(event.event_type)["product"]:
+        # The product's own view of the read: its freshness is kept apart from other products'.
+        applied += [
+            mirror.product_read_mirror_from_event(
+                company=company,
+                product_identifier=product,
+                data_type=entry["dataType"],
+                status=entry.get("status") or "",
+                issues=entry.get("issues") or [],
+                observed_at=event.generated_at,
+            )
+            for entry in entries
+        ]
     if synced:
         mirror.last_sync_mirror_from_read_event(
             company=company, connection_codat_ids=synced_connections, synced_at=event.generated_at

@@ -15,7 +15,6 @@ from products.models import CompanyProduct
 from tests.factories import (
     CompanyFactory,
     CompanyProductFactory,
-    DataTypeStatusFactory,
     JobFactory,
     OperationFactory,
     ProductFactory,
@@ -208,17 +207,21 @@ def test_the_company_page_shows_its_operations_newest_first(viewer):
 
 
 def test_the_stale_list_flags_reads_overdue_beyond_the_grace(viewer, settings):
+    from companies.services import product_read_mirror_from_event
+
     settings.CODAT_RATE_LIMIT_FRESHNESS_GRACE_MINUTES = 30
     product = ProductFactory(schedule_kind="hourly", data_types=["invoices", "bills"])
     company = CompanyFactory(name="Overdue Ltd")
-    CompanyProductFactory(company=company, product=product)
-    DataTypeStatusFactory(
-        company=company,
-        data_type_id="invoices",
-        last_successful_sync=timezone.now() - timedelta(hours=3),
+    CompanyProductFactory(
+        company=company, product=product, status_changed_at=timezone.now() - timedelta(hours=3)
     )
-    DataTypeStatusFactory(
-        company=company, data_type_id="bills", last_successful_sync=timezone.now()
+    product_read_mirror_from_event(
+        company=company,
+        product_identifier=product.identifier,
+        data_type="bills",
+        status="Complete",
+        issues=[],
+        observed_at=timezone.now(),
     )
     response = viewer.get(reverse("admin:operations_operation_stale"))
     content = response.content.decode()
