@@ -78,7 +78,6 @@ def operations_start(
                         kind=kind,
                         product=product,
                         data_types=list(data_types),
-                        description=spec.description(len(ids), product, data_types),
                         requested_by=requested_by,
                     )
                 for start in range(0, len(ids), CHUNK):
@@ -109,6 +108,13 @@ def operations_start(
                     Operation.objects.filter(
                         pk__in=[op.pk for op in plan.joined.values()], job__isnull=True
                     ).update(job=job)
+                if job is not None:
+                    # The job is about the companies it acts on, not the whole selection: the
+                    # skipped ones are counted apart on its page.
+                    job.description = spec.description(
+                        len(plan.queued) + len(plan.joined), product, data_types
+                    )
+                    job.save(update_fields=["description"])
                 enqueue_on_commit([op.pk for op in plan.operations])
             return job, plan
         except IntegrityError:

@@ -38,14 +38,16 @@ SCREEN = {"width": 1440, "height": 900}
 LONG_NAME = "Northwind Commercial Lending and Asset Finance Holdings (Europe) plc"
 
 # Elements whose right edge passes the viewport, or whose content is wider than their box
-# (a table scrolled inside a `.results` wrapper hides its last columns without widening the page).
+# (a table scrolled inside a `.results` wrapper hides its last columns without widening the page),
+# except what is hidden on purpose for screen readers.
 OVERFLOW_SCRIPT = """
 () => {
   const width = window.innerWidth;
   const found = [];
   for (const el of document.querySelectorAll('#content, #content *')) {
     const box = el.getBoundingClientRect();
-    if (box.width === 0) continue;
+    // Text for screen readers only (Django's .visually-hidden) is clipped on purpose.
+    if (box.width === 0 || el.closest('.visually-hidden')) continue;
     const scrolls = getComputedStyle(el).overflowX;
     if (box.right > width + 1 || (scrolls !== 'visible' && el.scrollWidth > el.clientWidth + 1)) {
       found.push(`${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}` +

@@ -3,40 +3,18 @@ the web server it started, Ctrl-C stops all."""
 
 import csv
 import io
-import os
 import re
-import signal
 import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 import requests
 
-from tests.ports import free_port
-
-REPO = Path(__file__).resolve().parent.parent.parent
+from tests.portal.devstack_process import running_devstack
 
 
 def port_open(port: int) -> bool:
     with socket.socket() as probe:
         return probe.connect_ex(("127.0.0.1", port)) == 0
-
-
-def read_banner(process, deadline: float) -> str:
-    lines = []
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            if process.poll() is not None:
-                break
-            continue
-        lines.append(line)
-        if "Press Ctrl-C" in line:
-            return "".join(lines)
-    raise AssertionError("no banner from make run:\n" + "".join(lines[-40:]))
 
 
 def consent_campaign_links(session, web_url: str) -> list[str]:
@@ -60,43 +38,9 @@ def consent_campaign_links(session, web_url: str) -> list[str]:
 
 @pytest.mark.slow
 def test_make_run_serves_admin_demo_data_worker_and_consent_links_on_its_port_then_stops(tmp_path):
-    web_port, redis_port, sandbox_port = free_port(), free_port(), free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        # A newcomer's shell: none of the settings pytest itself put in the environment.
-        if key
-        not in (
-            "REDIS_URL",
-            "DATABASE_URL",
-            "CODAT_BASE_URL",
-            "CODAT_API_KEY",
-            "CODAT_WEBHOOK_SECRETS",
-            "DEBUG",
-            "SECRET_KEY",
-            "CONSENT_BASE_URL",
-        )
-    }
-    env.update(
-        PORT=str(web_port),
-        EMBEDDED_REDIS_PORT=str(redis_port),
-        SANDBOX_PORT=str(sandbox_port),
-        PORTAL_VAR_DIR=str(tmp_path / "var"),
-        DATABASE_URL=f"sqlite:///{tmp_path / 'portal.sqlite3'}",
-        DJANGO_SETTINGS_MODULE="portal.settings.dev",
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "portal.devstack"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        banner = read_banner(process, time.monotonic() + 300)
-        admin_url = re.search(r"Admin:\s+(\S+)", banner).group(1)
-        username, password = re.search(r"Login:\s+(\S+) / (\S+)", banner).groups()
+    with running_devstack(tmp_path) as stack:
+        admin_url, web_port = stack.admin_url, stack.web_port
+        username, password = stack.login
         assert admin_url == f"http://127.0.0.1:{web_port}/admin/"
 
         session = requests.Session()
@@ -133,9 +77,6 @@ def test_make_run_serves_admin_demo_data_worker_and_consent_links_on_its_port_th
         for link in links:
             assert link.startswith(f"http://127.0.0.1:{web_port}/consent/link/"), link
         assert session.get(links[0], timeout=10).status_code == 200
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=60)
 
-    for port in (web_port, redis_port, sandbox_port):
+    for port in (stack.web_port, stack.redis_port, stack.sandbox_port):
         assert not port_open(port), f"port {port} still answers after Ctrl-C"
