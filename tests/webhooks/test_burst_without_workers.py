@@ -25,6 +25,7 @@ from webhooks.services import DRAIN_COUNTDOWN_SECONDS, DRAIN_MARGIN_SECONDS
 
 EVENTS = 500
 WEB_PROCESSES = 4
+SVIX_GIVES_UP_AFTER_SECONDS = 15
 
 
 @pytest.fixture
@@ -81,12 +82,12 @@ def test_a_burst_while_no_worker_runs_is_stored_fast_and_applied_when_one_starts
         answers = list(pool.map(lambda body: deliver(base_url, body), bodies))
         burst_seconds = time.monotonic() - started
 
-    # then: every one stored and answered well inside Svix's 15 s, with a few messages between
-    # them: each web process sends one, and the next only once that one is nearly due
+    # then: every one stored and answered before Svix gives up on a delivery (15 s; how fast
+    # they are answered is bench/webhook_ingest.py's figure, not a test's), with a few messages
+    # between them: each web process sends one, and the next only once that one is nearly due
     statuses = [status for status, _ in answers]
-    latencies = sorted(latency for _, latency in answers)
     assert statuses == [202] * EVENTS
-    assert latencies[int(len(latencies) * 0.99)] < 1.0
+    assert max(latency for _, latency in answers) < SVIX_GIVES_UP_AFTER_SECONDS
     assert WebhookEvent.objects.filter(state=EventState.RECEIVED).count() == EVENTS
     messages = redis.Redis.from_url(broker_url).llen("portal")
     per_process = burst_seconds / (DRAIN_COUNTDOWN_SECONDS - DRAIN_MARGIN_SECONDS) + 1
