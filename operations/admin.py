@@ -9,7 +9,6 @@ Every action and every view that changes something is gated on `companies.run_op
 from __future__ import annotations
 
 import base64
-import csv
 import io
 
 from django.conf import settings
@@ -39,6 +38,7 @@ from core.admin_mixins import (
     admin_view_context,
     shortened,
 )
+from core.csv_export import SafeCsvWriter
 from core.roles import can_run_operations
 from operations import limiter, planning, selectors, services
 from operations.forms import REFRESH_CHOICES, OperationRequestForm
@@ -302,7 +302,7 @@ def _left_out_shown(plan) -> list[dict]:
 def _left_out_csv(plan) -> HttpResponse:
     """Every company left out of the request and why, for a selection of any size."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = SafeCsvWriter(buffer)
     writer.writerow(["company", "codat_id", "reason"])
     companies = {
         pk: (name, codat_id)
