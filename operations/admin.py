@@ -17,7 +17,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, Q
-from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -192,7 +192,12 @@ class CompanyOperationsAdminMixin:
         form = OperationRequestForm(request.POST)
         kind = request.POST.get("kind", OperationKind.ADD_PRODUCT)
         if kind not in COMPANY_KINDS:
-            raise PermissionDenied
+            # Only the kinds this page offers; nothing is planned for any other.
+            return HttpResponseBadRequest(
+                f"kind: {kind!r} is not one of the operations this page offers "
+                f"({', '.join(COMPANY_KINDS)}).",
+                content_type="text/plain; charset=utf-8",
+            )
         count = len([p for p in request.POST.get("company_ids", "").split(",") if p.strip()])
         if not form.is_valid():
             return self._render_confirmation(request, form, kind=kind, count=count, plan=None)

@@ -108,9 +108,7 @@ def test_staff_who_may_not_record_consent_cannot_decide_on_the_customer_pages(co
     assert not ConsentEvent.objects.filter(action="withdraw").exists()
 
 
-def test_a_grant_through_a_consent_link_in_a_staff_browser_names_the_staff_member(
-    company, product
-):
+def test_a_grant_through_a_consent_link_in_a_staff_browser_names_the_staff_member(company, product):
     operator = StaffFactory(role="operator")
     staff_browser = Client()
     staff_browser.force_login(operator)

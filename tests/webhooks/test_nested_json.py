@@ -42,8 +42,10 @@ def test_a_signed_body_nested_a_thousand_deep_is_quarantined_with_the_reason(
 
 
 def test_brackets_inside_strings_do_not_count_as_nesting(client, webhook_secret):
-    body = nested_event(1).replace('"company.deleted"', '"company.deleted"').replace(
-        '"generatedDate"', '"note": "' + "[{" * 500 + '", "generatedDate"'
+    body = (
+        nested_event(1)
+        .replace('"company.deleted"', '"company.deleted"')
+        .replace('"generatedDate"', '"note": "' + "[{" * 500 + '", "generatedDate"')
     )
     response, headers = post_signed(client, body, webhook_secret)
 
