@@ -4,7 +4,9 @@ import sys
 
 
 def main():
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.dev")
+    # As portal.wsgi does: production settings unless told otherwise, and they refuse to start
+    # half-configured. `make run` and the tests name their own settings.
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.production")
     from django.core.management import execute_from_command_line
 
     execute_from_command_line(sys.argv)

@@ -5,7 +5,6 @@ edited: "add" publishes a new version. Requests and campaigns are made through s
 links are shown once, because only the token's hash is kept.
 """
 
-import csv
 import io
 
 from django.contrib import admin, messages
@@ -34,6 +33,7 @@ from consent.models import (
     ConsentText,
 )
 from core.admin_mixins import ReadOnlyMirrorAdmin, admin_object_or_404, admin_view_context
+from core.csv_export import SafeCsvWriter
 from core.roles import can_run_operations
 from products.models import Product
 
@@ -298,7 +298,7 @@ def consent_links_csv_text(issued) -> str:
     """The consent links just issued, one row per company: the only place their tokens are
     ever shown (a campaign's download, the bulk add's result page)."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = SafeCsvWriter(buffer)
     writer.writerow(["company", "codat_id", "email", "emailed", "consent_link", "expires_at"])
     for link in issued:
         consent_request = link.request

@@ -6,6 +6,7 @@ data types by Codat identifier, the action).
 """
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from consent.models import ConsentAction, ConsentChannel
 
@@ -26,6 +27,17 @@ CONSENT_TYPES = {
     ConsentAction.WITHDRAW: "WITHDRAWN",
     ConsentAction.EXPIRE: "EXPIRED",
 }
+
+
+def acted_by(event) -> str:
+    """Who a receipt says recorded a decision: nobody for the customer's own channels, and the
+    enterprise's staff in general for the admin channel. A login name is the enterprise's
+    internal detail, and the evidence (ConsentEvent.actor) keeps who it was."""
+    if event.channel != ConsentChannel.ADMIN:
+        return ""
+    return _("a member of %(controller)s's staff") % {
+        "controller": settings.CONSENT_CONTROLLER_NAME
+    }
 
 
 def receipt_document(*, events, manage_url: str = "") -> dict:
@@ -80,7 +92,7 @@ def receipt_document(*, events, manage_url: str = "") -> dict:
             "company": company.name,
             "occurredAt": first.occurred_at.isoformat(),
             "channel": first.channel,
-            "operator": first.actor_name or None,
+            "operator": acted_by(first) or None,
             "decisions": [
                 {
                     "useCase": event.product.identifier,

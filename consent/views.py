@@ -14,6 +14,7 @@ import uuid
 
 from django import forms
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
@@ -27,12 +28,13 @@ from consent.csrf import consent_csrf_protect
 from consent.errors import ConsentAlreadyAnswered, ConsentError, ConsentLinkInvalid
 from consent.models import ConsentChannel, ConsentRequest, ConsentText
 from consent.ratelimit import rate_limit_exceeded
-from consent.receipts import receipt_document
+from consent.receipts import acted_by, receipt_document
 from consent.tokens import company_id_from_manage_token
 
 logger = logging.getLogger(__name__)
 
 SESSION_COMPANY = "consent.company"
+RECORD_FOR_CUSTOMER = "consent.record_consent_for_customer"
 SESSION_REQUEST = "consent.request"
 # An unattended browser should not stay able to decide for the business for long.
 SESSION_SECONDS = 2 * 60 * 60
@@ -147,6 +149,22 @@ def manage_link(request, signed):
     return HttpResponseRedirect(reverse("consent:manage"))
 
 
+def _decision_actor(request, *, channel: str) -> services.Actor:
+    """Who a decision made on these pages is recorded as.
+
+    A browser signed in to the admin belongs to the enterprise's staff, not to the customer:
+    what it decides is recorded as that staff member acting for the customer (the admin
+    channel, named), and only for staff who may record consent on a customer's behalf.
+    """
+    client = services.client_metadata(request)
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated and user.is_staff:
+        if not (user.is_active and user.has_perm(RECORD_FOR_CUSTOMER)):
+            raise PermissionDenied
+        return services.Actor(channel=ConsentChannel.ADMIN, user=user, client=client)
+    return services.Actor(channel=channel, client=client)
+
+
 class DecisionForm(forms.Form):
     product = forms.IntegerField()
     text = forms.IntegerField()
@@ -209,9 +227,7 @@ def request_page(request):
     if request.method == "POST":
         form = DecisionForm(request.POST, open_products=open_products)
         if form.is_valid():
-            actor = services.Actor(
-                channel=ConsentChannel.LINK, client=services.client_metadata(request)
-            )
+            actor = _decision_actor(request, channel=ConsentChannel.LINK)
             data = form.cleaned_data
             try:
                 if data["decision"] == "grant":
@@ -272,6 +288,7 @@ def receipt(request, receipt_id: uuid.UUID):
             "company": company,
             "events": events,
             "first": events[0],
+            "acted_by": acted_by(events[0]),
             "receipt_id": receipt_id,
             "has_more": has_more,
             "manage_url": services.public_url(services.manage_link_path(company)),
@@ -331,7 +348,7 @@ def _manage_action(request, service):
     if not form.is_valid() or form.cleaned_data["product"] not in states:
         return link_not_valid(request)
     product = states[form.cleaned_data["product"]].last_event.product
-    actor = services.Actor(channel=ConsentChannel.MANAGE, client=services.client_metadata(request))
+    actor = _decision_actor(request, channel=ConsentChannel.MANAGE)
     try:
         event = service(company=company, product=product, actor=actor)
     except ConsentError:
@@ -351,4 +368,8 @@ def withdraw(request):
 @consent_csrf_protect
 @require_POST
 def reconfirm(request):
+    # Without a reconfirmation policy the page offers no such button, and consent never lapses:
+    # a reconfirmation would be evidence of a question nobody asked.
+    if not settings.CONSENT_RECONFIRM_AFTER_DAYS:
+        return link_not_valid(request)
     return _manage_action(request, services.consent_reconfirm)

@@ -1,11 +1,14 @@
 """The three staff roles and what each may do: the one place permissions are decided.
 
 viewer   reads everything in the portal's admin;
-operator reads everything and runs operations (the custom, non-CRUD permissions such as
-         companies.run_operations);
-admin    may also edit configuration (products, data-type texts, schedules) and staff accounts.
+operator reads everything and has the rights named in OPERATOR_RIGHTS, no more: running
+         operations, replaying webhooks, sending consent requests and recording consent a
+         customer gave. A new custom permission goes to admins only until it is listed here;
+admin    may also edit configuration (products, consent and data-type texts, schedules), the
+         webhook consumers (where Codat sends company data) and staff accounts.
 
-Mirrors of Codat state stay read-only for every role: only services change them.
+The README's "Staff roles" table says the same, and tests/portal/test_roles_table.py holds the
+two together. Mirrors of Codat state stay read-only for every role: only services change them.
 """
 
 from django.contrib.auth.models import Group, Permission
@@ -18,24 +21,32 @@ ROLES = (VIEWER, OPERATOR, ADMIN)
 
 # Apps whose models the portal's staff work with.
 PORTAL_APPS = ("companies", "products", "webhooks", "operations", "consent", "django_celery_beat")
-DEFAULT_ACTIONS = ("add", "change", "delete", "view")
+# An operator's rights beyond reading, each by name: a blanket grant of every custom permission
+# once gave operators webhooks.manage_consumers, and with it a way to send company data to a
+# URL of their choosing.
+OPERATOR_RIGHTS = (
+    "companies.run_operations",  # add or remove products, refresh data
+    "webhooks.replay_event",
+    "consent.send_consent_requests",
+    "consent.record_consent_for_customer",
+)
 
 
-def _is_default_codename(codename_field: str = "codename") -> Q:
-    condition = Q()
-    for action in DEFAULT_ACTIONS:
-        condition |= Q(**{f"{codename_field}__startswith": f"{action}_"})
+def _named(permissions) -> Q:
+    condition = Q(pk__in=[])
+    for name in permissions:
+        app_label, codename = name.split(".", 1)
+        condition |= Q(content_type__app_label=app_label, codename=codename)
     return condition
 
 
 def permissions_for(role: str):
     in_portal = Q(content_type__app_label__in=PORTAL_APPS)
     view = in_portal & Q(codename__startswith="view_")
-    run = in_portal & ~_is_default_codename()
     if role == VIEWER:
         return Permission.objects.filter(view)
     if role == OPERATOR:
-        return Permission.objects.filter(view | run)
+        return Permission.objects.filter(view | _named(OPERATOR_RIGHTS))
     if role == ADMIN:
         return Permission.objects.filter(in_portal | Q(content_type__app_label="auth"))
     raise ValueError(f"unknown role {role!r}")

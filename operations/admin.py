@@ -9,7 +9,6 @@ Every action and every view that changes something is gated on `companies.run_op
 from __future__ import annotations
 
 import base64
-import csv
 import io
 
 from django.conf import settings
@@ -18,7 +17,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, Q
-from django.http import HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -39,6 +38,7 @@ from core.admin_mixins import (
     admin_view_context,
     shortened,
 )
+from core.csv_export import SafeCsvWriter
 from core.roles import can_run_operations
 from operations import limiter, planning, selectors, services
 from operations.forms import REFRESH_CHOICES, OperationRequestForm
@@ -192,7 +192,12 @@ class CompanyOperationsAdminMixin:
         form = OperationRequestForm(request.POST)
         kind = request.POST.get("kind", OperationKind.ADD_PRODUCT)
         if kind not in COMPANY_KINDS:
-            raise PermissionDenied
+            # Only the kinds this page offers; nothing is planned for any other.
+            return HttpResponseBadRequest(
+                f"kind: {kind!r} is not one of the operations this page offers "
+                f"({', '.join(COMPANY_KINDS)}).",
+                content_type="text/plain; charset=utf-8",
+            )
         count = len([p for p in request.POST.get("company_ids", "").split(",") if p.strip()])
         if not form.is_valid():
             return self._render_confirmation(request, form, kind=kind, count=count, plan=None)
@@ -302,7 +307,7 @@ def _left_out_shown(plan) -> list[dict]:
 def _left_out_csv(plan) -> HttpResponse:
     """Every company left out of the request and why, for a selection of any size."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = SafeCsvWriter(buffer)
     writer.writerow(["company", "codat_id", "reason"])
     companies = {
         pk: (name, codat_id)

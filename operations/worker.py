@@ -136,10 +136,24 @@ def _refused_for_consent_now(spec: OperationSpec, operation: Operation) -> str:
     return refused.get(operation.company_id, "")
 
 
+# What a kind's call raises when the row cannot become a request at all (a parameter missing
+# or of the wrong shape, as in a row written by a form that accepted a kind it should not have).
+NOT_ATTEMPTABLE = (KeyError, TypeError, ValueError)
+
+
 def _attempt(spec: OperationSpec, operation: Operation, token: uuid.UUID) -> RunOutcome:
     client = codat_client()
     try:
         answer = spec.call(client, operation)
+    except NOT_ATTEMPTABLE as error:
+        # No retry would change the row, and an exception would crash the task and leave the
+        # row running until the sweeper gave up on it: it fails now, saying why.
+        reason = f"cannot be attempted: {type(error).__name__}: {error}"
+        logger.warning(
+            "operations.not_attemptable", extra={"operation": operation.pk, "reason": reason}
+        )
+        _finish(spec, operation, token, state=OperationState.FAILED, reason=reason)
+        return RunOutcome.FAILED
     except codat_errors.CodatRateLimited as error:
         until = limiter.pause_for(error)
         _reschedule(operation, token, error=error, until=until + _spread(), transient=False)
@@ -170,9 +184,15 @@ def _attempt(spec: OperationSpec, operation: Operation, token: uuid.UUID) -> Run
     return RunOutcome.SUCCEEDED
 
 
-def _error_fields(error: codat_errors.CodatError | None, *, gave_up: bool = False) -> dict:
+def _error_fields(
+    error: codat_errors.CodatError | None, *, gave_up: bool = False, reason: str = ""
+) -> dict:
     if error is None:
-        return {"last_error": "", "last_error_status": None, "last_error_correlation_id": ""}
+        return {
+            "last_error": reason[:5000],
+            "last_error_status": None,
+            "last_error_correlation_id": "",
+        }
     text = error.error or str(error)
     if gave_up:
         text = f"gave up after {settings.CODAT_OPERATIONS_MAX_ATTEMPTS} transient failures: {text}"
@@ -193,9 +213,15 @@ def _finish(
     error: codat_errors.CodatError | None = None,
     answer: dict | None = None,
     gave_up: bool = False,
+    reason: str = "",
 ) -> None:
     now = timezone.now()
-    fields = {"state": state, "finished_at": now, "claim_token": None, **_error_fields(error)}
+    fields = {
+        "state": state,
+        "finished_at": now,
+        "claim_token": None,
+        **_error_fields(error, reason=reason),
+    }
     result = answer or {}
     if state == OperationState.SUCCEEDED and spec.record_success and "absent" not in result:
         result, changes = spec.record_success(operation, result)

@@ -70,6 +70,18 @@ def start_embedded_redis(port: int):
     return server
 
 
+def make_var_private(path: Path) -> None:
+    """Owner-only var/: it holds the sandbox's API key, the database, Redis's snapshot and the
+    sandbox's state. The umask keeps what this run and every process it starts write there
+    private too, and files left by an earlier run lose what others could read."""
+    os.umask(0o077)
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+    for entry in path.rglob("*"):
+        if not entry.is_symlink():
+            entry.chmod(entry.stat().st_mode & 0o700)
+
+
 def dev_secret(name: str) -> str:
     """A per-checkout random value kept in var/, so restarts keep the same key."""
     path = VAR / name
@@ -191,7 +203,7 @@ class Stack:
 
 
 def main() -> int:
-    VAR.mkdir(parents=True, exist_ok=True)
+    make_var_private(VAR)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.dev")
     os.environ.setdefault("DEBUG", "1")
     web_port = int(os.environ.get("PORT", "8000"))

@@ -1,11 +1,39 @@
 """Reading Codat's event envelope: `{id, eventType, generatedDate, payload}`."""
 
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
 from companies.codat_times import InvalidCodatTime, parse_codat_datetime
+
+# Codat's envelopes nest a handful of levels. A signed body nested deeper is refused before any
+# parser walks it: CPython's json raises RecursionError near 1,000 levels (a 500 at the
+# endpoint), and the ledger page's pretty printer gives up far sooner.
+MAX_NESTING = 64
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def nests_deeper_than(body: str, limit: int = MAX_NESTING) -> bool:
+    """Whether the JSON text opens more than `limit` arrays or objects inside one another.
+
+    Counts brackets outside strings, without recursion. A body with no more opening brackets
+    than the limit cannot nest deeper, which settles ordinary deliveries with two C-speed
+    counts, off the endpoint's hot path.
+    """
+    if body.count("{") + body.count("[") <= limit:
+        return False
+    depth = 0
+    for bracket in _BRACKET.findall(_JSON_STRING.sub("", body)):
+        if bracket in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
 
 
 class Unprocessable(Exception):
@@ -28,6 +56,8 @@ def parse_uuid(value, field: str) -> uuid.UUID:
 
 
 def parse_envelope(body: str) -> Envelope:
+    if nests_deeper_than(body):
+        raise Unprocessable(f"body nests deeper than {MAX_NESTING} levels")
     try:
         document = json.loads(body)
     except ValueError as error:

@@ -19,7 +19,7 @@ from psycopg.types.json import Jsonb
 from redis.exceptions import RedisError
 
 from codat.errors import CodatError
-from webhooks.envelope import Unprocessable, company_codat_id, parse_envelope
+from webhooks.envelope import Unprocessable, company_codat_id, nests_deeper_than, parse_envelope
 from webhooks.handlers import handler_for
 from webhooks.models import EventState, WebhookEvent
 
@@ -357,7 +357,11 @@ def webhook_events_requeue_unprocessed(*, now: datetime | None = None) -> int:
 
 
 def pretty_body(event: WebhookEvent) -> str:
+    """The body indented for the ledger page; as it came when it is not JSON or nests too deep
+    to indent (an event stored before the endpoint refused such bodies)."""
+    if nests_deeper_than(event.body):
+        return event.body
     try:
         return json.dumps(json.loads(event.body), indent=2, sort_keys=True)
-    except ValueError:
+    except (ValueError, RecursionError):
         return event.body

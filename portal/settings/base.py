@@ -1,6 +1,7 @@
 """Settings shared by every environment, read from the environment through django-environ.
 
-Modules: `dev` (make run, manage.py), `test` (pytest), `production` (wsgi, check --deploy).
+Modules: `dev` (make run), `test` (pytest), `production` (wsgi, manage.py and Celery unless
+DJANGO_SETTINGS_MODULE names another, check --deploy).
 """
 
 from datetime import timedelta
@@ -211,11 +212,39 @@ CONSENT_RATE_LIMIT = env.str("CONSENT_RATE_LIMIT", default="20/m")
 # Reverse proxies in front of the portal that append to X-Forwarded-For (portal/proxies.py).
 TRUSTED_PROXY_HOPS = env.int("TRUSTED_PROXY_HOPS", default=0)
 
+# Consent and manage links' tokens are cut out of every log line, the development server's
+# request log included (portal/log_privacy.py).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"consent_tokens": {"()": "portal.log_privacy.ConsentTokenFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "django.server": {
+            "()": "django.utils.log.ServerFormatter",
+            "format": "[{server_time}] {message}",
+            "style": "{",
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "plain",
+            "filters": ["consent_tokens"],
+        },
+        "django.server": {
+            "class": "logging.StreamHandler",
+            "formatter": "django.server",
+            "filters": ["consent_tokens"],
+        },
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        # Django's own console handler for these would print unfiltered; the root's filters.
+        "django": {"handlers": [], "level": "INFO"},
+        "django.db.backends": {"level": "WARNING"},
+        "django.server": {"handlers": ["django.server"], "level": "INFO", "propagate": False},
+    },
 }
+# DEBUG error pages hide the broker's and other URLs with credentials in them.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "portal.log_privacy.PortalExceptionReporterFilter"

@@ -1,4 +1,5 @@
-"""Development settings (make run, manage.py): DEBUG on unless the environment says otherwise."""
+"""Development settings (make run; elsewhere DJANGO_SETTINGS_MODULE=portal.settings.dev): DEBUG on
+unless the environment says otherwise."""
 
 import os
 

@@ -541,6 +541,7 @@ class TestManagePage:
         assert b"You withdrew your consent" in client.get(reverse("consent:manage")).content
 
     def test_reconfirming_from_the_manage_page(self, settings, client, company, product):
+        settings.CONSENT_RECONFIRM_AFTER_DAYS = 90
         open_link(client, issue(company, [product]).token)
         grant_through_page(client, product)
         response = client.post(reverse("consent:reconfirm"), {"product": product.pk})

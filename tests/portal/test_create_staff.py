@@ -20,8 +20,8 @@ from tests.factories import CompanyFactory
 pytestmark = pytest.mark.django_db
 
 README = Path(__file__).resolve().parent.parent.parent / "README.md"
-# A page only operators and admins may open (webhooks.manage_consumers).
-OPERATOR_PAGE = "admin:webhooks_webhookconsumer_add"
+# A page only operators and admins may open (consent.send_consent_requests).
+OPERATOR_PAGE = "admin:consent_campaign_add"
 PRINTED_PASSWORD = re.compile(r"Password \(shown only now\): (\S+)")
 
 

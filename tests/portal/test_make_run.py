@@ -5,6 +5,7 @@ import csv
 import io
 import re
 import socket
+import stat
 
 import pytest
 import requests
@@ -80,3 +81,12 @@ def test_make_run_serves_admin_demo_data_worker_and_consent_links_on_its_port_th
 
     for port in (stack.web_port, stack.redis_port, stack.sandbox_port):
         assert not port_open(port), f"port {port} still answers after Ctrl-C"
+    # The development server logged the consent link it served, without its token (issue 17).
+    logged = stack.process.stdout.read()
+    token = links[0].rstrip("/").rsplit("/", 1)[1]
+    assert "GET /consent/link/[redacted]/" in logged
+    assert token not in logged
+    # var/ (the sandbox's API key, its state, Redis's snapshot) is its owner's only.
+    for path in [tmp_path / "var", *(tmp_path / "var").rglob("*")]:
+        if not path.is_symlink():
+            assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path

@@ -1,9 +1,20 @@
 """A task runs through a real worker on the real Redis; /healthz/ says what is up."""
 
 import pytest
+import redis
 from django.urls import reverse
 
+from core.health import WORKER_ANSWER_KEY, WORKER_PROBE_LOCK_KEY
 from core.tasks import ping_task
+
+
+@pytest.fixture(autouse=True)
+def no_shared_worker_answer(redis_url):
+    """Each test asks the worker afresh: no answer left by another test is reused."""
+    client = redis.Redis.from_url(redis_url)
+    client.delete(WORKER_ANSWER_KEY, WORKER_PROBE_LOCK_KEY)
+    yield
+    client.delete(WORKER_ANSWER_KEY, WORKER_PROBE_LOCK_KEY)
 
 
 @pytest.mark.worker
@@ -44,3 +55,33 @@ def test_celery_is_configured_not_to_lose_work():
     assert conf.task_soft_time_limit < conf.task_time_limit
     assert conf.broker_transport_options["visibility_timeout"] > conf.task_time_limit
     assert conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"
+
+
+@pytest.fixture
+def broker_no_worker_consumes(redis_url):
+    """This process's Celery publishing to a Redis database no worker reads (the webhooks
+    suite's `unconsumed_broker_url`, +3): each canary sent stays in the queue to be counted."""
+    from portal.celery import app
+    from tests.plugins.celery_worker import point_celery_at
+    from tests.plugins.redis_server import redis_url_with_db
+
+    url = redis_url_with_db(redis_url, 3)
+    broker = redis.Redis.from_url(url)
+    broker.flushdb()
+    before = (app.conf.broker_url, app.conf.result_backend)
+    point_celery_at(app, url)
+    yield broker
+    app.conf.update(broker_url=before[0], result_backend=before[1])
+    point_celery_at(app, before[0])
+    broker.flushdb()
+
+
+@pytest.mark.django_db
+def test_healthz_with_the_worker_check_sends_one_canary_however_often_it_is_asked(
+    client, settings, broker_no_worker_consumes
+):
+    answers = [client.get(reverse("healthz") + "?worker=1") for _ in range(5)]
+
+    assert [response.status_code for response in answers] == [503] * 5
+    assert all(response.json()["worker"] is False for response in answers)
+    assert broker_no_worker_consumes.llen(settings.CELERY_TASK_DEFAULT_QUEUE) == 1

@@ -31,6 +31,10 @@ def gunicorn_portal(
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "CODAT_WEBHOOK_SECRETS": ",".join(secrets),
+        # Production settings refuse the sandbox's address; the endpoint never calls Codat.
+        "CODAT_BASE_URL": "https://api.codat.io",
+        "CODAT_API_KEY": "not-used-by-the-webhook-endpoint",
+        "CONSENT_BASE_URL": "https://portal.example",
         "LOG_LEVEL": "WARNING",
     }
     (REPO / "var").mkdir(exist_ok=True)  # a fresh clone has none until `make run`

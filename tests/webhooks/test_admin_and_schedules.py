@@ -67,10 +67,10 @@ def test_operators_replay_events_and_viewers_cannot(client, stored_event):
     assert "Replayed: 1 applied." in response.content.decode()
 
 
-def test_an_operator_registers_a_consumer_and_is_told_where_the_secret_goes(
+def test_an_admin_registers_a_consumer_and_is_told_where_the_secret_goes(
     client, django_capture_on_commit_callbacks
 ):
-    client.force_login(StaffFactory(role="operator"))
+    client.force_login(StaffFactory(role="admin"))
     add = reverse("admin:webhooks_webhookconsumer_add")
     assert "/webhooks/codat/" in client.get(add).content.decode()
 
@@ -102,7 +102,7 @@ def test_an_operator_registers_a_consumer_and_is_told_where_the_secret_goes(
 
 
 def test_a_consumer_form_with_bad_input_says_which_field_and_changes_nothing(client):
-    client.force_login(StaffFactory(role="operator"))
+    client.force_login(StaffFactory(role="admin"))
     response = client.post(
         reverse("admin:webhooks_webhookconsumer_add"),
         {"url": "not a url", "event_types": ["read.completed"], "company_tags": "nocolon"},
@@ -116,8 +116,9 @@ def test_a_consumer_form_with_bad_input_says_which_field_and_changes_nothing(cli
     assert not Operation.objects.exists()
 
 
-def test_viewers_cannot_register_consumers(client):
-    client.force_login(StaffFactory(role="viewer"))
+@pytest.mark.parametrize("role", ["viewer", "operator"])
+def test_viewers_and_operators_cannot_register_consumers(client, role):
+    client.force_login(StaffFactory(role=role))
     assert client.get(reverse("admin:webhooks_webhookconsumer_add")).status_code == 403
 
 
@@ -139,8 +140,8 @@ def test_migrate_leaves_the_webhook_jobs_in_the_beat_schedule():
     assert webhook_jobs <= set(app.tasks)
 
 
-def test_an_operator_asks_for_the_list_of_consumers_at_codat(client):
-    client.force_login(StaffFactory(role="operator"))
+def test_an_admin_asks_for_the_list_of_consumers_at_codat(client):
+    client.force_login(StaffFactory(role="admin"))
     changelist = reverse("admin:webhooks_webhookconsumer_changelist")
     assert "List consumers at Codat" in client.get(changelist).content.decode()
 
@@ -150,8 +151,9 @@ def test_an_operator_asks_for_the_list_of_consumers_at_codat(client):
     assert Operation.objects.get().kind == OperationKind.LIST_CONSUMERS
 
 
-def test_viewers_do_not_get_the_consumer_list_import(client):
-    client.force_login(StaffFactory(role="viewer"))
+@pytest.mark.parametrize("role", ["viewer", "operator"])
+def test_viewers_and_operators_do_not_get_the_consumer_list_import(client, role):
+    client.force_login(StaffFactory(role=role))
     changelist = reverse("admin:webhooks_webhookconsumer_changelist")
 
     assert "List consumers at Codat" not in client.get(changelist).content.decode()
