@@ -155,18 +155,26 @@ class CodatGateway:
             limiter.inflight[company_id] += 1
         try:
             faults = self.sb.settings["faults"]
-            if faults["latencyMs"]:
-                await asyncio.sleep(faults["latencyMs"] / 1000)
+
+            async def processing(scope, receive, send):
+                # Injected latency is time spent processing: an idempotent request is in flight
+                # (a repeat of its key gets 409) for all of it.
+                if faults["latencyMs"]:
+                    await asyncio.sleep(faults["latencyMs"] / 1000)
+                await self.app(scope, receive, send)
+
             if faults["errorRate"] and random.random() < faults["errorRate"]:
+                if faults["latencyMs"]:
+                    await asyncio.sleep(faults["latencyMs"] / 1000)
                 status = int(faults["errorStatus"])
                 exc = ApiError(status, "Internal server error (injected by the sandbox)")
                 await error_response(exc)(scope, receive, send_with_headers)
             elif scope["method"] in idempotency.METHODS and any(
                 name == idempotency.HEADER for name, _ in scope["headers"]
             ):
-                await self.sb.idempotency.handle(scope, receive, send_with_headers, self.app)
+                await self.sb.idempotency.handle(scope, receive, send_with_headers, processing)
             else:
-                await self.app(scope, receive, send_with_headers)
+                await processing(scope, receive, send_with_headers)
         finally:
             if company_id:
                 limiter.inflight[company_id] -= 1

@@ -41,6 +41,8 @@ ORIGIN_PRODUCT_ADDED = "productAdded"
 ORIGIN_PRODUCT_REFRESH = "productRefresh"
 ORIGIN_REFRESH_ALL = "refreshAll"
 ORIGIN_REFRESH_DATA_TYPE = "refreshDataType"
+# Reads that product-level settings start: they do not move the client-level schedule.
+PRODUCT_ORIGINS = {ORIGIN_PRODUCT_SCHEDULE, ORIGIN_PRODUCT_ADDED, ORIGIN_PRODUCT_REFRESH}
 
 
 def is_terminal(status: str) -> bool:
@@ -156,6 +158,10 @@ class Engine:
             products=self.custom_products_of(company),
             origin={"kind": ORIGIN_LINK, "connectionId": connection["id"]},
         )
+        # A (re)link starts each type's client-level schedule again from this read.
+        anchors = company.setdefault("_scheduleFrom", {})
+        anchors.update({data_type: at for data_type in data_types if data_type in anchors})
+        self.sb.store.put("company", company["id"], company)
         self.plan_sync(company, at)
 
     def fail_link(self, connection: dict, at: float) -> None:
@@ -267,10 +273,10 @@ class Engine:
         """Set the company's next client-level (or company-level) scheduled read.
 
         Each data type read at least once for the company is read again `syncSchedule` hours
-        after its previous scheduled read (the first one counts from its first read), on every
-        Linked connection: Codat's schedules run relative to the last sync, and re-read every
-        linked company. A company with no Linked connection has no scheduled read until it is
-        linked again."""
+        after its last successful client-level read (link, refresh, or the schedule itself; a
+        failed scheduled read counts from its start), on every Linked connection: Codat's
+        frequency "re-commences from the time of the last successful sync". A company with no
+        Linked connection has no scheduled read until it is linked again."""
         hours = self.sync_schedule_hours(company)
         readable = self.linked_data_types(company["id"])
         anchors = company.get("_scheduleFrom") or {}
@@ -396,7 +402,15 @@ class Engine:
             for conn in connections:
                 if data_type in DATA_TYPES_BY_SOURCE_TYPE[conn["sourceType"]]:
                     datasets.append(
-                        self.create_dataset(company, conn, data_type, at, read_id, scheduled)
+                        self.create_dataset(
+                            company,
+                            conn,
+                            data_type,
+                            at,
+                            read_id,
+                            scheduled,
+                            client_level=(origin or {}).get("kind") not in PRODUCT_ORIGINS,
+                        )
                     )
         for dataset in joined:
             dataset["_readIds"] = [*self._reads_of(dataset), read_id]
@@ -461,6 +475,8 @@ class Engine:
         at: float,
         read_id: str | None,
         scheduled: bool = False,
+        *,
+        client_level: bool = True,
     ) -> dict:
         durations = self.sb.settings["datasets"]["durations"]
         dataset = {
@@ -476,6 +492,7 @@ class Engine:
             "_requestedAt": at,
             "_readId": read_id,
             "_scheduled": scheduled,
+            "_clientLevel": client_level,
             "_retries": 0,
             "_nextAt": at + float(durations.get("Queued", 0)),
         }
@@ -564,6 +581,13 @@ class Engine:
                 if record is not None:
                     record["lastSync"] = iso(at)
                     self.sb.store.put(kind, key, record)
+            company = self.sb.store.get("company", dataset["companyId"])
+            if company is not None and dataset.get("_clientLevel", True):
+                # Codat: the configured frequency re-commences from the last successful sync.
+                # Reads that product-level settings start keep to their own schedule.
+                company.setdefault("_scheduleFrom", {})[dataset["dataType"]] = at
+                self.sb.store.put("company", company["id"], company)
+                self.plan_sync(company, at)
         key = (dataset["companyId"], dataset["dataType"])
         if self._running.get(key) == dataset["id"]:
             del self._running[key]
