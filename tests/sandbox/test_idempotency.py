@@ -12,9 +12,7 @@ KEPT_SECONDS = 90 * 60
 
 
 def create(api, key, name="Once Ltd", **kwargs):
-    return api.post(
-        "/companies", json={"name": name}, headers={"Idempotency-Key": key}, **kwargs
-    )
+    return api.post("/companies", json={"name": name}, headers={"Idempotency-Key": key}, **kwargs)
 
 
 def company_names(api) -> list[str]:

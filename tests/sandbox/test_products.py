@@ -124,11 +124,15 @@ IN_PROGRESS = (
 def test_read_in_progress_is_judged_per_custom_product(api, sandbox):
     # given: two custom products of one company, and a running read of the first one's invoices
     define_custom_product(sandbox)  # cash-flow: invoices, bills
-    sandbox.control("PUT", "products/payments-watch", {"name": "Payments", "dataTypes": ["payments"]})
+    sandbox.control(
+        "PUT", "products/payments-watch", {"name": "Payments", "dataTypes": ["payments"]}
+    )
     company, _ = api.linked_company(products=["cash-flow", "payments-watch"])
     sandbox.advance(120)
     base = f"/companies/{company['id']}/products"
-    assert api.post(f"{base}/cash-flow/refresh", json={"dataTypes": ["invoices"]}).status_code == 202
+    assert (
+        api.post(f"{base}/cash-flow/refresh", json={"dataTypes": ["invoices"]}).status_code == 202
+    )
 
     # when/then: the same product is refused whatever data types the refresh names...
     again = api.post(f"{base}/cash-flow/refresh", json={"dataTypes": ["bills"]})

@@ -134,7 +134,9 @@ def test_product_level_schedules_run_beside_client_level_ones_a_dual_sync(api, s
     by_client = reads(sandbox, company["id"], origin="clientSchedule")
     by_product = reads(sandbox, company["id"], origin="productSchedule")
     assert by_client and by_product
-    assert all(r["origin"] == {"kind": "productSchedule", "product": "cash-flow"} for r in by_product)
+    assert all(
+        r["origin"] == {"kind": "productSchedule", "product": "cash-flow"} for r in by_product
+    )
     assert {"invoices"} == set().union(*(read_types(r) for r in by_client + by_product))
     assert sandbox.events("cash-flow.read.completed")
 

@@ -242,7 +242,9 @@ def test_generic_read_sub_events_reach_the_consumers_subscribed_to_them(api, san
     hook = consumer(api, receiver.url, generic)
     company, _ = api.linked_company()
     sandbox.advance(120)  # the first read ends well: successful and successful.initial
-    sandbox.control("PUT", f"companies/{company['id']}/dataset-outcomes", {"invoices": "FetchError"})
+    sandbox.control(
+        "PUT", f"companies/{company['id']}/dataset-outcomes", {"invoices": "FetchError"}
+    )
     api.post(f"/companies/{company['id']}/data/queue/invoices")
     sandbox.advance(120)  # this one fails: unsuccessful
 
