@@ -17,7 +17,12 @@ from typing import TYPE_CHECKING
 
 from sandbox.catalogue import DATA_TYPES_BY_SOURCE_TYPE, STANDARD_PRODUCTS
 from sandbox.clock import iso, next_utc_midnight
-from sandbox.render import company_details, company_reference, connection_body
+from sandbox.render import (
+    company_connections,
+    company_details,
+    company_reference,
+    connection_body,
+)
 from sandbox.settings import DATASET_STAGES, ERROR_DECIDED_AFTER
 
 if TYPE_CHECKING:
@@ -58,7 +63,6 @@ class Engine:
         # schedules) never scans every dataset to answer one company: (company, data type) ->
         # the running dataset's id, company -> its dataset ids, company -> its unfinished reads.
         self._running: dict[tuple[str, str], str] = {}
-        self._datasets_by_company: dict[str, list[str]] = {}
         self._open_reads: dict[str, set[str]] = {}
         self._handlers = {
             "dataset": self._advance_dataset,
@@ -96,15 +100,13 @@ class Engine:
     def clear(self) -> None:
         self._heap.clear()
         self._running.clear()
-        self._datasets_by_company.clear()
         self._open_reads.clear()
 
     def rebuild(self) -> None:
         """Recreate timers and indexes from stored state (after a restart or a reset)."""
         self.clear()
         store = self.sb.store
-        for dataset in sorted(store.all("dataset"), key=lambda d: d["_requestedAt"]):
-            self._datasets_by_company.setdefault(dataset["companyId"], []).append(dataset["id"])
+        for dataset in store.all("dataset"):
             if not is_terminal(dataset["status"]):
                 self._running[(dataset["companyId"], dataset["dataType"])] = dataset["id"]
                 if dataset.get("_nextAt") is not None:
@@ -205,9 +207,7 @@ class Engine:
 
     def linked_connections(self, company_id: str) -> list[dict]:
         return [
-            c
-            for c in self.sb.store.all("connection")
-            if c["_companyId"] == company_id and c["status"] == "Linked"
+            c for c in company_connections(self.sb.store, company_id) if c["status"] == "Linked"
         ]
 
     # -- products and sync settings -------------------------------------------------------
@@ -345,10 +345,9 @@ class Engine:
 
     def datasets_of(self, company_id: str) -> list[dict]:
         """The company's datasets, oldest first."""
-        found = [
-            self.sb.store.get("dataset", d) for d in self._datasets_by_company.get(company_id, [])
-        ]
-        return [d for d in found if d is not None]
+        return sorted(
+            self.sb.store.owned_by("dataset", company_id), key=lambda d: d["_requestedAt"]
+        )
 
     def running_product_read(self, company_id: str, identifier: str) -> dict | None:
         """An unfinished read of a custom product for the company, if any."""
@@ -360,7 +359,6 @@ class Engine:
 
     def forget_company(self, company_id: str) -> None:
         """The company was deleted: drop it from the indexes."""
-        self._datasets_by_company.pop(company_id, None)
         self._open_reads.pop(company_id, None)
         for key in [key for key in self._running if key[0] == company_id]:
             del self._running[key]
@@ -499,7 +497,6 @@ class Engine:
         self.sb.store.put("dataset", dataset["id"], dataset)
         self.schedule(dataset["_nextAt"], "dataset", dataset["id"])
         self._running[(company["id"], data_type)] = dataset["id"]
-        self._datasets_by_company.setdefault(company["id"], []).append(dataset["id"])
         anchors = company.setdefault("_scheduleFrom", {})
         if data_type not in anchors:
             # A type's client-level schedule counts from its first read for the company.

@@ -21,6 +21,9 @@ KINDS = (
     "source_account",
     "meta",
 )
+# Records looked up by their company, indexed so that one company's lookup does not scan every
+# company's records (a sandbox re-reading thousands of companies on schedules does it constantly).
+OWNER_FIELD = {"connection": "_companyId", "dataset": "companyId"}
 
 
 class Store:
@@ -36,9 +39,21 @@ class Store:
             " kind TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL, PRIMARY KEY (kind, id))"
         )
         self.tables: dict[str, dict[str, dict]] = {kind: {} for kind in KINDS}
+        self._owned: dict[str, dict[str, dict[str, None]]] = {kind: {} for kind in OWNER_FIELD}
         for kind, record_id, body in self._db.execute("SELECT kind, id, body FROM records"):
             if kind in self.tables:
                 self.tables[kind][record_id] = json.loads(body)
+                self._own(kind, record_id, self.tables[kind][record_id])
+
+    def _own(self, kind: str, record_id: str, body: dict) -> None:
+        if kind in OWNER_FIELD:
+            owner = body.get(OWNER_FIELD[kind])
+            self._owned[kind].setdefault(owner, {})[record_id] = None
+
+    def owned_by(self, kind: str, owner_id: str) -> list[dict]:
+        """The `kind` records of one company (connections or datasets), in no set order."""
+        table = self.tables[kind]
+        return [table[i] for i in self._owned[kind].get(owner_id, ()) if i in table]
 
     def get(self, kind: str, record_id: str) -> dict | None:
         return self.tables[kind].get(record_id)
@@ -48,6 +63,7 @@ class Store:
 
     def put(self, kind: str, record_id: str, body: dict) -> dict:
         self.tables[kind][record_id] = body
+        self._own(kind, record_id, body)
         self._db.execute(
             "INSERT OR REPLACE INTO records (kind, id, body) VALUES (?, ?, ?)",
             (kind, record_id, json.dumps(body, separators=(",", ":"))),
@@ -55,12 +71,16 @@ class Store:
         return body
 
     def delete(self, kind: str, record_id: str) -> None:
-        self.tables[kind].pop(record_id, None)
+        body = self.tables[kind].pop(record_id, None)
+        if body is not None and kind in OWNER_FIELD:
+            self._owned[kind].get(body.get(OWNER_FIELD[kind]), {}).pop(record_id, None)
         self._db.execute("DELETE FROM records WHERE kind = ? AND id = ?", (kind, record_id))
 
     def clear(self) -> None:
         for table in self.tables.values():
             table.clear()
+        for owned in self._owned.values():
+            owned.clear()
         self._db.execute("DELETE FROM records")
 
     def close(self) -> None:
