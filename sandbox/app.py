@@ -142,7 +142,8 @@ class CodatGateway:
             response = JSONResponse(error_body(401, "Unauthorized"), status_code=401)
             return await response(scope, receive, send_with_headers)
         if is_control:
-            return await self.app(scope, receive, send)
+            with self.sb.store.batch():
+                return await self.app(scope, receive, send)
 
         segments = path.split("/")
         company_id = segments[2] if len(segments) > 2 and segments[1] == "companies" else None
@@ -161,7 +162,8 @@ class CodatGateway:
                 # (a repeat of its key gets 409) for all of it.
                 if faults["latencyMs"]:
                     await asyncio.sleep(faults["latencyMs"] / 1000)
-                await self.app(scope, receive, send)
+                with self.sb.store.batch():
+                    await self.app(scope, receive, send)
 
             if faults["errorRate"] and random.random() < faults["errorRate"]:
                 if faults["latencyMs"]:

@@ -83,13 +83,16 @@ class Engine:
         """Fire every timer that is due now, in time order. Returns how many fired."""
         fired = 0
         now = self.sb.clock.now()
-        while self._heap and self._heap[0][0] <= now:
-            due, _, kind, ref = heapq.heappop(self._heap)
-            try:
-                self._handlers[kind](due, ref)
-            except Exception:
-                log.exception("sandbox.engine.timer_failed", extra={"kind": kind, "ref": ref})
-            fired += 1
+        if not self._heap or self._heap[0][0] > now:
+            return fired
+        with self.sb.store.batch():
+            while self._heap and self._heap[0][0] <= now:
+                due, _, kind, ref = heapq.heappop(self._heap)
+                try:
+                    self._handlers[kind](due, ref)
+                except Exception:
+                    log.exception("sandbox.engine.timer_failed", extra={"kind": kind, "ref": ref})
+                fired += 1
         return fired
 
     async def run_forever(self) -> None:
