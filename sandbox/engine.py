@@ -60,9 +60,10 @@ class Engine:
         self._heap: list[tuple[float, int, str, str]] = []
         self._seq = itertools.count()
         # Indexes over the store, so that a busy sandbox (thousands of companies re-read on
-        # schedules) never scans every dataset to answer one company: (company, data type) ->
-        # the running dataset's id, company -> its dataset ids, company -> its unfinished reads.
-        self._running: dict[tuple[str, str], str] = {}
+        # schedules) never scans every dataset or read to answer one company: (company, data
+        # type) -> ids of its running datasets (one per connection that reads it), company -> its
+        # unfinished reads.
+        self._running: dict[tuple[str, str], set[str]] = {}
         self._open_reads: dict[str, set[str]] = {}
         self._handlers = {
             "dataset": self._advance_dataset,
@@ -111,7 +112,8 @@ class Engine:
         store = self.sb.store
         for dataset in store.all("dataset"):
             if not is_terminal(dataset["status"]):
-                self._running[(dataset["companyId"], dataset["dataType"])] = dataset["id"]
+                key = (dataset["companyId"], dataset["dataType"])
+                self._running.setdefault(key, set()).add(dataset["id"])
                 if dataset.get("_nextAt") is not None:
                     self.schedule(dataset["_nextAt"], "dataset", dataset["id"])
         for read in store.all("read"):
@@ -339,12 +341,13 @@ class Engine:
     # -- reads and datasets ---------------------------------------------------------------
 
     def running_dataset(self, company_id: str, data_type: str) -> dict | None:
-        dataset_id = self._running.get((company_id, data_type))
-        dataset = self.sb.store.get("dataset", dataset_id) if dataset_id else None
-        if dataset is None or is_terminal(dataset["status"]):
-            self._running.pop((company_id, data_type), None)
-            return None
-        return dataset
+        running = self._running.get((company_id, data_type))
+        for dataset_id in sorted(running or ()):
+            dataset = self.sb.store.get("dataset", dataset_id)
+            if dataset is not None and not is_terminal(dataset["status"]):
+                return dataset
+            running.discard(dataset_id)  # deleted with its company, or missed its end
+        return None
 
     def datasets_of(self, company_id: str) -> list[dict]:
         """The company's datasets, oldest first."""
@@ -499,7 +502,7 @@ class Engine:
         }
         self.sb.store.put("dataset", dataset["id"], dataset)
         self.schedule(dataset["_nextAt"], "dataset", dataset["id"])
-        self._running[(company["id"], data_type)] = dataset["id"]
+        self._running.setdefault((company["id"], data_type), set()).add(dataset["id"])
         anchors = company.setdefault("_scheduleFrom", {})
         if data_type not in anchors:
             # A type's client-level schedule counts from its first read for the company.
@@ -588,9 +591,7 @@ class Engine:
                 company.setdefault("_scheduleFrom", {})[dataset["dataType"]] = at
                 self.sb.store.put("company", company["id"], company)
                 self.plan_sync(company, at)
-        key = (dataset["companyId"], dataset["dataType"])
-        if self._running.get(key) == dataset["id"]:
-            del self._running[key]
+        self._running.get((dataset["companyId"], dataset["dataType"]), set()).discard(dataset["id"])
         for read_id in self._reads_of(dataset):
             read = self.sb.store.get("read", read_id)
             if read is not None and not read["done"]:
