@@ -29,6 +29,8 @@ DEFAULT_TIMEOUT = (3.05, 30.0)
 DEFAULT_PAGE_SIZE = 100
 MAX_BANK_TRANSACTIONS_PER_PUSH = 1000  # CreateBankTransactions.transactions maxItems
 
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
 # The two documented "a read is already running" 400s (see errors.CodatReadInProgress).
 _READ_IN_PROGRESS_MARKERS = (
     "read operation is in progress",
@@ -125,6 +127,7 @@ class CodatClient:
         description: str | None = None,
         tags: Mapping[str, str] | None = None,
         products: Sequence[str] | None = None,
+        idempotency_key: str | None = None,
     ) -> dict:
         """Create a company (`create-company`).
 
@@ -132,11 +135,15 @@ class CodatClient:
         rejecting them. `products` is sent only when given: Codat's docs accept it on create
         (and a client without default products must send it), but the OAS request schema
         `CompanyRequestBody` does not list it.
+
+        With `idempotency_key` (a GUID, the same on every retry of one create) Codat answers a
+        repeat within 90 minutes with the first response instead of creating a second company;
+        a repeat while the first is still running raises `CodatIdempotencyInFlight`.
         """
         body = _company_body(name=name, description=description, tags=tags)
         if products is not None:
             body["products"] = list(products)
-        return self._call("create_company", json_body=body)
+        return self._call("create_company", json_body=body, idempotency_key=idempotency_key)
 
     def get_company(self, company_id: str) -> dict:
         """One company (`get-company`)."""
@@ -203,8 +210,10 @@ class CodatClient:
         """Queue a read of a custom product's data types (`refresh-product-data`, 202).
 
         Without `data_types` no body is sent and the product's scheduled refresh runs.
-        Raises `CodatReadInProgress` if a read is already running, `CodatBadRequest` for a
-        standard product or a data type the product lacks.
+        Raises `CodatReadInProgress` while a read of this product is running (Codat judges it
+        per custom product, whatever `data_types` names; reads for other products or schedules
+        do not count), `CodatBadRequest` for a standard product or a data type the product
+        lacks.
         """
         body = None if data_types is None else {"dataTypes": list(data_types)}
         self._call(
@@ -599,6 +608,7 @@ class CodatClient:
         params: Mapping[str, Any] | None = None,
         json_body: Any = None,
         returns: type | None = dict,
+        idempotency_key: str | None = None,
         **path_params: str,
     ) -> Any:
         operation = OPERATIONS[method_name]
@@ -606,6 +616,9 @@ class CodatClient:
             **{name: quote(str(value), safe="") for name, value in path_params.items()}
         )
         headers = {"Authorization": self._authorization, "Accept": "application/json"}
+        if idempotency_key is not None:
+            # Codat honours it on POST and PATCH (docs: using-the-api/write-data/idempotency).
+            headers[IDEMPOTENCY_HEADER] = idempotency_key
         try:
             response = self.session.request(
                 operation.method,
@@ -716,6 +729,8 @@ def _error_from_response(
         marker in str(error_text or "") for marker in _READ_IN_PROGRESS_MARKERS
     ):
         return errors.CodatReadInProgress(message, **fields)
+    if status == 409 and IDEMPOTENCY_HEADER in response.request.headers:
+        return errors.CodatIdempotencyInFlight(message, **fields)
     if status == 429:
         retry_after, retry_at = parse_retry_after(response.headers.get("Retry-After"))
         return errors.CodatRateLimited(

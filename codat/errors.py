@@ -18,6 +18,7 @@ Hierarchy::
     │   ├── CodatForbidden           403
     │   ├── CodatNotFound            404
     │   ├── CodatConflict            409
+    │   │   └── CodatIdempotencyInFlight  409 to an Idempotency-Key still running, transient
     │   └── CodatRateLimited         429, transient
     └── CodatServerError             5xx, transient
 """
@@ -124,14 +125,19 @@ class CodatBadRequest(CodatClientError):
 
 
 class CodatReadInProgress(CodatClientError):
-    """Codat refused to start a read because one is already running for the company.
+    """Codat refused to start a read because one is already running.
 
     Two documented shapes, both 400 with an ErrorMessage body:
     - refresh product data: "Data cannot be refreshed while a read operation is in progress..."
+      Codat judges this per custom product: a read *of that product* is running (its schedule,
+      its addition, an earlier refresh), whatever data types the refresh names; it ends with
+      `{product}.read.completed`. A read of the same types for another reason does not refuse.
     - queue a data type: "DatasetAlreadyInProgressException: Cannot queue {dataType} sync for
       {companyId} as previous sync {id} is still in progress" (the docs do not give its HTTP
       status, so a 409, Codat's "not ready" code, is recognised too).
     The requested read is effectively happening: treat the request as satisfied, not failed.
+    (For a product refresh naming a subset of types, the running read may be of other types;
+    those stay stale until read, and freshness, not this error, shows it.)
     """
 
 
@@ -153,6 +159,15 @@ class CodatNotFound(CodatClientError):
 
 class CodatConflict(CodatClientError):
     """409: not ready, or over a limit (e.g. all source accounts of a batch already exist)."""
+
+
+class CodatIdempotencyInFlight(CodatConflict):
+    """409 to a request whose Idempotency-Key belongs to a request Codat is still running.
+
+    Transient: once the first request has finished, a retry with the same key gets its response.
+    """
+
+    is_transient = True
 
 
 class CodatRateLimited(CodatClientError):

@@ -200,6 +200,8 @@ def _create_company(client: CodatClient, operation: Operation) -> dict:
         description=params.get("description") or None,
         tags={**params.get("tags", {}), IDEMPOTENCY_TAG: key},
         products=params.get("products") or None,
+        # Codat keeps the first answer 90 minutes per key; the tag lookup above covers longer.
+        idempotency_key=key,
     )
 
 

@@ -15,9 +15,18 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Match, Route
 
-from sandbox import bank_feeds, companies_api, consumers_api, control, data_api, demo, link
+from sandbox import (
+    bank_feeds,
+    companies_api,
+    consumers_api,
+    control,
+    data_api,
+    demo,
+    idempotency,
+    link,
+)
 from sandbox.clock import iso
 from sandbox.errors import ApiError, error_body, error_response
 from sandbox.operations import OPERATIONS
@@ -133,7 +142,8 @@ class CodatGateway:
             response = JSONResponse(error_body(401, "Unauthorized"), status_code=401)
             return await response(scope, receive, send_with_headers)
         if is_control:
-            return await self.app(scope, receive, send)
+            with self.sb.store.batch():
+                return await self.app(scope, receive, send)
 
         segments = path.split("/")
         company_id = segments[2] if len(segments) > 2 and segments[1] == "companies" else None
@@ -146,14 +156,27 @@ class CodatGateway:
             limiter.inflight[company_id] += 1
         try:
             faults = self.sb.settings["faults"]
-            if faults["latencyMs"]:
-                await asyncio.sleep(faults["latencyMs"] / 1000)
+
+            async def processing(scope, receive, send):
+                # Injected latency is time spent processing: an idempotent request is in flight
+                # (a repeat of its key gets 409) for all of it.
+                if faults["latencyMs"]:
+                    await asyncio.sleep(faults["latencyMs"] / 1000)
+                with self.sb.store.batch():
+                    await self.app(scope, receive, send)
+
             if faults["errorRate"] and random.random() < faults["errorRate"]:
+                if faults["latencyMs"]:
+                    await asyncio.sleep(faults["latencyMs"] / 1000)
                 status = int(faults["errorStatus"])
                 exc = ApiError(status, "Internal server error (injected by the sandbox)")
                 await error_response(exc)(scope, receive, send_with_headers)
+            elif scope["method"] in idempotency.METHODS and any(
+                name == idempotency.HEADER for name, _ in scope["headers"]
+            ):
+                await self.sb.idempotency.handle(scope, receive, send_with_headers, processing)
             else:
-                await self.app(scope, receive, send_with_headers)
+                await processing(scope, receive, send_with_headers)
         finally:
             if company_id:
                 limiter.inflight[company_id] -= 1
@@ -180,7 +203,24 @@ async def _api_error(request: Request, exc: ApiError):
 async def _http_error(request: Request, exc: HTTPException):
     messages = {404: "Not found", 405: "Method not allowed"}
     error = messages.get(exc.status_code, exc.detail)
-    return JSONResponse(error_body(exc.status_code, error), status_code=exc.status_code)
+    headers = None
+    if exc.status_code == 405:
+        # Starlette's Allow names only the first route on the path; Codat's paths often have one
+        # route per method (GET and POST /companies), so gather them all (RFC 9110: a 405 must
+        # carry Allow).
+        headers = {"Allow": ", ".join(sorted(allowed_methods(request)))}
+    return JSONResponse(
+        error_body(exc.status_code, error), status_code=exc.status_code, headers=headers
+    )
+
+
+def allowed_methods(request: Request) -> set[str]:
+    methods = set()
+    for route in request.app.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE and getattr(route, "methods", None):
+            methods.update(route.methods)
+    return methods
 
 
 async def _unexpected(request: Request, exc: Exception):

@@ -17,6 +17,7 @@ from sandbox.http import (
     require_connection,
     sandbox_of,
 )
+from sandbox.query import int32_param
 from sandbox.store import public
 
 V2_ACCOUNT_TYPES = ("checking", "savings", "loan", "creditCard", "prepaidCard")
@@ -298,13 +299,7 @@ async def create_mapping(request: Request):
 async def create_bank_transactions(request: Request):
     sb, company, connection = _context(request)
     account = _require_account(sb, connection, request.path_params["accountId"])
-    raw_timeout = request.query_params.get("timeoutInMinutes")
-    timeout = None
-    if raw_timeout:
-        try:
-            timeout = int(raw_timeout)
-        except ValueError:
-            raise bad_request("timeoutInMinutes", "must be an integer") from None
+    timeout = int32_param(request.query_params, "timeoutInMinutes", None)
     body = await json_body(request)
     if not isinstance(body.get("accountId"), str):
         raise bad_request("accountId", "is required and must be a string")

@@ -1,5 +1,6 @@
 """What the sandbox's Codat offers: integrations, standard products, default sync settings."""
 
+import functools
 import uuid
 
 from sandbox.vocabulary import (
@@ -111,7 +112,9 @@ FETCH_ON_FIRST_LINK = {
 }
 
 
+@functools.cache
 def default_sync_settings() -> list[dict]:
+    """Codat's defaults for a new client (one list, shared: callers only read it)."""
     settings = []
     for order, data_type in enumerate(DATA_TYPES):
         setting = {

@@ -7,6 +7,7 @@ from starlette.requests import Request
 
 from sandbox.catalogue import INTEGRATIONS, integration_id, source_id
 from sandbox.clock import iso
+from sandbox.engine import ORIGIN_PRODUCT_REFRESH
 from sandbox.errors import ApiError, bad_request, free_plan_limit
 from sandbox.http import (
     empty,
@@ -200,6 +201,7 @@ async def delete_company(request: Request):
             if record.get(owner) == company["id"]:
                 sb.store.delete(kind, record_id)
     sb.store.delete("company", company["id"])
+    sb.engine.forget_company(company["id"])
     sb.dispatcher.emit("company.deleted", company_details(company), at=at, company=company)
     return empty(204)
 
@@ -271,8 +273,8 @@ async def refresh_product(request: Request):
     if not product.get("custom"):
         raise ApiError(
             400,
-            f"{product['name']} doesn't support data refreshing. "
-            "Only custom products can be refreshed.",
+            f"{product['name']} doesn't support data refreshing. For more information, refer "
+            "to your solution's documentation [here](https://docs.codat.io).",
         )
     if product["identifier"] not in company["products"]:
         raise not_found(
@@ -295,11 +297,26 @@ async def refresh_product(request: Request):
                     f"Valid options: {', '.join(product['dataTypes'])}",
                 )
             data_types = requested or data_types
-    if any(sb.engine.running_dataset(company["id"], t) for t in data_types):
+    # Codat judges "in progress" per custom product: while any read of this product runs,
+    # another refresh of it is refused, whatever data types it names. A running read of the
+    # same types for another reason (a schedule, another product) does not refuse it; the new
+    # read takes those datasets in.
+    if sb.engine.running_product_read(company["id"], product["identifier"]) is not None:
         raise ApiError(
             400,
             "Data cannot be refreshed while a read operation is in progress. "
             "Allow the read to complete before attempting to refresh.",
+        )
+    readable = sb.engine.linked_data_types(company["id"])
+    if not any(t in readable for t in data_types):
+        # Nothing could be read, so nothing would ever complete: refused the way Codat refuses
+        # to queue a data type that no connection of the company can read (404).
+        platforms = ", ".join(
+            sorted({c["platformName"] for c in sb.engine.linked_connections(company["id"])})
+        )
+        raise not_found(
+            f"Datatype {', '.join(data_types)} not supported by platform(s) "
+            f"{platforms or 'none'}: the company has no Linked connection that reads them"
         )
     sb.engine.start_read(
         company,
@@ -307,6 +324,7 @@ async def refresh_product(request: Request):
         at=sb.clock.now(),
         products=[product],
         modified_from=product.get("_lastRunAt"),
+        origin={"kind": ORIGIN_PRODUCT_REFRESH, "product": product["identifier"]},
     )
     return empty(202)
 

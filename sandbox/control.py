@@ -266,6 +266,52 @@ async def events(request: Request):
     return json_response(found)
 
 
+def _read_body(sb, read: dict) -> dict:
+    """One read as the record shows it: what started it, what it read, when, and collisions."""
+    joined = set(read.get("joinedDatasetIds") or [])
+    datasets = [sb.store.get("dataset", d) for d in read["datasetIds"]]
+    return {
+        "id": read["id"],
+        "companyId": read["companyId"],
+        "origin": read.get("origin") or {},
+        "products": read.get("products") or [],
+        "startedAt": iso(read.get("startedAt")),
+        "completedAt": iso(read.get("completedAt")),
+        "done": read["done"],
+        "datasets": [
+            {
+                "id": d["id"],
+                "dataType": d["dataType"],
+                "connectionId": d["connectionId"],
+                "status": d["status"],
+                "requested": d["requested"],
+                "completed": d.get("completed"),
+                # Queued by an earlier read, which this one waited for instead of reading twice.
+                "joined": d["id"] in joined,
+            }
+            for d in datasets
+            if d is not None
+        ],
+        "collisions": read.get("collisions") or [],
+    }
+
+
+async def reads(request: Request):
+    """The sandbox's own record of reads, oldest first: each says which schedule or call started
+    it (`origin.kind`), so a test can find a data type read by two schedules."""
+    sb = sandbox_of(request)
+    company_id = request.query_params.get("companyId")
+    kind = request.query_params.get("origin")
+    found = [
+        read
+        for read in sb.store.all("read")
+        if company_id in (None, read["companyId"])
+        and kind in (None, (read.get("origin") or {}).get("kind"))
+    ]
+    found.sort(key=lambda read: read.get("startedAt") or 0)
+    return json_response([_read_body(sb, read) for read in found])
+
+
 async def calls(request: Request):
     sb = sandbox_of(request)
     company_id = request.query_params.get("companyId")
@@ -370,6 +416,7 @@ ROUTES = [
     Route("/_sandbox/webhooks/messages", messages, methods=["GET"]),
     Route("/_sandbox/webhooks/events", events, methods=["GET"]),
     Route("/_sandbox/calls", calls, methods=["GET"]),
+    Route("/_sandbox/reads", reads, methods=["GET"]),
     Route("/_sandbox/products", list_products, methods=["GET"]),
     Route("/_sandbox/products/{identifier}", put_product, methods=["PUT"]),
     Route("/_sandbox/products/{identifier}", delete_product, methods=["DELETE"]),

@@ -3,6 +3,7 @@
 from starlette.requests import Request
 
 from sandbox.catalogue import DATA_TYPES_BY_SOURCE_TYPE
+from sandbox.engine import ORIGIN_REFRESH_ALL, ORIGIN_REFRESH_DATA_TYPE
 from sandbox.errors import ApiError, bad_request, free_plan_limit
 from sandbox.http import (
     bool_field,
@@ -51,7 +52,7 @@ async def refresh_company_data(request: Request):
     company = require_company(sb, request.path_params["companyId"])
     # Queues only the fetchOnFirstLink types, on every Linked connection that supports them.
     wanted = [s["dataType"] for s in sb.engine.sync_settings_for(company) if s["fetchOnFirstLink"]]
-    sb.engine.start_read(company, wanted, at=sb.clock.now())
+    sb.engine.start_read(company, wanted, at=sb.clock.now(), origin={"kind": ORIGIN_REFRESH_ALL})
     return empty(204)
 
 
@@ -80,7 +81,11 @@ async def refresh_data_type(request: Request):
         )
     connection = next((c for c in supporting if c["status"] == "Linked"), supporting[0])
     _, datasets = sb.engine.start_read(
-        company, [data_type], at=sb.clock.now(), connection=connection
+        company,
+        [data_type],
+        at=sb.clock.now(),
+        connection=connection,
+        origin={"kind": ORIGIN_REFRESH_DATA_TYPE},
     )
     return json_response(dataset_body(datasets[0]))
 
@@ -90,9 +95,7 @@ async def data_status(request: Request):
     company = require_company(sb, request.path_params["companyId"])
     latest: dict[str, dict] = {}
     latest_ok: dict[str, dict] = {}
-    for dataset in sb.store.all("dataset"):
-        if dataset["companyId"] != company["id"]:
-            continue
+    for dataset in sb.engine.datasets_of(company["id"]):
         data_type = dataset["dataType"]
         if data_type not in latest or dataset["_requestedAt"] >= latest[data_type]["_requestedAt"]:
             latest[data_type] = dataset
@@ -103,11 +106,16 @@ async def data_status(request: Request):
             latest_ok[data_type] = dataset
     body = {}
     for data_type in DATA_TYPES:
-        # A type that has never synced shows only its name (Codat's documented example).
-        entry = {"dataType": data_type}
-        if data_type in latest:
-            entry["currentStatus"] = latest[data_type]["status"]
-            entry["latestSyncId"] = latest[data_type]["id"]
+        if data_type not in latest:
+            # Never synced. Codat's docs show such a type as only {dataType}, but the OAS
+            # requires currentStatus, and Codat's SDKs refuse the whole response over one such
+            # entry: the sandbox answers what the OAS accepts and leaves the type out.
+            continue
+        entry = {
+            "dataType": data_type,
+            "currentStatus": latest[data_type]["status"],
+            "latestSyncId": latest[data_type]["id"],
+        }
         if data_type in latest_ok:
             entry["lastSuccessfulSync"] = latest_ok[data_type]["completed"]
             entry["latestSuccessfulSyncId"] = latest_ok[data_type]["id"]
@@ -118,7 +126,7 @@ async def data_status(request: Request):
 async def list_pull_operations(request: Request):
     sb = sandbox_of(request)
     company = require_company(sb, request.path_params["companyId"])
-    datasets = [d for d in sb.store.all("dataset") if d["companyId"] == company["id"]]
+    datasets = sb.engine.datasets_of(company["id"])
     datasets.sort(key=lambda d: d["_requestedAt"], reverse=True)
     body = paged(
         [dataset_body(d) for d in datasets],
@@ -229,6 +237,8 @@ async def update_profile_sync_settings(request: Request):
     check_plan_allows(sb, settings)
     saved = {"clientId": sb.client_id, "settings": settings, "overridesDefaults": overrides}
     sb.store.put("meta", "syncSettings", saved)
+    # Settings are run, not only stored: every company's next scheduled read follows them.
+    sb.engine.plan_sync_everywhere(sb.clock.now())
     return empty(204)
 
 
@@ -252,4 +262,5 @@ async def set_company_sync_settings(request: Request):
     check_plan_allows(sb, settings)
     company["_syncSettings"] = {"settings": settings, "overridesDefaults": overrides}
     sb.store.put("company", company["id"], company)
+    sb.engine.plan_sync(company, sb.clock.now())
     return empty(204)

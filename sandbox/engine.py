@@ -1,5 +1,6 @@
 """Time-driven behaviour: dataset progression, reads and their webhooks, product schedules,
-platform downtime retries, push operations, connection state changes and quota resets.
+client-level and company-level sync schedules, platform downtime retries, push operations,
+connection state changes and quota resets.
 
 Every change happens at a sandbox time `at`. Timers fire in time order, and each handler computes
 the next step from its own due time (not from "now"), so advancing the clock by 12 hours replays
@@ -16,7 +17,12 @@ from typing import TYPE_CHECKING
 
 from sandbox.catalogue import DATA_TYPES_BY_SOURCE_TYPE, STANDARD_PRODUCTS
 from sandbox.clock import iso, next_utc_midnight
-from sandbox.render import company_details, company_reference, connection_body
+from sandbox.render import (
+    company_connections,
+    company_details,
+    company_reference,
+    connection_body,
+)
 from sandbox.settings import DATASET_STAGES, ERROR_DECIDED_AFTER
 
 if TYPE_CHECKING:
@@ -31,6 +37,19 @@ DOWNTIME_RETRIES = 10
 DOWNTIME_WINDOW_SECONDS = 12 * 3600
 
 
+# What started a read (its `origin.kind`), as the control API's record of reads shows it.
+ORIGIN_LINK = "link"
+ORIGIN_CLIENT_SCHEDULE = "clientSchedule"
+ORIGIN_COMPANY_SCHEDULE = "companySchedule"
+ORIGIN_PRODUCT_SCHEDULE = "productSchedule"
+ORIGIN_PRODUCT_ADDED = "productAdded"
+ORIGIN_PRODUCT_REFRESH = "productRefresh"
+ORIGIN_REFRESH_ALL = "refreshAll"
+ORIGIN_REFRESH_DATA_TYPE = "refreshDataType"
+# Reads that product-level settings start: they do not move the client-level schedule.
+PRODUCT_ORIGINS = {ORIGIN_PRODUCT_SCHEDULE, ORIGIN_PRODUCT_ADDED, ORIGIN_PRODUCT_REFRESH}
+
+
 def is_terminal(status: str) -> bool:
     return status not in PROGRESS
 
@@ -40,9 +59,16 @@ class Engine:
         self.sb = sandbox
         self._heap: list[tuple[float, int, str, str]] = []
         self._seq = itertools.count()
+        # Indexes over the store, so that a busy sandbox (thousands of companies re-read on
+        # schedules) never scans every dataset or read to answer one company: (company, data
+        # type) -> ids of its running datasets (one per connection that reads it), company -> its
+        # unfinished reads.
+        self._running: dict[tuple[str, str], set[str]] = {}
+        self._open_reads: dict[str, set[str]] = {}
         self._handlers = {
             "dataset": self._advance_dataset,
             "schedule": self._run_schedule,
+            "sync": self._run_sync_schedule,
             "push": self._complete_push,
             "deliver": lambda due, ref: self.sb.dispatcher.on_due(due, ref),
             "quota_reset": lambda due, ref: self.sb.limiter.reset_quota(due),
@@ -58,13 +84,16 @@ class Engine:
         """Fire every timer that is due now, in time order. Returns how many fired."""
         fired = 0
         now = self.sb.clock.now()
-        while self._heap and self._heap[0][0] <= now:
-            due, _, kind, ref = heapq.heappop(self._heap)
-            try:
-                self._handlers[kind](due, ref)
-            except Exception:
-                log.exception("sandbox.engine.timer_failed", extra={"kind": kind, "ref": ref})
-            fired += 1
+        if not self._heap or self._heap[0][0] > now:
+            return fired
+        with self.sb.store.batch():
+            while self._heap and self._heap[0][0] <= now:
+                due, _, kind, ref = heapq.heappop(self._heap)
+                try:
+                    self._handlers[kind](due, ref)
+                except Exception:
+                    log.exception("sandbox.engine.timer_failed", extra={"kind": kind, "ref": ref})
+                fired += 1
         return fired
 
     async def run_forever(self) -> None:
@@ -74,14 +103,25 @@ class Engine:
 
     def clear(self) -> None:
         self._heap.clear()
+        self._running.clear()
+        self._open_reads.clear()
 
     def rebuild(self) -> None:
-        """Recreate timers from stored state (after a restart or a reset)."""
+        """Recreate timers and indexes from stored state (after a restart or a reset)."""
         self.clear()
         store = self.sb.store
         for dataset in store.all("dataset"):
-            if not is_terminal(dataset["status"]) and dataset.get("_nextAt") is not None:
-                self.schedule(dataset["_nextAt"], "dataset", dataset["id"])
+            if not is_terminal(dataset["status"]):
+                key = (dataset["companyId"], dataset["dataType"])
+                self._running.setdefault(key, set()).add(dataset["id"])
+                if dataset.get("_nextAt") is not None:
+                    self.schedule(dataset["_nextAt"], "dataset", dataset["id"])
+        for read in store.all("read"):
+            if not read["done"]:
+                self._open_reads.setdefault(read["companyId"], set()).add(read["id"])
+        for company in store.all("company"):
+            if company.get("_syncNextAt") is not None:
+                self.schedule(company["_syncNextAt"], "sync", company["id"])
         for operation in store.all("push"):
             if operation["status"] == "Pending":
                 self.schedule(operation["_dueAt"], "push", operation["pushOperationKey"])
@@ -123,7 +163,13 @@ class Engine:
             initial=True,
             first_ever=first_link,
             products=self.custom_products_of(company),
+            origin={"kind": ORIGIN_LINK, "connectionId": connection["id"]},
         )
+        # A (re)link starts each type's client-level schedule again from this read.
+        anchors = company.setdefault("_scheduleFrom", {})
+        anchors.update({data_type: at for data_type in data_types if data_type in anchors})
+        self.sb.store.put("company", company["id"], company)
+        self.plan_sync(company, at)
 
     def fail_link(self, connection: dict, at: float) -> None:
         """The SMB cancelled Link: Codat records a 403 and leaves the connection PendingAuth."""
@@ -166,9 +212,7 @@ class Engine:
 
     def linked_connections(self, company_id: str) -> list[dict]:
         return [
-            c
-            for c in self.sb.store.all("connection")
-            if c["_companyId"] == company_id and c["status"] == "Linked"
+            c for c in company_connections(self.sb.store, company_id) if c["status"] == "Linked"
         ]
 
     # -- products and sync settings -------------------------------------------------------
@@ -199,24 +243,131 @@ class Engine:
         return [t for t in dict.fromkeys(wanted) if t in supported]
 
     def product_added(self, company: dict, product: dict, at: float) -> None:
-        """Codat assumes consent exists and fetches the new product's data types at once."""
-        for connection in self.linked_connections(company["id"]):
-            supported = DATA_TYPES_BY_SOURCE_TYPE[connection["sourceType"]]
-            types = [t for t in product["dataTypes"] if t in supported]
-            products = [product] if product.get("custom") else []
-            self.start_read(company, types, at=at, connection=connection, products=products)
+        """Codat assumes consent exists and fetches the new product's data types at once.
+
+        A custom product's read takes in the datasets of its types that are already running
+        (for another product, a schedule or the first link), so its
+        `{product}.read.completed` still comes, once they have all finished."""
+        self.start_read(
+            company,
+            product["dataTypes"],
+            at=at,
+            products=[product] if product.get("custom") else [],
+            origin={"kind": ORIGIN_PRODUCT_ADDED, "product": product["identifier"]},
+        )
+
+    def linked_data_types(self, company_id: str) -> set[str]:
+        """The data types some Linked connection of the company can read."""
+        return {
+            data_type
+            for connection in self.linked_connections(company_id)
+            for data_type in DATA_TYPES_BY_SOURCE_TYPE[connection["sourceType"]]
+        }
+
+    # -- client-level and company-level sync schedules ------------------------------------
+
+    def sync_schedule_hours(self, company: dict) -> dict[str, int]:
+        """data type -> syncSchedule hours, for the types with a schedule (0 means none)."""
+        return {
+            s["dataType"]: s["syncSchedule"]
+            for s in self.sync_settings_for(company)
+            if s["syncSchedule"] > 0
+        }
+
+    def plan_sync(self, company: dict, after: float) -> None:
+        """Set the company's next client-level (or company-level) scheduled read.
+
+        Each data type read at least once for the company is read again `syncSchedule` hours
+        after its last successful client-level read (link, refresh, or the schedule itself; a
+        failed scheduled read counts from its start), on every Linked connection: Codat's
+        frequency "re-commences from the time of the last successful sync". A company with no
+        Linked connection has no scheduled read until it is linked again."""
+        hours = self.sync_schedule_hours(company)
+        readable = self.linked_data_types(company["id"])
+        anchors = company.get("_scheduleFrom") or {}
+        dues = [
+            anchor + hours[data_type] * 3600
+            for data_type, anchor in anchors.items()
+            if data_type in hours and data_type in readable
+        ]
+        due = max(min(dues), after) if dues else None
+        if due == company.get("_syncNextAt"):
+            return
+        company["_syncNextAt"] = due
+        self.sb.store.put("company", company["id"], company)
+        if due is not None:
+            self.schedule(due, "sync", company["id"])
+
+    def plan_sync_everywhere(self, after: float) -> None:
+        """Client-level settings changed: every company's next scheduled read may move."""
+        for company in self.sb.store.all("company"):
+            self.plan_sync(company, after)
+
+    def _run_sync_schedule(self, due: float, company_id: str) -> None:
+        company = self.sb.store.get("company", company_id)
+        if company is None or company.get("_syncNextAt") != due:
+            return
+        company["_syncNextAt"] = None
+        self.sb.store.put("company", company_id, company)
+        hours = self.sync_schedule_hours(company)
+        readable = self.linked_data_types(company_id)
+        anchors = company.setdefault("_scheduleFrom", {})
+        due_types = [
+            data_type
+            for data_type, anchor in anchors.items()
+            if data_type in hours
+            and data_type in readable
+            and anchor + hours[data_type] * 3600 <= due
+        ]
+        if due_types:
+            order = {s["dataType"]: s["syncOrder"] for s in self.sync_settings_for(company)}
+            due_types.sort(key=lambda data_type: order.get(data_type, 0))
+            own_settings = company.get("_syncSettings") is not None
+            level = ORIGIN_COMPANY_SCHEDULE if own_settings else ORIGIN_CLIENT_SCHEDULE
+            modified_from = min(anchors[data_type] for data_type in due_types)
+            for data_type in due_types:
+                anchors[data_type] = due
+            self.sb.store.put("company", company_id, company)
+            self.start_read(
+                company,
+                due_types,
+                at=due,
+                scheduled=True,
+                modified_from=modified_from,
+                origin={"kind": level},
+            )
+        self.plan_sync(company, due)
 
     # -- reads and datasets ---------------------------------------------------------------
 
     def running_dataset(self, company_id: str, data_type: str) -> dict | None:
-        for dataset in self.sb.store.all("dataset"):
-            if (
-                dataset["companyId"] == company_id
-                and dataset["dataType"] == data_type
-                and not is_terminal(dataset["status"])
-            ):
+        running = self._running.get((company_id, data_type))
+        for dataset_id in sorted(running or ()):
+            dataset = self.sb.store.get("dataset", dataset_id)
+            if dataset is not None and not is_terminal(dataset["status"]):
                 return dataset
+            running.discard(dataset_id)  # deleted with its company, or missed its end
         return None
+
+    def datasets_of(self, company_id: str) -> list[dict]:
+        """The company's datasets, oldest first."""
+        return sorted(
+            self.sb.store.owned_by("dataset", company_id), key=lambda d: d["_requestedAt"]
+        )
+
+    def running_product_read(self, company_id: str, identifier: str) -> dict | None:
+        """An unfinished read of a custom product for the company, if any."""
+        for read_id in self._open_reads.get(company_id, ()):
+            read = self.sb.store.get("read", read_id)
+            if read is not None and not read["done"] and identifier in read["products"]:
+                return read
+        return None
+
+    def forget_company(self, company_id: str) -> None:
+        """The company was deleted: drop it from the indexes."""
+        self._open_reads.pop(company_id, None)
+        for key in [key for key in self._running if key[0] == company_id]:
+            del self._running[key]
 
     def start_read(
         self,
@@ -230,36 +381,95 @@ class Engine:
         products: list[dict] | None = None,
         scheduled: bool = False,
         modified_from: float | None = None,
+        origin: dict | None = None,
     ) -> tuple[dict | None, list[dict]]:
         """Queue one dataset per data type (on each Linked connection that supports it) as one read.
 
-        When every dataset of the read has finished, read.completed (and its variants) is sent.
+        A data type already being read is not queued twice. A custom product's read takes in
+        that running dataset (its `{product}.read.completed` covers every type it asked for);
+        any other read leaves the type out and records the collision. When every dataset of the
+        read has finished, read.completed (and its variants) is sent. Returns the read (None if
+        it has nothing to wait for) and the datasets it queued.
         """
         connections = [connection] if connection else self.linked_connections(company["id"])
+        custom = [p["identifier"] for p in products or [] if p.get("custom")]
         read_id = str(uuid.uuid4())
-        datasets = []
+        datasets, joined, collisions = [], [], []
         for data_type in dict.fromkeys(data_types):
-            if self.running_dataset(company["id"], data_type):
+            running = self.running_dataset(company["id"], data_type)
+            if running is not None:
+                if custom:
+                    joined.append(running)
+                else:
+                    collisions.append({"dataType": data_type, "datasetId": running["id"]})
                 continue
             for conn in connections:
                 if data_type in DATA_TYPES_BY_SOURCE_TYPE[conn["sourceType"]]:
                     datasets.append(
-                        self.create_dataset(company, conn, data_type, at, read_id, scheduled)
+                        self.create_dataset(
+                            company,
+                            conn,
+                            data_type,
+                            at,
+                            read_id,
+                            scheduled,
+                            client_level=(origin or {}).get("kind") not in PRODUCT_ORIGINS,
+                        )
                     )
-        if not datasets:
+        for dataset in joined:
+            dataset["_readIds"] = [*self._reads_of(dataset), read_id]
+            self.sb.store.put("dataset", dataset["id"], dataset)
+        if not datasets and not joined:
+            if collisions:
+                self._record_collision(company, at, origin, custom, collisions)
             return None, []
         read = {
             "id": read_id,
             "companyId": company["id"],
-            "datasetIds": [d["id"] for d in datasets],
+            "datasetIds": [d["id"] for d in [*datasets, *joined]],
+            "joinedDatasetIds": [d["id"] for d in joined],
+            "collisions": collisions,
             "initial": initial,
             "firstEver": first_ever,
-            "products": [p["identifier"] for p in products or [] if p.get("custom")],
+            "products": custom,
             "modifiedFrom": modified_from,
+            "origin": origin or {},
+            "startedAt": at,
             "done": False,
         }
         self.sb.store.put("read", read_id, read)
+        self._open_reads.setdefault(company["id"], set()).add(read_id)
         return read, datasets
+
+    def _record_collision(self, company, at, origin, products, collisions) -> None:
+        """A read that found every type it wanted already running: kept in the record of reads
+        (as done, with nothing queued) so that a schedule's "in progress" collisions show."""
+        read_id = str(uuid.uuid4())
+        self.sb.store.put(
+            "read",
+            read_id,
+            {
+                "id": read_id,
+                "companyId": company["id"],
+                "datasetIds": [],
+                "joinedDatasetIds": [],
+                "collisions": collisions,
+                "initial": False,
+                "firstEver": False,
+                "products": products,
+                "modifiedFrom": None,
+                "origin": origin or {},
+                "startedAt": at,
+                "completedAt": at,
+                "done": True,
+            },
+        )
+
+    @staticmethod
+    def _reads_of(dataset: dict) -> list[str]:
+        if "_readIds" in dataset:
+            return list(dataset["_readIds"])
+        return [dataset["_readId"]] if dataset.get("_readId") else []
 
     def create_dataset(
         self,
@@ -269,6 +479,8 @@ class Engine:
         at: float,
         read_id: str | None,
         scheduled: bool = False,
+        *,
+        client_level: bool = True,
     ) -> dict:
         durations = self.sb.settings["datasets"]["durations"]
         dataset = {
@@ -284,11 +496,19 @@ class Engine:
             "_requestedAt": at,
             "_readId": read_id,
             "_scheduled": scheduled,
+            "_clientLevel": client_level,
             "_retries": 0,
             "_nextAt": at + float(durations.get("Queued", 0)),
         }
         self.sb.store.put("dataset", dataset["id"], dataset)
         self.schedule(dataset["_nextAt"], "dataset", dataset["id"])
+        self._running.setdefault((company["id"], data_type), set()).add(dataset["id"])
+        anchors = company.setdefault("_scheduleFrom", {})
+        if data_type not in anchors:
+            # A type's client-level schedule counts from its first read for the company.
+            anchors[data_type] = at
+            self.sb.store.put("company", company["id"], company)
+            self.plan_sync(company, at)
         return dataset
 
     def _outcome_for(self, dataset: dict) -> str:
@@ -364,15 +584,26 @@ class Engine:
                 if record is not None:
                     record["lastSync"] = iso(at)
                     self.sb.store.put(kind, key, record)
-        read = self.sb.store.get("read", dataset.get("_readId") or "")
-        if read is not None and not read["done"]:
-            datasets = [self.sb.store.get("dataset", d) for d in read["datasetIds"]]
-            if all(d is None or is_terminal(d["status"]) for d in datasets):
-                self._complete_read(read, [d for d in datasets if d is not None], at)
+            company = self.sb.store.get("company", dataset["companyId"])
+            if company is not None and dataset.get("_clientLevel", True):
+                # Codat: the configured frequency re-commences from the last successful sync.
+                # Reads that product-level settings start keep to their own schedule.
+                company.setdefault("_scheduleFrom", {})[dataset["dataType"]] = at
+                self.sb.store.put("company", company["id"], company)
+                self.plan_sync(company, at)
+        self._running.get((dataset["companyId"], dataset["dataType"]), set()).discard(dataset["id"])
+        for read_id in self._reads_of(dataset):
+            read = self.sb.store.get("read", read_id)
+            if read is not None and not read["done"]:
+                datasets = [self.sb.store.get("dataset", d) for d in read["datasetIds"]]
+                if all(d is None or is_terminal(d["status"]) for d in datasets):
+                    self._complete_read(read, [d for d in datasets if d is not None], at)
 
     def _complete_read(self, read: dict, datasets: list[dict], at: float) -> None:
         read["done"] = True
+        read["completedAt"] = at
         self.sb.store.put("read", read["id"], read)
+        self._open_reads.get(read["companyId"], set()).discard(read["id"])
         company = self.sb.store.get("company", read["companyId"])
         if company is None:
             return
@@ -408,9 +639,16 @@ class Engine:
 
         items = [summary(d) for d in datasets]
         emit = self.sb.dispatcher.emit
+        successful = all(i["status"] == TERMINAL_OK for i in items)
         emit("read.completed", payload(items), at=at, company=company)
+        # The generic sub-events, for consumers subscribed to them (Codat's docs name them
+        # beside read.completed; the OAS has no webhooks entry for them).
+        outcome = "successful" if successful else "unsuccessful"
+        emit(f"read.completed.{outcome}", payload(items), at=at, company=company)
         if read["initial"]:
             emit("read.completed.initial", payload(items), at=at, company=company)
+            if successful:
+                emit("read.completed.successful.initial", payload(items), at=at, company=company)
         for identifier in read.get("products") or []:
             product = self.sb.store.get("product", identifier)
             if product is None:
@@ -470,6 +708,7 @@ class Engine:
                     products=[product],
                     scheduled=True,
                     modified_from=modified_from,
+                    origin={"kind": ORIGIN_PRODUCT_SCHEDULE, "product": identifier},
                 )
         product["_lastRunAt"] = due
         self.plan_schedule(product, due)

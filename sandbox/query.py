@@ -11,11 +11,17 @@ from urllib.parse import urlencode
 from sandbox.errors import ApiError, bad_request, malformed_query
 
 MAX_QUERY_LENGTH = 2048
+# `page`, `pageSize` and `timeoutInMinutes` are `format: int32` in Codat's documents.
+INT32_MAX = 2**31 - 1
+INT32_MIN = -(2**31)
 MAX_PAGE_SIZE = 5000
 DEFAULT_PAGE_SIZE = 100
 
 _TOKEN = re.compile(r"\s*(\{|\}|&&|\|\|)")
 _TERM = re.compile(r"^\s*([A-Za-z_][\w.\-]*)\s*(!=|>=|<=|=|~|>|<)\s*(.*?)\s*$", re.S)
+# A value never starts with an operator character (`name === x`, `name =< 3`) and never holds a
+# brace, which only groups terms (`name = {`): Codat answers both as a malformed query.
+_MALFORMED_VALUE = re.compile(r"^[=!<>~]|[{}]")
 
 Predicate = Callable[[dict], bool]
 
@@ -76,7 +82,7 @@ class _Parser:
         term_text = rest[:cut]
         self.pos += cut
         match = _TERM.match(term_text)
-        if not match or not match.group(3):
+        if not match or not match.group(3) or _MALFORMED_VALUE.search(match.group(3)):
             raise ValueError("bad term")
         prop, op, raw_value = match.groups()
         self.resolve(prop)
@@ -175,8 +181,8 @@ def order(records: list[dict], order_by: str | None) -> list[dict]:
 
 
 def paging_params(params) -> tuple[int, int]:
-    page = _int_param(params, "page", 1)
-    page_size = _int_param(params, "pageSize", DEFAULT_PAGE_SIZE)
+    page = int32_param(params, "page", 1)
+    page_size = int32_param(params, "pageSize", DEFAULT_PAGE_SIZE)
     if page < 1:
         raise bad_request("page", "must be 1 or greater")
     if not 1 <= page_size <= MAX_PAGE_SIZE:
@@ -184,14 +190,18 @@ def paging_params(params) -> tuple[int, int]:
     return page, page_size
 
 
-def _int_param(params, name: str, default: int) -> int:
+def int32_param(params, name: str, default: int | None) -> int | None:
+    """A query parameter the documents type as int32: 400 naming it if it is not one."""
     raw = params.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
         raise bad_request(name, f"'{raw}' is not an integer") from None
+    if not INT32_MIN <= value <= INT32_MAX:
+        raise bad_request(name, f"{raw} is out of range for a 32-bit integer")
+    return value
 
 
 def paged(

@@ -24,7 +24,7 @@ def company_body(store: Store, company: dict) -> dict:
 
 
 def company_connections(store: Store, company_id: str) -> list[dict]:
-    connections = [c for c in store.all("connection") if c["_companyId"] == company_id]
+    connections = store.owned_by("connection", company_id)
     return sorted(connections, key=lambda c: c["created"])
 
 

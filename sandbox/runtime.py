@@ -8,6 +8,7 @@ from pathlib import Path
 from sandbox.catalogue import default_sync_settings
 from sandbox.clock import SandboxClock
 from sandbox.engine import Engine
+from sandbox.idempotency import IdempotencyKeys
 from sandbox.ratelimit import RateLimiter
 from sandbox.render import company_reference
 from sandbox.settings import defaults
@@ -46,6 +47,7 @@ class Sandbox:
         self.engine = Engine(self)
         self.dispatcher = Dispatcher(self)
         self.limiter = RateLimiter(self)
+        self.idempotency = IdempotencyKeys(self.clock)
         self.engine.rebuild()
 
     @property
@@ -93,6 +95,7 @@ class Sandbox:
         self.save_clock()
         self.dispatcher.events.clear()
         self.limiter.reset()
+        self.idempotency.clear()
         self.calls.clear()
         self.engine.rebuild()
 

@@ -107,6 +107,15 @@ EVENT_TYPES = (
     "bankFeeds.sourceAccount.disconnected",
 )
 
+# The generic read sub-events: Codat's docs name them in prose beside read.completed (multiple
+# use cases page; the seed names them too), with read.completed's payload; the documents have no
+# `webhooks` entry for them.
+GENERIC_READ_SUB_EVENTS = (
+    "read.completed.successful",
+    "read.completed.unsuccessful",
+    "read.completed.successful.initial",
+)
+
 # The patterned entries: `{dataType}.write.successful` and `{dataType}.write.unsuccessful`.
 WRITE_EVENT_SUFFIXES = ("write.successful", "write.unsuccessful")
 
@@ -123,7 +132,7 @@ PRODUCT_READ_EVENT_SUFFIXES = (
 def is_documented_event_type(event_type: str, custom_products) -> bool:
     """True for a fixed-name event, a data type's write event, or a read event of one of
     `custom_products` (identifiers, which may themselves contain dots)."""
-    if event_type in EVENT_TYPES:
+    if event_type in EVENT_TYPES or event_type in GENERIC_READ_SUB_EVENTS:
         return True
     for suffix in WRITE_EVENT_SUFFIXES:
         if event_type.endswith("." + suffix):

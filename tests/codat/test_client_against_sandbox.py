@@ -1,9 +1,13 @@
 """The client and the sandbox, over real HTTP: what one sends the other understands."""
 
+import concurrent.futures
+import uuid
+
 import pytest
 
 from codat import (
     CodatClient,
+    CodatIdempotencyInFlight,
     CodatNotFound,
     CodatRateLimited,
     CodatReadInProgress,
@@ -111,3 +115,49 @@ def test_a_data_type_refresh_returns_a_pull_operation_and_data_status_follows(sa
     status = client.get_data_status(company["id"])["invoices"]
     assert status["currentStatus"] == "Complete"
     assert status["latestSyncId"] == operation["id"]
+
+
+def test_a_refresh_is_refused_only_while_a_read_of_that_product_runs(sandbox, client):
+    define_custom_product(sandbox)
+    sandbox.control(
+        "PUT", "products/cash-flow", json={"name": "Cash flow", "dataTypes": ["bills"]}
+    ).raise_for_status()
+    company, _ = linked_company(sandbox, client)
+    sandbox.advance(3600)
+    client.add_product(company["id"], "invoice-finance")  # its read runs now
+    client.add_product(company["id"], "cash-flow")
+    sandbox.advance(3600)
+    client.refresh_product_data(company["id"], "invoice-finance", data_types=["invoices"])
+
+    # Another product refreshes; the same product is refused whatever types it names.
+    client.refresh_product_data(company["id"], "cash-flow")
+    with pytest.raises(CodatReadInProgress):
+        client.refresh_product_data(company["id"], "invoice-finance", data_types=["payments"])
+
+
+def test_a_create_repeated_with_its_idempotency_key_makes_one_company(client):
+    key = str(uuid.uuid4())
+    first = client.create_company("Once Ltd", idempotency_key=key)
+    again = client.create_company("Once Ltd", idempotency_key=key)
+    assert again == first
+    assert [c["name"] for c in client.iter_companies()] == ["Once Ltd"]
+
+
+def test_a_repeat_while_the_first_create_runs_is_a_transient_in_flight_error(sandbox):
+    key = str(uuid.uuid4())
+    sandbox.control("PUT", "faults", json={"latencyMs": 1500}).raise_for_status()
+
+    def create(_):
+        own = CodatClient(sandbox.base_url, sandbox.api_key, timeout=(2, 10))
+        try:
+            return own.create_company("Once Ltd", idempotency_key=key)
+        except CodatIdempotencyInFlight as error:
+            return error
+        finally:
+            own.close()
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(create, range(2)))
+
+    (refused,) = [o for o in outcomes if isinstance(o, CodatIdempotencyInFlight)]
+    assert refused.http_status == 409 and refused.is_transient

@@ -6,6 +6,7 @@ import pytest
 
 from companies.codat_import import company_reconcile, mirror_reconcile
 from operations import limiter
+from operations.kinds import spec_for
 from operations.models import Job, Operation, OperationKind, OperationState
 from operations.services import (
     OperationRefused,
@@ -176,6 +177,19 @@ def test_create_company_creates_it_at_codat_and_in_the_mirror(sandbox, operation
     assert operation.company.name == "Harbour Coffee"
     assert CompanyProduct.objects.get(company=operation.company).status == "active"
     assert sandbox_products(sandbox)[str(operation.company.codat_id)] == ["lending"]
+
+
+def test_a_create_whose_answer_was_lost_is_not_made_twice(sandbox, operations_env):
+    # given: the create reached Codat once already, but its answer never came back
+    operation = company_create(name="Harbour Coffee", products=[])
+    spec_for(OperationKind.CREATE_COMPANY).call(sandbox_client(sandbox), operation)
+    # when: the row runs, as its first attempt as far as the worker knows (no tag lookup)
+    assert operation_run(operation_id=operation.pk) == "succeeded"
+    # then: Codat answered with the first response for the row's Idempotency-Key
+    names = [c["name"] for c in sandbox.request("GET", "/companies").json()["results"]]
+    assert names == ["Harbour Coffee"]
+    operation.refresh_from_db()
+    assert operation.attempts == 1
 
 
 def test_a_company_over_the_free_plans_limit_fails_at_once_with_codats_reason(

@@ -77,7 +77,8 @@ def test_refresh_rules(api, sandbox):
 def test_hourly_schedule_reads_with_modified_from_the_previous_scheduled_read(api, sandbox):
     define_custom_product(sandbox, schedule={"frequency": "hourly"})
     api.linked_company(products=["cash-flow"])
-    sandbox.advance(3 * HOUR)
+    # Three hours and the last read's minute: the clock may stand just before an hour.
+    sandbox.advance(3 * HOUR + 60)
     scheduled = sandbox.events("cash-flow.read.completed")[1:]  # [0] is the first-link read
     assert len(scheduled) == 3
     froms = [e["payload"]["modifiedFromDate"] for e in scheduled]
@@ -112,3 +113,81 @@ def test_platform_downtime_retries_ten_times_over_twelve_hours_then_fetch_error(
     statuses = [{i["status"] for i in e["payload"]["dataTypes"]} for e in completed]
     assert {"FetchError"} in statuses
     assert sandbox.events("cash-flow.read.completed.unsuccessful")
+
+
+IN_PROGRESS = (
+    "Data cannot be refreshed while a read operation is in progress. "
+    "Allow the read to complete before attempting to refresh."
+)
+
+
+def test_read_in_progress_is_judged_per_custom_product(api, sandbox):
+    # given: two custom products of one company, and a running read of the first one's invoices
+    define_custom_product(sandbox)  # cash-flow: invoices, bills
+    sandbox.control(
+        "PUT", "products/payments-watch", {"name": "Payments", "dataTypes": ["payments"]}
+    )
+    company, _ = api.linked_company(products=["cash-flow", "payments-watch"])
+    sandbox.advance(120)
+    base = f"/companies/{company['id']}/products"
+    assert (
+        api.post(f"{base}/cash-flow/refresh", json={"dataTypes": ["invoices"]}).status_code == 202
+    )
+
+    # when/then: the same product is refused whatever data types the refresh names...
+    again = api.post(f"{base}/cash-flow/refresh", json={"dataTypes": ["bills"]})
+    assert again.status_code == 400 and again.json()["error"] == IN_PROGRESS
+    # ...while another product of the same company may refresh
+    assert api.post(f"{base}/payments-watch/refresh").status_code == 202
+
+    # and once the product's read has finished, it may refresh again
+    sandbox.advance(120)
+    assert api.post(f"{base}/cash-flow/refresh", json={"dataTypes": ["bills"]}).status_code == 202
+
+
+def test_a_refresh_takes_in_a_running_read_of_its_types_that_is_not_the_products(api, sandbox):
+    define_custom_product(sandbox)
+    company, _ = api.linked_company(products=["cash-flow"])
+    sandbox.advance(120)
+    # A read of invoices for another reason (one data type queued) is running.
+    queued = api.post(f"/companies/{company['id']}/data/queue/invoices").json()
+
+    assert api.post(f"/companies/{company['id']}/products/cash-flow/refresh").status_code == 202
+    sandbox.advance(120)
+
+    # One invoices dataset, not two, and the product's event covers both of its data types.
+    history = api.get(
+        f"/companies/{company['id']}/data/history", params={"query": "dataType=invoices"}
+    ).json()
+    assert history["totalResults"] == 2  # the first link's read, then the queued one
+    event = sandbox.events("cash-flow.read.completed")[-1]["payload"]
+    assert {item["dataType"] for item in event["dataTypes"]} == {"invoices", "bills"}
+    (refresh,) = sandbox.request(
+        "GET", "/_sandbox/reads", params={"origin": "productRefresh"}
+    ).json()
+    joined = [d for d in refresh["datasets"] if d["joined"]]
+    assert [d["id"] for d in joined] == [queued["id"]]
+
+
+def test_a_product_added_while_its_data_types_are_being_read_still_gets_its_event(api, sandbox):
+    define_custom_product(sandbox)  # invoices and bills, both read on first link
+    company, _ = api.linked_company()  # the first link's read of invoices and bills is running
+
+    assert api.put(f"/companies/{company['id']}/products/cash-flow").status_code == 204
+    sandbox.advance(120)
+
+    (event,) = sandbox.events("cash-flow.read.completed")
+    assert {item["dataType"] for item in event["payload"]["dataTypes"]} == {"invoices", "bills"}
+    assert sandbox.events("cash-flow.read.completed.successful")
+
+
+def test_a_refresh_with_no_linked_connection_is_refused_not_accepted_for_nothing(api, sandbox):
+    define_custom_product(sandbox)
+    company = api.company(products=["cash-flow"])
+    api.connection(company["id"])  # PendingAuth: nothing can be read yet
+
+    response = api.post(f"/companies/{company['id']}/products/cash-flow/refresh")
+
+    assert response.status_code == 404
+    assert response.json()["error"].startswith("Datatype invoices, bills not supported by")
+    assert sandbox.request("GET", "/_sandbox/reads").json() == []

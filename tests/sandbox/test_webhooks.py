@@ -231,3 +231,32 @@ def test_a_successful_attempt_ends_the_failing_streak(api, sandbox, receiver):
     time.sleep(0.3)
     listed = api.get("/webhooks").json()["results"]
     assert [c["disabled"] for c in listed if c["id"] == hook["id"]] == [False]
+
+
+def test_generic_read_sub_events_reach_the_consumers_subscribed_to_them(api, sandbox, receiver):
+    generic = [
+        "read.completed.successful",
+        "read.completed.unsuccessful",
+        "read.completed.successful.initial",
+    ]
+    hook = consumer(api, receiver.url, generic)
+    company, _ = api.linked_company()
+    sandbox.advance(120)  # the first read ends well: successful and successful.initial
+    sandbox.control(
+        "PUT", f"companies/{company['id']}/dataset-outcomes", {"invoices": "FetchError"}
+    )
+    api.post(f"/companies/{company['id']}/data/queue/invoices")
+    sandbox.advance(120)  # this one fails: unsuccessful
+
+    sandbox.wait_until(lambda: len(receiver.requests) == 3)
+    verifier = Webhook(sandbox.secret(hook["id"]))
+    bodies = [
+        verifier.verify(r["body"], {k.lower(): v for k, v in r["headers"].items()})
+        for r in receiver.requests
+    ]
+    assert sorted(body["eventType"] for body in bodies) == sorted(generic)
+    for body in bodies:
+        check_webhook(body)
+        assert body["payload"]["referenceCompany"]["id"] == company["id"]
+    failed = next(b for b in bodies if b["eventType"] == "read.completed.unsuccessful")
+    assert [item["status"] for item in failed["payload"]["dataTypes"]] == ["FetchError"]
