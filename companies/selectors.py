@@ -16,6 +16,15 @@ from companies.models import (
     DataTypeStatus,
 )
 
+# Working connections first, then those waiting on the customer, then the lost ones.
+CONNECTION_STATUS_ORDER = (
+    ConnectionStatus.LINKED,
+    ConnectionStatus.PENDING_AUTH,
+    ConnectionStatus.DEAUTHORIZED,
+    ConnectionStatus.UNLINKED,
+)
+assert set(CONNECTION_STATUS_ORDER) == set(ConnectionStatus)
+
 
 @dataclass(frozen=True)
 class ConnectionStatusCount:
@@ -41,7 +50,7 @@ def companies_by_connection_status() -> tuple[int, list[ConnectionStatusCount]]:
     unconnected = totals["unconnected"]
     rows = [
         ConnectionStatusCount(status=status.value, label=status.label, companies=per_status[status])
-        for status in ConnectionStatus
+        for status in CONNECTION_STATUS_ORDER
         if per_status.get(status)
     ]
     if unconnected:

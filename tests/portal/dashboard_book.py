@@ -176,3 +176,18 @@ def _event(received_at, *, lag, state):
         received_at=received_at,
         processed_at=received_at + timedelta(seconds=lag) if lag is not None else None,
     )
+
+
+def lag_history(*, hours: int = 24, now=None) -> None:
+    """Applied events over the last `hours`, a few an hour, slower in the busy afternoon: a
+    sparkline with a shape, for the screenshot."""
+    now = now or timezone.now()
+    for hour in range(hours):
+        received = now - timedelta(hours=hour, minutes=20)
+        busy = 12 <= received.hour <= 17
+        for index in range(3):
+            _event(
+                received + timedelta(minutes=index),
+                lag=(8 if busy else 1.5) + index * (4 if busy else 0.5) + hour % 3,
+                state=EventState.APPLIED,
+            )
