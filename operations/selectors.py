@@ -9,7 +9,13 @@ from django.conf import settings
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from companies.models import DATASET_ERROR_STATUSES, Company, ConnectionStatus, ProductReadStatus
+from companies.models import (
+    DATASET_ERROR_STATUSES,
+    Company,
+    Connection,
+    ConnectionStatus,
+    ProductReadStatus,
+)
 from operations import limiter
 from operations.models import ACTIVE_STATES, Job, Operation, OperationState
 from products.models import CompanyProductStatus, Product, ScheduleKind
@@ -303,7 +309,14 @@ def daily_quota_formula(*, linked_companies: int) -> int:
 
 
 def linked_company_count() -> int:
-    return Company.objects.filter(connections__status=ConnectionStatus.LINKED).distinct().count()
+    """Companies with at least one linked connection (Codat's "active connected companies"):
+    distinct ids of the connections, not DISTINCT over every column of the companies."""
+    return (
+        Connection.objects.filter(status=ConnectionStatus.LINKED)
+        .values("company_id")
+        .distinct()
+        .count()
+    )
 
 
 def next_utc_midnight(now: datetime) -> datetime:
