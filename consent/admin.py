@@ -8,6 +8,7 @@ links are shown once, because only the token's hash is kept.
 import io
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.http import HttpResponse
@@ -322,11 +323,40 @@ def campaign_links_csv(campaign, issued) -> HttpResponse:
     return response
 
 
+class CoverageListFilter(admin.SimpleListFilter):
+    """Companies by where their consent stands for one product
+    (`?coverage=<product id>.<coverage>`): the lists behind the dashboard's consent figures
+    (consent.selectors decides, in the database)."""
+
+    title = "consent coverage"
+    parameter_name = "coverage"
+
+    def lookups(self, request, model_admin):
+        return [
+            (f"{product_id}.{coverage.value}", f"{name}: {coverage.label.lower()}")
+            for product_id, name in Product.objects.order_by("name").values_list("pk", "name")
+            for coverage in selectors.Coverage
+        ]
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        product_id, _, coverage = self.value().partition(".")
+        product = Product.objects.filter(pk=product_id).first() if product_id.isdigit() else None
+        if product is None or coverage not in selectors.Coverage.values:
+            raise IncorrectLookupParameters(
+                "coverage: expected <product id>.<granted|asked|withdrawn|missing>"
+            )
+        companies = selectors.companies_with_coverage(product=product, coverage=coverage)
+        return queryset.filter(pk__in=companies.values("pk"))
+
+
 @admin.register(CompanyConsent)
 class CompanyConsentAdmin(ReadOnlyMirrorAdmin):
     """Per company: products x data types (required, consented, missing), and the actions."""
 
     list_display = ("name", "codat_id", "consent_page")
+    list_filter = (CoverageListFilter,)
     search_fields = ("name", "=codat_id")
 
     @admin.display(description="consent")

@@ -10,12 +10,13 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
-from django.db.models import OuterRef, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, TextField, Value
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from companies.models import Company
-from consent.models import ConsentAction, ConsentEvent, ConsentText
-from products.models import Product, ProductDataType
+from consent.models import ConsentAction, ConsentEvent, ConsentRequest, ConsentText
+from products.models import HELD_STATUSES, CompanyProduct, Product, ProductDataType
 
 
 class ConsentState(models.TextChoices):
@@ -392,4 +393,225 @@ def consent_receipts_for_company(*, company, limit: int = 50) -> list[ReceiptSum
     return [
         ReceiptSummary(receipt_id=key, occurred_at=items[0].occurred_at, events=tuple(items))
         for key, items in list(grouped.items())[:limit]
+    ]
+
+
+# -- coverage across the book (the dashboard, the company consent list's filter) ---------------
+#
+# The same rules as `_replay` and `_product_refusal`, written as conditions the database
+# evaluates, so that counting consent across 100,000 companies never loads their events: the
+# latest grant, withdrawal or decline of a (company, product) decides; a grant stays active
+# unless an expiry after it was not reconfirmed, or its last confirmation is older than the
+# reconfirmation policy allows; and it covers the product only if it holds every data type the
+# product requires today. tests/consent/test_coverage.py holds these to the replay.
+
+DECISIONS = (ConsentAction.GRANT, ConsentAction.WITHDRAW, ConsentAction.DECLINE)
+
+
+class Coverage(models.TextChoices):
+    """Where a company stands on consent for one product, for counting: each company in one."""
+
+    GRANTED = "granted", "Granted"
+    ASKED = "asked", "Asked, no answer yet"
+    WITHDRAWN = "withdrawn", "Withdrawn or declined"
+    MISSING = "missing", "Missing"
+
+
+def _later(events, than: str = "occurred_at", pk: str = "pk"):
+    """`events` that come after the outer event (by time, then id, as the replay orders)."""
+    return events.filter(
+        Q(occurred_at__gt=OuterRef(than)) | Q(occurred_at=OuterRef(than), pk__gt=OuterRef(pk))
+    )
+
+
+def _latest_decisions():
+    """Per (company, product), the event that decides its consent: the latest grant,
+    withdrawal or decline."""
+    decisions = ConsentEvent.objects.filter(action__in=DECISIONS)
+    later = _later(
+        ConsentEvent.objects.filter(
+            company=OuterRef("company"), product=OuterRef("product"), action__in=DECISIONS
+        )
+    )
+    return decisions.filter(~Exists(later))
+
+
+def _required_type_not_granted():
+    """A data type the outer grant's product requires today that the grant does not hold.
+
+    The grant's JSON list is read as text, where each identifier appears quoted
+    ('"invoices"'): the same on PostgreSQL and SQLite, and identifiers hold no quotes. Written as
+    NOT EXISTS over the product's data types rather than one LIKE per data type, so the planner
+    estimates the grants in force sensibly (a chain of LIKEs made it expect one row and pick a
+    plan quadratic in the number of companies)."""
+    return (
+        ProductDataType.objects.filter(product=OuterRef("product"), is_optional=False)
+        .annotate(
+            _quoted=Concat(Value('"'), F("data_type_id"), Value('"'), output_field=TextField()),
+            _grant_text=Cast(OuterRef("data_types"), TextField()),
+        )
+        .exclude(_grant_text__contains=F("_quoted"))
+    )
+
+
+def _active_grants(*, now: datetime):
+    """The latest decisions that are grants still in force and covering their product: one
+    row per (company, product) whose consent allows a read (what `_product_refusal` passes)."""
+    same_pair = ConsentEvent.objects.filter(
+        company=OuterRef("company"), product=OuterRef("product")
+    )
+    reconfirmed_after_expiry = ConsentEvent.objects.filter(
+        company=OuterRef("company"),
+        product=OuterRef("product"),
+        action=ConsentAction.RECONFIRM,
+        occurred_at__gt=OuterRef("occurred_at"),
+    )
+    unreconfirmed_expiry = same_pair.filter(
+        action=ConsentAction.EXPIRE, occurred_at__gt=OuterRef("occurred_at")
+    ).filter(~Exists(reconfirmed_after_expiry))
+    grants = (
+        _latest_decisions()
+        .filter(action=ConsentAction.GRANT)
+        .filter(~Exists(unreconfirmed_expiry))
+        .filter(~Exists(_required_type_not_granted()))
+    )
+    days = settings.CONSENT_RECONFIRM_AFTER_DAYS
+    if days:
+        cutoff = now - timedelta(days=days)
+        recent_reconfirmation = same_pair.filter(
+            action=ConsentAction.RECONFIRM,
+            occurred_at__gt=cutoff,
+        ).filter(occurred_at__gt=OuterRef("occurred_at"))
+        grants = grants.filter(Q(occurred_at__gt=cutoff) | Exists(recent_reconfirmation))
+    return grants
+
+
+def _open_requests(*, now: datetime):
+    """(request, product) pairs still waiting for the company's answer on that product: not
+    expired, and no grant or decline of the product recorded since the request was sent."""
+    through = ConsentRequest.products.through
+    answered = ConsentEvent.objects.filter(
+        company=OuterRef("consentrequest__company"),
+        product=OuterRef("product"),
+        action__in=DECISIONS,
+        occurred_at__gte=OuterRef("consentrequest__created_at"),
+    )
+    return through.objects.filter(
+        consentrequest__answered_at__isnull=True, consentrequest__expires_at__gt=now
+    ).filter(~Exists(answered))
+
+
+@dataclass(frozen=True)
+class CoverageConditions:
+    """Per coverage, the condition on a row that names a company and a product through
+    `company` and `product` (OuterRefs), for Exists() in any query."""
+
+    granted: models.QuerySet
+    asked: models.QuerySet
+    refused: models.QuerySet  # latest decision a withdrawal or a decline
+
+    def exists(self, kind: str, company, product) -> Exists:
+        rows = {
+            "granted": self.granted.filter(company=company, product=product),
+            "asked": self.asked.filter(consentrequest__company=company, product=product),
+            "refused": self.refused.filter(company=company, product=product),
+        }[kind]
+        return Exists(rows)
+
+    def coverage_condition(self, coverage: str, company, product) -> Q:
+        """The Q that places (company, product) in `coverage`; the four partition every pair
+        that has consent events, an open request or a held assignment."""
+        granted = self.exists("granted", company, product)
+        asked = self.exists("asked", company, product)
+        refused = self.exists("refused", company, product)
+        if coverage == Coverage.GRANTED:
+            return Q(granted)
+        if coverage == Coverage.ASKED:
+            return ~Q(granted) & Q(asked)
+        if coverage == Coverage.WITHDRAWN:
+            return ~Q(granted) & ~Q(asked) & Q(refused)
+        if coverage == Coverage.MISSING:
+            return ~Q(granted) & ~Q(asked) & ~Q(refused)
+        raise ValueError(f"unknown coverage {coverage!r}")
+
+
+def coverage_conditions(*, now: datetime | None = None) -> CoverageConditions:
+    now = now or timezone.now()
+    return CoverageConditions(
+        granted=_active_grants(now=now),
+        asked=_open_requests(now=now),
+        refused=_latest_decisions().filter(
+            action__in=(ConsentAction.WITHDRAW, ConsentAction.DECLINE)
+        ),
+    )
+
+
+def companies_with_coverage(*, product, coverage: str, now: datetime | None = None):
+    """The companies in `coverage` for `product` (the company consent list's filter): granted,
+    asked and withdrawn among every company; missing among those holding the product."""
+    conditions = coverage_conditions(now=now)
+    companies = Company.objects.filter(
+        conditions.coverage_condition(coverage, OuterRef("pk"), product.pk)
+    )
+    if coverage == Coverage.MISSING:
+        companies = companies.filter(
+            product_assignments__product=product, product_assignments__status__in=HELD_STATUSES
+        )
+    return companies
+
+
+@dataclass(frozen=True)
+class ProductCoverage:
+    product: Product
+    granted: int
+    asked: int
+    withdrawn: int
+    missing: int
+
+    @property
+    def total(self) -> int:
+        return self.granted + self.asked + self.withdrawn + self.missing
+
+
+def consent_coverage_by_product(*, now: datetime | None = None) -> list[ProductCoverage]:
+    """Per product: companies whose consent covers it (granted), asked and not answered yet,
+    withdrawn or declined, and holding it with none of those (missing). Five queries whatever
+    the number of companies: each count is grouped by product in the database, from the
+    events, requests and assignments, never per company."""
+    now = now or timezone.now()
+    products = list(Product.objects.order_by("name"))
+    conditions = coverage_conditions(now=now)
+    company, product = OuterRef("company"), OuterRef("product")
+
+    def per_product(rows, company_field: str = "company") -> dict[int, int]:
+        return dict(
+            rows.order_by()
+            .values_list("product_id")
+            .annotate(n=Count(company_field, distinct=True))
+        )
+
+    granted = per_product(conditions.granted)
+    asked = per_product(
+        conditions.asked.filter(
+            ~conditions.exists("granted", OuterRef("consentrequest__company"), product)
+        ),
+        "consentrequest__company",
+    )
+    withdrawn = per_product(
+        conditions.refused.filter(~conditions.exists("asked", company, product))
+    )
+    missing = per_product(
+        CompanyProduct.objects.filter(status__in=HELD_STATUSES).filter(
+            conditions.coverage_condition(Coverage.MISSING, company, product)
+        )
+    )
+    return [
+        ProductCoverage(
+            product=item,
+            granted=granted.get(item.pk, 0),
+            asked=asked.get(item.pk, 0),
+            withdrawn=withdrawn.get(item.pk, 0),
+            missing=missing.get(item.pk, 0),
+        )
+        for item in products
     ]

@@ -17,7 +17,13 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
 from django.db.models import Count, Q
-from django.http import HttpResponse, HttpResponseBadRequest, HttpResponseRedirect, JsonResponse
+from django.http import (
+    Http404,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseRedirect,
+    JsonResponse,
+)
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -552,20 +558,54 @@ class OperationAdmin(ReadOnlyMirrorAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         show_all = request.GET.get("all") == "1"
-        rows = selectors.scheduled_reads() if show_all else selectors.stale_reads()
+        failing = request.GET.get("failing") == "1"
+        if failing:
+            rows, title = selectors.failing_reads(), "Failing reads"
+        elif show_all:
+            rows, title = selectors.scheduled_reads(), "All scheduled reads"
+        else:
+            rows, title = selectors.stale_reads(), "Stale reads"
+        product = _product_filter(request)
+        if product is not None:
+            rows = rows.filter(product=product)
+            title = f"{title}: {product.name}"
         page = Paginator(rows, 100).get_page(request.GET.get("p"))
+        filters = {
+            key: value
+            for key, value in (
+                ("all", "1" if show_all else ""),
+                ("failing", "1" if failing else ""),
+                ("product", product.pk if product else ""),
+            )
+            if value
+        }
         context = admin_view_context(
             request,
             self,
-            title="All scheduled reads" if show_all else "Stale reads",
+            title=title,
             page=page,
             items=selectors.freshness_items(page.object_list),
             show_all=show_all,
+            failing=failing,
+            product=product,
+            filters=urlencode(filters),
+            products=Product.objects.exclude(schedule_kind="none").order_by("name"),
             count=page.paginator.count,
             grace_minutes=settings.CODAT_RATE_LIMIT_FRESHNESS_GRACE_MINUTES,
             company_url=reverse("admin:companies_company_changelist"),
         )
         return TemplateResponse(request, "admin/operations/stale.html", context)
+
+
+def _product_filter(request) -> Product | None:
+    """The stale page's `?product=<id>`: None without one; a 404 for an id no product has (the
+    page names the filter, so a stale link never shows every product's reads as that one's)."""
+    value = request.GET.get("product", "")
+    if not value:
+        return None
+    if not value.isdigit():
+        raise Http404("product: not a product id")
+    return get_object_or_404(Product, pk=int(value))
 
 
 def company_link(company: Company):

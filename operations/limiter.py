@@ -39,6 +39,9 @@ from core.redis_connection import redis_client
 CONFIG_KEY = "codat:limiter:config"
 GCRA_KEY = "codat:limiter:tat"
 QUOTA_LIMIT_KEY = "codat:quota:limit"
+# Set beside QUOTA_LIMIT_KEY when the limit is the one Codat reported (X-Rate-Limit-Limit), not
+# the sweeper's estimate from Codat's formula: the dashboard says which it shows.
+QUOTA_LIMIT_REPORTED_KEY = "codat:quota:limit:reported"
 DAY_KEY_PREFIX = "codat:limiter:day:"
 COMPANY_KEY_PREFIX = "codat:limiter:company:"
 
@@ -106,7 +109,10 @@ return {'ok', 0, math.floor(delay)}
 
 # Codat's own count wins when it is ahead of ours (other callers share the API key).
 _OBSERVE = """
-if ARGV[1] ~= '' then redis.call('SET', KEYS[2], ARGV[1], 'EX', 86400) end
+if ARGV[1] ~= '' then
+  redis.call('SET', KEYS[2], ARGV[1], 'EX', 86400)
+  redis.call('SET', KEYS[3], '1', 'EX', 86400)
+end
 if ARGV[2] ~= '' then
   local used = tonumber(redis.call('GET', KEYS[1]) or '0')
   if tonumber(ARGV[2]) > used then
@@ -186,6 +192,46 @@ def calls_per_minute() -> float:
 def set_daily_quota_estimate(quota: int) -> None:
     """Codat's formula from the mirror, used until a response reports the real quota."""
     redis_client().set(QUOTA_LIMIT_KEY, quota, ex=86400, nx=True)
+
+
+class QuotaSource(enum.StrEnum):
+    """Where today's daily limit comes from, from the surest to the least sure."""
+
+    CONFIGURED = "configured"  # CODAT_RATE_LIMIT_PER_DAY or a run-time override
+    REPORTED = "reported"  # Codat's X-Rate-Limit-Limit on a response today
+    ESTIMATED = "estimated"  # Codat's formula over the mirror (the sweeper's estimate)
+    UNKNOWN = "unknown"  # nothing yet: no call answered and no sweep ran
+
+
+@dataclass(frozen=True)
+class DailyQuota:
+    """Today's (UTC) Codat calls counted by the limiter, and the limit it holds them to."""
+
+    used: int
+    limit: int | None
+    source: QuotaSource
+
+
+def daily_quota(now: datetime | None = None) -> DailyQuota:
+    """What `acquire()` compares: the day's counter against the configured budget, else the
+    limit Codat reported, else the estimate. One round trip."""
+    configured_per_day, used, limit, reported = (
+        redis_client()
+        .pipeline(transaction=False)
+        .hget(CONFIG_KEY, "per_day")
+        .get(_day_key(now))
+        .get(QUOTA_LIMIT_KEY)
+        .exists(QUOTA_LIMIT_REPORTED_KEY)
+        .execute()
+    )
+    per_day = int(float(configured_per_day or settings.CODAT_RATE_LIMIT_PER_DAY))
+    used = int(used or 0)
+    if per_day > 0:
+        return DailyQuota(used=used, limit=per_day, source=QuotaSource.CONFIGURED)
+    if limit is None:
+        return DailyQuota(used=used, limit=None, source=QuotaSource.UNKNOWN)
+    source = QuotaSource.REPORTED if reported else QuotaSource.ESTIMATED
+    return DailyQuota(used=used, limit=int(limit), source=source)
 
 
 # -- acquiring and releasing ------------------------------------------------------------------
@@ -323,9 +369,10 @@ def observe(rate_limit: RateLimit | None, *, pause_when_spent: bool = True) -> N
         used = max(0, rate_limit.limit - rate_limit.remaining)
     redis_client().eval(
         _OBSERVE,
-        2,
+        3,
         _day_key(),
         QUOTA_LIMIT_KEY,
+        QUOTA_LIMIT_REPORTED_KEY,
         "" if rate_limit.limit is None else rate_limit.limit,
         "" if used is None else used,
     )

@@ -9,7 +9,14 @@ from django.conf import settings
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from companies.models import DATASET_ERROR_STATUSES, ProductReadStatus
+from companies.models import (
+    DATASET_ERROR_STATUSES,
+    Company,
+    Connection,
+    ConnectionStatus,
+    ProductReadStatus,
+)
+from operations import limiter
 from operations.models import ACTIVE_STATES, Job, Operation, OperationState
 from products.models import CompanyProductStatus, Product, ScheduleKind
 
@@ -89,6 +96,12 @@ def _grace() -> timedelta:
 def _stale_condition(now: datetime, *, prefix: str = "") -> Q:
     """Rows of ProductReadStatus (reached through `prefix`) stale at `now`; never true when no
     product has a schedule."""
+    return _due_condition(now, grace=_grace(), prefix=prefix)
+
+
+def _due_condition(moment: datetime, *, grace: timedelta, prefix: str = "") -> Q:
+    """Rows of ProductReadStatus whose next scheduled read is due more than `grace` before
+    `moment` (with no grace: due before `moment`). One query for the products' schedules."""
     condition = Q(pk__in=[])
     for product in Product.objects.exclude(schedule_kind=ScheduleKind.NONE).only(
         "pk", "schedule_kind", "schedule_time"
@@ -96,8 +109,8 @@ def _stale_condition(now: datetime, *, prefix: str = "") -> Q:
         threshold = stale_before(
             schedule_kind=product.schedule_kind,
             schedule_time=product.schedule_time,
-            now=now,
-            grace=_grace(),
+            now=moment,
+            grace=grace,
         )
         if threshold is not None:
             condition |= Q(
@@ -120,6 +133,15 @@ def stale_reads(*, now: datetime | None = None):
     overdue first, whether or not anything failed: counted per product, so another product's
     read of the same data type does not make it fresh."""
     return scheduled_reads().filter(_stale_condition(now or timezone.now()))
+
+
+def failing_reads():
+    """Every company x active product x data type whose last read for that product ended in an
+    error (DATASET_ERROR_STATUSES), scheduled or not: the reads `freshness_by_product` counts
+    as failing."""
+    return ProductReadStatus.objects.filter(
+        assignment__status=CompanyProductStatus.ACTIVE, last_status__in=DATASET_ERROR_STATUSES
+    ).order_by("due_from", "pk")
 
 
 @dataclass(frozen=True)
@@ -219,4 +241,169 @@ def freshness_by_product(*, company=None, now: datetime | None = None) -> list[P
             for row in counts
         ),
         key=lambda item: item.product_name,
+    )
+
+
+# -- jobs in flight ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobInFlight:
+    job: Job
+    total: int
+    finished: int
+
+    @property
+    def percent(self) -> float:
+        return round(100 * self.finished / self.total, 1) if self.total else 100.0
+
+
+def jobs_in_flight(*, limit: int = 8) -> tuple[int, list[JobInFlight]]:
+    """How many jobs still have operations pending or running, and the newest `limit` of them
+    with their progress. Two aggregate queries whatever the number of jobs and rows."""
+    jobs = (
+        Job.objects.annotate(
+            _total=Count("operations"),
+            _finished=Count("operations", filter=~Q(operations__state__in=ACTIVE_STATES)),
+            _live=Count("operations", filter=Q(operations__state__in=ACTIVE_STATES)),
+        )
+        .filter(_live__gt=0)
+        .order_by("-created_at", "-id")
+    )
+    count = Job.objects.filter(operations__state__in=ACTIVE_STATES).distinct().count()
+    shown = [
+        JobInFlight(job=job, total=job._total, finished=job._finished)
+        for job in jobs.select_related("product")[:limit]
+    ]
+    return count, shown
+
+
+# -- today's Codat quota ----------------------------------------------------------------------
+
+# The portal's own periodic reads of Codat, per hour (portal/schedules.py): the mirror
+# reconciler every 30 minutes lists every company (pages of 500) and re-reads the 200 stalest
+# companies, 3 calls each (companies/codat_import.py); the missed-event reconciler reads 50
+# companies' data status an hour (webhooks/reconciliation.py); the consumer list is read hourly.
+MIRROR_RECONCILES_PER_HOUR = 2
+MIRROR_RECONCILE_COMPANIES = 200
+MIRROR_RECONCILE_CALLS_PER_COMPANY = 3
+COMPANY_LIST_PAGE_SIZE = 500
+MISSED_EVENT_COMPANIES_PER_HOUR = 50
+CONSUMER_LISTS_PER_HOUR = 1
+
+
+def periodic_calls_per_hour(*, company_count: int) -> int:
+    """The Codat calls the portal's beat tasks make in an hour for a book of `company_count`."""
+    list_pages = max(1, -(-company_count // COMPANY_LIST_PAGE_SIZE))
+    reconciled = min(company_count, MIRROR_RECONCILE_COMPANIES)
+    return (
+        MIRROR_RECONCILES_PER_HOUR * (list_pages + reconciled * MIRROR_RECONCILE_CALLS_PER_COMPANY)
+        + min(company_count, MISSED_EVENT_COMPANIES_PER_HOUR)
+        + CONSUMER_LISTS_PER_HOUR
+    )
+
+
+def daily_quota_formula(*, linked_companies: int) -> int:
+    """Codat's daily limit: 1,000 x (1 + companies with an active (linked) connection)."""
+    return 1000 * (1 + linked_companies)
+
+
+def linked_company_count() -> int:
+    """Companies with at least one linked connection (Codat's "active connected companies"):
+    distinct ids of the connections, not DISTINCT over every column of the companies."""
+    return (
+        Connection.objects.filter(status=ConnectionStatus.LINKED)
+        .values("company_id")
+        .distinct()
+        .count()
+    )
+
+
+def next_utc_midnight(now: datetime) -> datetime:
+    return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(
+        days=1
+    )
+
+
+@dataclass(frozen=True)
+class QuotaForecast:
+    """Today's Codat calls against the daily limit, and where they will stand at midnight UTC.
+
+    `limit` is None when nothing says what it is yet. The forecast adds the operations due
+    before midnight (one call each; retries not foreseen) and the portal's periodic reads;
+    scheduled reads are Codat's own work, shown but not counted (they cost no API call).
+    """
+
+    used: int | None
+    limit: int | None
+    source: limiter.QuotaSource
+    queued: int
+    periodic: int
+    scheduled_reads: int
+    midnight: datetime
+
+    @property
+    def forecast(self) -> int | None:
+        if self.used is None:
+            return None
+        return self.used + self.queued + self.periodic
+
+    @property
+    def is_estimate(self) -> bool:
+        return self.source in (limiter.QuotaSource.ESTIMATED, limiter.QuotaSource.UNKNOWN)
+
+    @property
+    def used_percent(self) -> float | None:
+        return _percent(self.used, self.limit)
+
+    @property
+    def forecast_percent(self) -> float | None:
+        return _percent(self.forecast, self.limit)
+
+    @property
+    def over_limit(self) -> bool:
+        return bool(self.limit and self.forecast is not None and self.forecast > self.limit)
+
+
+def _percent(part: int | None, whole: int | None) -> float | None:
+    if part is None or not whole:
+        return None
+    return round(100 * part / whole, 1)
+
+
+def operations_due_before(moment: datetime):
+    """Operations still to call Codat (pending or running) whose attempt is due before
+    `moment`: the queued work of the quota forecast."""
+    return Operation.objects.filter(state__in=ACTIVE_STATES, next_attempt_at__lt=moment)
+
+
+def scheduled_reads_due_before(moment: datetime):
+    """Scheduled reads whose next run is due before `moment` (overdue ones included)."""
+    return scheduled_reads().filter(_due_condition(moment, grace=timedelta(0)))
+
+
+def quota_forecast(*, now: datetime | None = None) -> QuotaForecast:
+    """Today's quota and the forecast to midnight UTC: a few queries and one Redis round trip,
+    whatever the number of companies and operations. Without Redis the counts still show."""
+    now = now or timezone.now()
+    midnight = next_utc_midnight(now)
+    try:
+        quota = limiter.daily_quota(now)
+    except Exception:
+        quota = None
+    used = quota.used if quota else None
+    limit = quota.limit if quota else None
+    source = quota.source if quota else limiter.QuotaSource.UNKNOWN
+    if limit is None:
+        limit = daily_quota_formula(linked_companies=linked_company_count())
+        source = limiter.QuotaSource.ESTIMATED
+    hours_left = (midnight - now).total_seconds() / 3600
+    return QuotaForecast(
+        used=used,
+        limit=limit,
+        source=source,
+        queued=operations_due_before(midnight).count(),
+        periodic=round(periodic_calls_per_hour(company_count=Company.objects.count()) * hours_left),
+        scheduled_reads=scheduled_reads_due_before(midnight).count(),
+        midnight=midnight,
     )

@@ -14,10 +14,10 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from companies.models import Company, ConnectionStatus
 from operations import limiter, queue
 from operations.kinds import spec_for
 from operations.models import Operation, OperationState
+from operations.selectors import daily_quota_formula, linked_company_count
 from operations.worker import outcome_applied
 
 logger = logging.getLogger(__name__)
@@ -103,8 +103,8 @@ def _fail_rows_that_keep_killing_workers(stuck, *, now: datetime) -> int:
 
 
 def _refresh_daily_quota_estimate() -> None:
-    linked = Company.objects.filter(connections__status=ConnectionStatus.LINKED).distinct().count()
+    quota = daily_quota_formula(linked_companies=linked_company_count())
     try:
-        limiter.set_daily_quota_estimate(1000 * (1 + linked))
+        limiter.set_daily_quota_estimate(quota)
     except Exception:
         logger.exception("operations.quota_estimate_failed")
