@@ -1,4 +1,5 @@
-"""The admin home reaches the portal's own pages, which no model list links."""
+"""The admin's menu reaches the portal's own pages, which no model list links: a "Pages" module
+on the home page and in the sidebar of every admin page."""
 
 import re
 
@@ -11,12 +12,14 @@ pytestmark = pytest.mark.django_db
 
 
 def page_links(content: str) -> dict[str, str]:
-    """The "Pages" module of the admin home as {link text: address}."""
-    module = re.search(r'<div class="app-pages module">(.*?)</div>', content, re.S)
-    assert module, "the admin home has no Pages module"
+    """The first "Pages" module of the page as {link text: address}."""
+    module = re.search(r'<div class="app-pages module[^"]*">(.*?)</div>', content, re.S)
+    assert module, "the page has no Pages module"
     return {
         text: href.replace("&amp;", "&")
-        for href, text in re.findall(r'<a href="([^"]+)">([^<]+)</a>', module.group(1))
+        for href, text in re.findall(
+            r'<th scope="row"[^>]*>\s*<a href="([^"]+)"[^>]*>([^<]+)</a>', module.group(1)
+        )
     }
 
 
@@ -28,6 +31,7 @@ def test_the_admin_home_links_stale_reads_scheduled_reads_and_jobs_for_every_rol
 
     stale = reverse("admin:operations_operation_stale")
     assert page_links(response.content.decode()) == {
+        "Dashboard": reverse("admin:index"),
         "Stale reads": stale,
         "Scheduled reads": f"{stale}?all=1",
         "Jobs": reverse("admin:operations_job_changelist"),
@@ -49,4 +53,13 @@ def test_a_staff_member_without_the_operations_permissions_sees_no_pages_module(
 
     content = client.get(reverse("admin:index")).content.decode()
 
-    assert 'class="app-pages module"' not in content
+    assert 'class="app-pages module' not in content
+
+
+def test_every_admin_page_has_the_pages_in_its_sidebar(client):
+    client.force_login(StaffFactory(role="viewer"))
+
+    content = client.get(reverse("admin:companies_company_changelist")).content.decode()
+
+    sidebar = content[content.index('<nav class="sticky" id="nav-sidebar"') :]
+    assert page_links(sidebar)["Stale reads"] == reverse("admin:operations_operation_stale")
