@@ -263,6 +263,39 @@ def consent_covers(company, product, *, now: datetime | None = None) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class ProductCoverage:
+    """A company's consent for one product and whether it covers the product today."""
+
+    consent: ProductConsent
+    # Why consent does not cover the product, as the gate of operations would say it; "" when
+    # it does.
+    refusal: str
+
+    @property
+    def covered(self) -> bool:
+        return not self.refusal
+
+
+def consent_coverage_of_company(
+    *, company, products, now: datetime | None = None
+) -> dict[int, ProductCoverage]:
+    """For each of `products`, the company's consent now and whether it covers the product's
+    required data types (the company page's header). Two queries whatever the number of
+    products."""
+    products = list(products)
+    states = consent_states_of_companies(company_ids=[company.pk], now=now).get(company.pk, {})
+    required = required_data_types_of(products)
+    coverage = {}
+    for product in products:
+        current = states.get(product.pk, ProductConsent(product_id=product.pk))
+        refusal = _product_refusal(
+            product, current, required=required[product.pk], asked=frozenset()
+        )
+        coverage[product.pk] = ProductCoverage(consent=current, refusal=refusal)
+    return coverage
+
+
 def companies_lacking_consent(*, products) -> list:
     """The companies whose consent does not cover every data type of at least one of
     `products`: whom a campaign for them asks when no companies are chosen. Three queries."""
