@@ -95,6 +95,9 @@ class RecentPullOperationInline(StatusDisplays, FoldedInline):
     fields = ("data_type", "pull_status", "requested", "completed", "progress")
     readonly_fields = fields
     verbose_name_plural = "recent pull operations"
+    # Folded: the header, the data types and the timeline say more; the newest reads are a
+    # click away.
+    classes = ("collapse",)
     row_limit = 20
     hidden_rows_text = "Older pull operations, not shown: %(count)s."
 

@@ -292,7 +292,7 @@ TIMELINE_LIMIT = 50
 
 class TimelineSource(models.TextChoices):
     OPERATION = "operation", "Operation"
-    WEBHOOK = "webhook", "Webhook event"
+    WEBHOOK = "webhook", "Webhook"
     CONSENT = "consent", "Consent"
 
 
