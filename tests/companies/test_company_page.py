@@ -485,3 +485,16 @@ def test_the_company_page_costs_the_same_queries_for_a_short_and_a_long_history(
 
     # then
     assert many == few
+
+
+def test_a_very_long_pull_history_is_counted_only_up_to_the_cap(viewer, monkeypatch):
+    from core.admin_mixins import FoldedInlineFormSet
+
+    monkeypatch.setattr(FoldedInlineFormSet, "hidden_count_cap", 10)
+    company = CompanyFactory()
+    add_pulls(company, 40, start=timezone.now() - datetime.timedelta(days=1))
+
+    content = company_page(viewer, company).content.decode()
+
+    # 20 shown, 20 left out: past the cap of 10, the note does not count them all
+    assert "Older pull operations, not shown: more than 10." in content
