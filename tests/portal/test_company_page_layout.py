@@ -35,6 +35,9 @@ from tests.portal.test_admin_layout import (  # noqa: F401 (staff_page is a fixt
 )
 from webhooks.models import EventState, WebhookEvent
 
+# Beside test_admin_layout.py, and like it transactional (the live server reads committed rows):
+# pytest-django runs such tests after the others, in file order, and each empties the tables, the
+# migrated catalogue too; tests/consent/test_browser.py, which runs before this, needs it.
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 LENDING = [
