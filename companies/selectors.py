@@ -14,7 +14,7 @@ from datetime import datetime
 from itertools import groupby
 
 from django.db import models
-from django.db.models import Case, Exists, Min, OuterRef, Q, Value, When
+from django.db.models import Case, Count, Exists, Min, OuterRef, Q, Value, When
 from django.utils import timezone
 
 from companies.models import (
@@ -69,6 +69,8 @@ class ProductSummary:
     assignment: CompanyProduct
     # None while the assignment is not active: only active products are read on a schedule.
     freshness: ProductFreshness | None
+    # Data types the product has not read yet (a product just added has read none).
+    not_read: int
     coverage: ProductCoverage
     # When the product's schedule next reads the data type it read longest ago; None without
     # a schedule or before the product is active.
@@ -106,7 +108,8 @@ _CONNECTION_RANK = (
 
 def company_summary(*, company: Company, now: datetime | None = None) -> CompanySummary:
     """The header of the company page: its connections, each product it holds with freshness,
-    consent and next scheduled read. Seven queries whatever the company's history."""
+    consent and next scheduled read. A fixed number of queries (nine), whatever the company's
+    history."""
     now = now or timezone.now()
     connections = list(
         Connection.objects.filter(company=company, codat_deleted_at__isnull=True)
@@ -130,23 +133,25 @@ def company_summary(*, company: Company, now: datetime | None = None) -> Company
     )
     # The product's next read is due one schedule period after the data type it read longest
     # ago: `next_read_due` grows with its `after`, so the earliest `due_from` gives it.
-    earliest_due_from = dict(
-        ProductReadStatus.objects.filter(
+    reads = {
+        product_id: (earliest, not_read)
+        for product_id, earliest, not_read in ProductReadStatus.objects.filter(
             assignment__company=company, assignment__status=CompanyProductStatus.ACTIVE
         )
         .order_by()
         .values("product_id")
-        .annotate(earliest=Min("due_from"))
-        .values_list("product_id", "earliest")
-    )
+        .annotate(earliest=Min("due_from"), not_read=Count("pk", filter=Q(last_status="")))
+        .values_list("product_id", "earliest", "not_read")
+    }
     products = []
     for assignment in assignments:
         product = assignment.product
-        earliest = earliest_due_from.get(product.pk)
+        earliest, not_read = reads.get(product.pk, (None, 0))
         products.append(
             ProductSummary(
                 assignment=assignment,
                 freshness=freshness.get(product.pk),
+                not_read=not_read,
                 coverage=coverage[product.pk],
                 next_read=next_read_due(
                     schedule_kind=product.schedule_kind,

@@ -187,6 +187,9 @@ def two_products():
 
 def test_the_header_shows_each_products_freshness_consent_and_next_read(viewer, two_products):
     company, hourly, daily = two_products.company, two_products.hourly, two_products.daily
+    # and a product added a moment ago, which has read nothing yet
+    added = ProductFactory(name="Payroll checks", schedule_kind="hourly", data_types=["taxRates"])
+    CompanyProductFactory(company=company, product=added)
 
     response = company_page(viewer, company)
 
@@ -220,6 +223,9 @@ def test_the_header_shows_each_products_freshness_consent_and_next_read(viewer, 
         assert text in daily_row
     assert f"{due.day} {due:%b, %H:%M} UTC" in daily_row
     assert "overdue" not in daily_row
+    added_row = table_row(content, f"product-{added.pk}")
+    assert "awaiting its first read" in added_row and "up to date" not in added_row
+    assert "awaiting its first read" not in hourly_row + daily_row
     next_read = element(content, "company-next-read", "</div>")
     assert f"{overdue_since.day} {overdue_since:%b %Y, %H:%M} UTC" in next_read
     assert "Cash-flow checks, hourly" in next_read
