@@ -23,7 +23,7 @@ from consent.admin import SEND as SEND_CONSENT_REQUESTS
 from core.admin_mixins import FoldedInline, ReadOnlyMirrorAdmin
 from core.roles import can_run_operations
 from operations.admin import CompanyOperationsAdminMixin
-from operations.kinds import SPECS
+from operations.kinds import SPECS, Consent
 from operations.models import OperationKind
 from products.models import HELD_STATUSES, CompanyProduct, Product
 
@@ -228,9 +228,11 @@ TIMELINE_LISTS = (
 )
 
 
-def product_actions(assignment, *, can_run: bool) -> list[dict]:
+def product_actions(assignment, *, can_run: bool, consent_covers: bool) -> list[dict]:
     """The operations the header offers for one of the company's products: each a button that
-    opens the list's confirmation page for this company alone, as the bulk actions do."""
+    opens the list's confirmation page for this company alone, as the bulk actions do. One the
+    plan would leave out (the assignment's state, the kind's refusal, consent it needs and the
+    company lacks) is not offered: the header offers "Ask for consent" instead."""
     if not can_run:
         return []
     offered = []
@@ -239,6 +241,8 @@ def product_actions(assignment, *, can_run: bool) -> list[dict]:
         if spec.assignment is not None and spec.assignment.skip(assignment.status):
             continue
         if spec.refuse is not None and spec.refuse(assignment.product, ()):
+            continue
+        if spec.consent is not Consent.NONE and not consent_covers:
             continue
         offered.append({"kind": kind, "label": label, "title": spec.kind.label})
     return offered
@@ -258,7 +262,12 @@ def company_page_context(request, company) -> dict:
         "subtitle": None,
         "summary": summary,
         "product_rows": [
-            {"summary": item, "actions": product_actions(item.assignment, can_run=can_run)}
+            {
+                "summary": item,
+                "actions": product_actions(
+                    item.assignment, can_run=can_run, consent_covers=item.coverage.covered
+                ),
+            }
             for item in summary.products
         ],
         "data_types_by_product": by_product,

@@ -315,7 +315,8 @@ def test_operators_get_the_actions_that_apply_and_each_opens_its_confirmation(
 
     content = company_page(operator, company).content.decode()
 
-    # then: refresh for the custom product only (Codat refreshes no standard product)
+    # then: refresh for the custom product only (Codat refreshes no standard product), and
+    # only with consent
     hourly_forms = forms_in(table_row(content, f"product-{hourly.pk}"))
     daily_row = table_row(content, f"product-{daily.pk}")
     assert [form["kind"] for form in hourly_forms] == ["refresh_product", "remove_product"]
@@ -337,6 +338,17 @@ def test_operators_get_the_actions_that_apply_and_each_opens_its_confirmation(
     assert response.context["plan"].queued == [company.pk]
     assert "You selected <strong>1</strong> company." in response.content.decode()
     assert not Operation.objects.exists()
+
+
+def test_a_refresh_is_not_offered_without_the_consent_it_needs(operator, two_products):
+    company, hourly = two_products.company, two_products.hourly
+    ConsentEventFactory(company=company, product=hourly, action="withdraw")
+
+    content = company_page(operator, company).content.decode()
+
+    hourly_row = table_row(content, f"product-{hourly.pk}")
+    assert [form["kind"] for form in forms_in(hourly_row)] == ["remove_product"]
+    assert "Ask for consent" in hourly_row
 
 
 def test_viewers_see_the_header_without_any_action(viewer, two_products):
