@@ -1,9 +1,12 @@
+from django.conf import settings
 from django.contrib import admin
 from django.db.models import Count, Exists, OuterRef, Q
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.http import urlencode
 
+from companies import selectors
 from companies.models import (
     CONNECTION_STATUS_HELP,
     DATASET_STATUS_HELP,
@@ -15,8 +18,13 @@ from companies.models import (
     PullOperation,
     StatusHelp,
 )
-from core.admin_mixins import FoldedInline, ReadOnlyInline, ReadOnlyMirrorAdmin
-from operations.admin import CompanyOperationsAdminMixin, OperationTimelineInline
+from consent.admin import RECORD as RECORD_CONSENT
+from consent.admin import SEND as SEND_CONSENT_REQUESTS
+from core.admin_mixins import FoldedInline, ReadOnlyMirrorAdmin
+from core.roles import can_run_operations
+from operations.admin import CompanyOperationsAdminMixin
+from operations.kinds import SPECS, Consent
+from operations.models import OperationKind
 from products.models import HELD_STATUSES, CompanyProduct, Product
 
 # Codat leaves a data type it never read without a status; the mirror keeps it empty.
@@ -73,57 +81,13 @@ class StatusDisplays:
         return str(dataset_status_meaning(pull_operation.status))
 
 
-class ConnectionInline(StatusDisplays, ReadOnlyInline):
-    model = Connection
-    fields = ("platform_name", "integration_key", "source_type", "connection_status", "last_sync")
-    readonly_fields = fields
-
-
-class CompanyProductInline(ReadOnlyInline):
-    model = CompanyProduct
-    fields = ("product", "status", "status_changed_at")
-    readonly_fields = fields
-    verbose_name_plural = "products"
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("product")
-
-
 def company_rows_url(url_name: str, company, **filters) -> str:
     """A list page of the admin, filtered to one company's rows (and `filters`)."""
     return reverse(url_name) + "?" + urlencode({"company__id__exact": company.pk, **filters})
 
 
-# Codat lists every data type for a company, most of them never read: empty status, no sync.
-NEVER_SYNCED = Q(current_status="", last_successful_sync__isnull=True)
+# The data-type status list's filters for selectors.NEVER_SYNCED.
 NEVER_SYNCED_FILTERS = {"current_status__exact": "", "last_successful_sync__isnull": "True"}
-
-
-class DataTypeStatusInline(StatusDisplays, FoldedInline):
-    """The data types Codat has read for the company; the never-read ones only as a count."""
-
-    model = DataTypeStatus
-    fields = (
-        "data_type",
-        "data_type_status",
-        "last_successful_sync",
-        "records_last_modified_at",
-        "latest_sync_id",
-    )
-    readonly_fields = fields
-    show_change_link = False
-    hidden_rows_text = "Data types never synced, not shown: %(count)s."
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("data_type")
-
-    def shown_rows(self):
-        return ~NEVER_SYNCED
-
-    def see_all_url(self, obj):
-        return company_rows_url(
-            "admin:companies_datatypestatus_changelist", obj, **NEVER_SYNCED_FILTERS
-        )
 
 
 class RecentPullOperationInline(StatusDisplays, FoldedInline):
@@ -131,6 +95,9 @@ class RecentPullOperationInline(StatusDisplays, FoldedInline):
     fields = ("data_type", "pull_status", "requested", "completed", "progress")
     readonly_fields = fields
     verbose_name_plural = "recent pull operations"
+    # Folded: the header, the data types and the timeline say more; the newest reads are a
+    # click away.
+    classes = ("collapse",)
     row_limit = 20
     hidden_rows_text = "Older pull operations, not shown: %(count)s."
 
@@ -194,13 +161,9 @@ class CompanyAdmin(CompanyOperationsAdminMixin, ReadOnlyMirrorAdmin):
         "mirrored_at",
         "consent_matrix",
     )
-    inlines = (
-        ConnectionInline,
-        CompanyProductInline,
-        DataTypeStatusInline,
-        RecentPullOperationInline,
-        OperationTimelineInline,
-    )
+    # The rest of the company page (its header, data types by product and state, the timeline)
+    # is rendered by admin/companies/company/change_form.html from `company_page_context`.
+    inlines = (RecentPullOperationInline,)
     ordering = ("name", "id")
 
     def get_queryset(self, request):
@@ -223,6 +186,12 @@ class CompanyAdmin(CompanyOperationsAdminMixin, ReadOnlyMirrorAdmin):
             )
         )
 
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # Only for a company that exists: a junk id never gets here (the admin answers it first).
+        if obj is not None:
+            context.update(company_page_context(request, obj))
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
     @admin.display(description="consent")
     def consent_matrix(self, company):
         url = reverse("admin:consent_companyconsent_change", args=[company.pk])
@@ -239,6 +208,85 @@ class CompanyAdmin(CompanyOperationsAdminMixin, ReadOnlyMirrorAdmin):
     @admin.display(description="products", ordering="_product_count")
     def product_count(self, company):
         return company._product_count
+
+
+# -- the company page --------------------------------------------------------------------------
+
+# What the header offers per product, in its order: each applies when the kind's spec would plan
+# a row for the assignment (the rules of the confirmation page it leads to).
+PRODUCT_ACTIONS = (
+    (OperationKind.REFRESH_PRODUCT, "Refresh…"),
+    (OperationKind.REMOVE_PRODUCT, "Remove…"),
+)
+
+
+# The full lists behind the timeline, each filtered to the company.
+TIMELINE_LISTS = (
+    ("All operations", "admin:operations_operation_changelist"),
+    ("All webhook events", "admin:webhooks_webhookevent_changelist"),
+    ("All consent evidence", "admin:consent_consentevent_changelist"),
+)
+
+
+def product_actions(assignment, *, can_run: bool, consent_covers: bool) -> list[dict]:
+    """The operations the header offers for one of the company's products: each a button that
+    opens the list's confirmation page for this company alone, as the bulk actions do. One the
+    plan would leave out (the assignment's state, the kind's refusal, consent it needs and the
+    company lacks) is not offered: the header offers "Ask for consent" instead."""
+    if not can_run:
+        return []
+    offered = []
+    for kind, label in PRODUCT_ACTIONS:
+        spec = SPECS[kind]
+        if spec.assignment is not None and spec.assignment.skip(assignment.status):
+            continue
+        if spec.refuse is not None and spec.refuse(assignment.product, ()):
+            continue
+        if spec.consent is not Consent.NONE and not consent_covers:
+            continue
+        offered.append({"kind": kind, "label": label, "title": spec.kind.label})
+    return offered
+
+
+def company_page_context(request, company) -> dict:
+    """What the company page shows beyond the mirror's fields; a fixed number of queries
+    whatever the company's history (tests/companies/test_company_page.py counts them)."""
+    now = timezone.now()
+    user = request.user
+    can_run = can_run_operations(user)
+    can_send = user.has_perm(SEND_CONSENT_REQUESTS)
+    summary = selectors.company_summary(company=company, now=now)
+    by_product, other = selectors.company_data_types(company=company, now=now)
+    return {
+        "title": company.name,
+        "subtitle": None,
+        "summary": summary,
+        "product_rows": [
+            {
+                "summary": item,
+                "actions": product_actions(
+                    item.assignment, can_run=can_run, consent_covers=item.coverage.covered
+                ),
+            }
+            for item in summary.products
+        ],
+        "data_types_by_product": by_product,
+        "other_data_types": other,
+        "never_synced_url": company_rows_url(
+            "admin:companies_datatypestatus_changelist", company, **NEVER_SYNCED_FILTERS
+        ),
+        "timeline": selectors.company_timeline(company=company),
+        "timeline_lists": [
+            (label, company_rows_url(url_name, company)) for label, url_name in TIMELINE_LISTS
+        ],
+        "connections_url": company_rows_url("admin:companies_connection_changelist", company),
+        "confirm_operation_url": reverse("admin:companies_company_confirm_operation"),
+        "consent_matrix_url": reverse("admin:consent_companyconsent_change", args=[company.pk]),
+        "can_add_product": can_run and can_send,
+        "can_send_consent": can_send,
+        "can_record_consent": user.has_perm(RECORD_CONSENT),
+        "grace_minutes": settings.CODAT_RATE_LIMIT_FRESHNESS_GRACE_MINUTES,
+    }
 
 
 @admin.register(Connection)

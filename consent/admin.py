@@ -421,7 +421,9 @@ class CompanyConsentAdmin(ReadOnlyMirrorAdmin):
         if not request.user.has_perm(SEND):
             raise PermissionDenied
         company = get_object_or_404(Company, pk=pk)
-        form = RequestForm(request.POST or None)
+        # The company page's "Ask for consent" links name the product (?product=<pk>).
+        asked = [value for value in request.GET.getlist("product") if value.isdigit()]
+        form = RequestForm(request.POST or None, initial={"products": asked})
         if request.method == "POST" and form.is_valid():
             issued = services.consent_request_create(
                 company=company,

@@ -224,6 +224,8 @@ class ConsentEvent(models.Model):
             models.Index(
                 fields=("company", "product", "occurred_at"), name="consent_event_by_company"
             ),
+            # The company page's timeline: a company's newest events across its products.
+            models.Index(fields=("company", "-occurred_at"), name="consent_event_company_recent"),
         )
         constraints = (
             models.CheckConstraint(

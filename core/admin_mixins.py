@@ -84,12 +84,29 @@ class FoldedInlineFormSet(BaseInlineFormSet):
             self._queryset = rows
         return self._queryset
 
+    # Counting every row of a long history takes time in proportion to it: past this many rows
+    # left out, the note says "more than" instead.
+    hidden_count_cap = 1_000
+
+    @cached_property
+    def _counted(self) -> tuple[int, bool]:
+        """(rows left out, whether there are more than that), counting at most
+        `hidden_count_cap` of them."""
+        shown = len(self.get_queryset())
+        counted = self.queryset.order_by()[: shown + self.hidden_count_cap + 1].count()
+        hidden = counted - shown
+        if hidden > self.hidden_count_cap:
+            return self.hidden_count_cap, True
+        return hidden, False
+
     @cached_property
     def hidden_count(self) -> int:
-        return self.queryset.count() - len(self.get_queryset())
+        return self._counted[0]
 
     def hidden_rows_note(self) -> str:
-        return self.hidden_rows_text % {"count": f"{self.hidden_count:,}"}
+        hidden, more = self._counted
+        count = f"more than {hidden:,}" if more else f"{hidden:,}"
+        return self.hidden_rows_text % {"count": count}
 
 
 class FoldedInline(ReadOnlyInline):

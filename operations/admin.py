@@ -1,6 +1,6 @@
 """Admin for operations: company-list actions with a confirmation page, the job page (live
-progress, counts by state, failures, retry failed, cancel the rest), the operation list, the
-company timeline inline and the list of stale reads.
+progress, counts by state, failures, retry failed, cancel the rest), the operation list and the
+list of stale reads. (The company page's timeline is companies.selectors.company_timeline.)
 
 Every action and every view that changes something is gated on `companies.run_operations`
 (core.roles.can_run_operations); viewers see pages but no buttons.
@@ -38,7 +38,6 @@ from consent.admin import consent_links_csv_text
 from consent.services import product_add_consent_requests_create
 from core.admin_mixins import (
     ADMIN_LAYOUT_CSS,
-    FoldedInline,
     ReadOnlyMirrorAdmin,
     admin_object_or_404,
     admin_view_context,
@@ -51,40 +50,6 @@ from operations.forms import REFRESH_CHOICES, OperationRequestForm
 from operations.kinds import COMPANY_KINDS, SPECS
 from operations.models import FINISHED_STATES, Job, Operation, OperationKind, OperationState
 from products.models import Product, ProductKind
-
-# -- the company page's timeline --------------------------------------------------------------
-
-
-class OperationTimelineInline(FoldedInline):
-    """The company's newest operations, newest first (Company change page), and a link to
-    the operation list filtered to the company for the older ones."""
-
-    model = Operation
-    fk_name = "company"
-    fields = (
-        "created_at",
-        "kind",
-        "product",
-        "data_types",
-        "state",
-        "attempts",
-        "last_error",
-        "finished_at",
-        "job",
-    )
-    readonly_fields = fields
-    verbose_name = "operation"
-    verbose_name_plural = "operations (timeline, newest first)"
-    row_limit = 50
-    hidden_rows_text = "Older operations, not shown: %(count)s."
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("product", "job").order_by("-id")
-
-    def see_all_url(self, obj):
-        url = reverse("admin:operations_operation_changelist")
-        return f"{url}?{urlencode({'company__id__exact': obj.pk})}"
-
 
 # -- actions on the company list --------------------------------------------------------------
 

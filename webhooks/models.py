@@ -53,6 +53,8 @@ class WebhookEvent(models.Model):
         indexes = (
             models.Index(fields=("state", "received_at"), name="webhook_event_state_recent"),
             models.Index(fields=("company_codat_id", "event_type"), name="webhook_event_company"),
+            # The company page's timeline: a company's newest events, however many it has.
+            models.Index(fields=("company", "-received_at"), name="webhook_event_company_recent"),
         )
         constraints = (
             models.CheckConstraint(

@@ -129,7 +129,11 @@ def test_pulls_and_connections_show_labels_and_meanings_in_lists_and_on_the_comp
 
     assert pending_auth in connections
     assert map_queued in pulls
-    assert pending_auth in company_page and map_queued in company_page
+    assert map_queued in company_page
+    # The company page's header shows the connection's status as a badge, its meaning as the
+    # tooltip.
+    meaning = escape(str(CONNECTION_STATUS_HELP["PendingAuth"]))
+    assert f'title="{meaning}">Pending authorisation</span>' in company_page
     # The list filters name the statuses by label too.
     assert "Mapqueued" not in pulls and "Waiting to map</a>" in pulls
 

@@ -202,7 +202,7 @@ def test_the_company_page_shows_its_operations_newest_first(viewer):
     OperationFactory(company=company, kind="refresh_all_data", product=None, state="joined")
     response = viewer.get(reverse("admin:companies_company_change", args=[company.pk]))
     content = response.content.decode()
-    assert "operations (timeline, newest first)" in content.lower()
+    assert "timeline: operations, webhook events and consent, newest first" in content.lower()
     assert content.index("Refresh all data") < content.index("Add product")
 
 
