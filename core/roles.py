@@ -17,7 +17,15 @@ ADMIN = "admin"
 ROLES = (VIEWER, OPERATOR, ADMIN)
 
 # Apps whose models the portal's staff work with.
-PORTAL_APPS = ("companies", "products", "webhooks", "operations", "consent", "django_celery_beat")
+PORTAL_APPS = (
+    "companies",
+    "products",
+    "webhooks",
+    "operations",
+    "consent",
+    "bankfeeds",
+    "django_celery_beat",
+)
 DEFAULT_ACTIONS = ("add", "change", "delete", "view")
 
 
