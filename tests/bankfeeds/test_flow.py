@@ -46,19 +46,23 @@ def _onboarded(sandbox, platform="hcws", name="Harbour Bank Customer"):
     return BankFeedConnection.objects.get(company=operation.company)
 
 
-def _mapped(sandbox, connection, account_id, feed_start):
-    """The SMB maps the account (what Codat's UI or the mapping page does), then the portal
-    reads the mapping."""
+def _mapped(sandbox, connection, account_id, feed_start, target="target-gbp-1"):
+    """The SMB maps the account (what Codat's UI or the mapping page does), to an existing
+    target account or (target None) a new one, then the portal reads the mapping."""
     client = sandbox_client(sandbox)
     answer = client.set_bank_account_mapping(
         str(connection.company.codat_id),
         str(connection.codat_id),
         account_id,
-        target_account_id="target-gbp-1",
+        target_account_id=target,
         feed_start_date=feed_start.strftime("%Y-%m-%dT%H:%M:%S"),
     )
     client.close()
-    assert answer["status"] == "connected"
+    if target is None:
+        assert answer["status"] == "connecting"
+        sandbox.advance(10)  # the platform creates the account on the sandbox's clock
+    else:
+        assert answer["status"] == "connected"
     bank_feed_mapping_read(connection=connection)
     run_due_operations()
 
