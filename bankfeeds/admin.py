@@ -9,7 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from bankfeeds import selectors, services
 from bankfeeds.forms import OnboardForm, SourceAccountForm, TransactionsCsvForm
@@ -247,12 +247,13 @@ class SourceAccountAdmin(BankFeedAdmin):
     def transaction_states(self, obj):
         counts = selectors.account_transaction_counts(account=obj)
         base = reverse("admin:bankfeeds_banktransaction_changelist")
-        return format_html(
-            " · ".join(
-                f'<a href="{base}?account__id__exact={obj.pk}&amp;state__exact={state}">'
-                f"{TransactionState(state).label}: {count:,}</a>"
+        return format_html_join(
+            " · ",
+            '<a href="{}?account__id__exact={}&amp;state__exact={}">{}: {}</a>',
+            (
+                (base, obj.pk, state, TransactionState(state).label, f"{count:,}")
                 for state, count in counts.items()
-            )
+            ),
         )
 
     def has_add_permission(self, request):
