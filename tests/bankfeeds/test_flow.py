@@ -211,3 +211,36 @@ def test_a_push_codat_refuses_sets_its_transactions_aside_with_codats_reason(
         BankTransaction.objects.filter(account=account).values_list("set_aside_reason", flat=True)
     )
     assert len(reasons) == 1 and "not found" in reasons.pop().lower()
+
+
+def test_a_timed_out_batch_is_pushed_again_and_lands_once(sandbox, operations_env, settings):
+    # given a push Codat times out
+    sandbox.control("PUT", "push", {"delaySeconds": 0, "outcome": "TimedOut"})
+    settings.BANK_FEEDS_POLL_PENDING_SECONDS = 0
+    connection = _onboarded(sandbox)
+    account = source_account_create(connection=connection, data={"id": "acc-1", **ACCOUNT})
+    run_due_operations()
+    _mapped(sandbox, connection, "acc-1", timezone.now() - timedelta(days=2))
+    rows = transactions(40, start=timezone.now() - timedelta(hours=3))
+    transactions_submit(account=account, rows=rows)
+    first = account_push_next(account_id=account.pk)
+    run_due_operations()
+    sandbox.advance(1)
+    pushes_round()
+    run_due_operations()
+    first.refresh_from_db()
+    assert first.status == PushStatus.TIMED_OUT
+    assert set(BankTransaction.objects.values_list("state", "failed_pushes")) == {("waiting", 1)}
+    # when Codat takes pushes again
+    sandbox.control("PUT", "push", {"outcome": "Success"})
+    for _ in range(5):
+        account_push_next(account_id=account.pk)
+        run_due_operations()
+        sandbox.advance(1)
+        pushes_round()
+        run_due_operations()
+    # then the batch landed once
+    assert set(BankTransaction.objects.values_list("state", flat=True)) == {"synced"}
+    remote = _sandbox_pushes(sandbox, connection.company)
+    assert [p["status"] for p in remote] == ["TimedOut", "Success"]
+    assert [t["id"] for t in remote[1]["data"]["transactions"]] == [row["id"] for row in rows]
