@@ -1,6 +1,7 @@
-"""Pushes through a real Celery worker against the sandbox over HTTP, with 5% of Codat's answers
-an injected 5xx and the worker killed mid-run: the sandbox ends up holding each transaction
-exactly once, in date order per account, and nothing the rules refuse was sent.
+"""10,000 transactions over 5 accounts through a real Celery worker against the sandbox over
+HTTP, with 5% of Codat's answers an injected 5xx, the first pushes timing out and the worker
+killed mid-run: the sandbox ends up holding each transaction exactly once, in date order per
+account, and nothing the rules refuse was sent.
 
 No webhook reaches this process, so pushes are followed by polling; the test plays beat
 (pushes_round and the operations sweeper).
@@ -12,7 +13,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from bankfeeds.models import BankTransaction
+from bankfeeds.models import BankFeedPush, BankTransaction
 from bankfeeds.services import pushes_round, source_account_create, transactions_submit
 from operations import limiter
 from operations.sweeper import operations_sweep
@@ -27,13 +28,13 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
 ]
 
-ACCOUNTS = 3
-PER_ACCOUNT = 1200
+ACCOUNTS = 5
+PER_ACCOUNT = 2000
 
 
 @pytest.fixture
 def mapped_accounts(sandbox, operations_env, settings, monkeypatch):
-    """Three mapped accounts on one QuickBooks Online connection, set up in this process before
+    """Five mapped accounts on one QuickBooks Online connection, set up in this process before
     the worker starts; then each account's transactions, and what the rules refuse."""
     sandbox.control("PUT", "rate-limits", {"perMinute": 3000})
     limiter.configure(per_minute=3000)
@@ -58,7 +59,7 @@ def mapped_accounts(sandbox, operations_env, settings, monkeypatch):
         rows = transactions(
             PER_ACCOUNT,
             start=now - timedelta(days=5),
-            step=timedelta(minutes=3),
+            step=timedelta(minutes=2),
             prefix=f"a{number}",
         )
         # QuickBooks Online takes nothing over 7 days before the feed start, nor the future.
@@ -73,8 +74,9 @@ def mapped_accounts(sandbox, operations_env, settings, monkeypatch):
             "amount": 1,
         }
         # Submitted in two halves, newest half first: the pusher still sends oldest first.
-        transactions_submit(account=account, rows=[*rows[600:], future])
-        transactions_submit(account=account, rows=[too_old, *rows[:600]])
+        half = PER_ACCOUNT // 2
+        transactions_submit(account=account, rows=[*rows[half:], future])
+        transactions_submit(account=account, rows=[too_old, *rows[:half]])
         expected[account.account_id] = [row["id"] for row in rows]
         refused |= {too_old["id"], future["id"]}
     return connection, expected, refused
@@ -84,6 +86,7 @@ def test_pushes_survive_server_errors_and_a_killed_worker_each_transaction_landi
     sandbox, mapped_accounts, operations_worker
 ):
     connection, expected, refused = mapped_accounts
+    sandbox.control("PUT", "push", {"outcome": "TimedOut"})
     sandbox.control("PUT", "faults", {"errorRate": 0.05, "errorStatus": 503})
     total = ACCOUNTS * PER_ACCOUNT
     last_beat = 0.0
@@ -91,23 +94,38 @@ def test_pushes_survive_server_errors_and_a_killed_worker_each_transaction_landi
     def synced() -> int:
         return BankTransaction.objects.filter(state="synced").count()
 
+    def beat() -> None:
+        nonlocal last_beat
+        if time.monotonic() - last_beat >= 1.0:
+            pushes_round()
+            operations_sweep()
+            last_beat = time.monotonic()
+
     def beat_until(count: int):
         def done() -> bool:
-            nonlocal last_beat
-            if time.monotonic() - last_beat >= 1.0:
-                pushes_round()
-                operations_sweep()
-                last_beat = time.monotonic()
+            beat()
             return synced() >= count
 
         return done
 
-    # when the worker is killed once some pushes have landed, and started again
-    wait_until(beat_until(1000), timeout=90, interval=0.2, message=lambda: f"{synced()} synced")
+    def timed_out() -> bool:
+        beat()
+        return BankFeedPush.objects.filter(status="timed_out").exists()
+
+    # when the first push times out, Codat takes pushes again, and the worker is killed once
+    # some have landed, then started again
+    wait_until(
+        timed_out,
+        timeout=60,
+        interval=0.2,
+        message="no push timed out",
+    )
+    sandbox.control("PUT", "push", {"outcome": "Success"})
+    wait_until(beat_until(3000), timeout=120, interval=0.2, message=lambda: f"{synced()} synced")
     operations_worker.kill()
     assert synced() < total
     operations_worker.start()
-    wait_until(beat_until(total), timeout=180, interval=0.2, message=lambda: f"{synced()} synced")
+    wait_until(beat_until(total), timeout=300, interval=0.2, message=lambda: f"{synced()} synced")
 
     # then the sandbox holds each transaction once, in date order per account
     sandbox.control("PUT", "faults", {"errorRate": 0})
@@ -126,6 +144,10 @@ def test_pushes_survive_server_errors_and_a_killed_worker_each_transaction_landi
     }
     assert not every_sent & refused
     assert all(len(push["data"]["transactions"]) <= 1000 for push in remote)
+    timed_out_pushes = [
+        p for p in _sandbox_pushes(sandbox, connection.company) if p["status"] == "TimedOut"
+    ]
+    assert timed_out_pushes  # and their transactions landed later, once (above)
     states = dict(
         BankTransaction.objects.filter(transaction_id__in=refused).values_list(
             "transaction_id", "state"
