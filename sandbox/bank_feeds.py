@@ -5,6 +5,7 @@ Source accounts come in two shapes. v2 (every v2 field given) is always rendered
 v1. A list is rendered v2 only when every account in it is v2.
 """
 
+import secrets
 from datetime import UTC, datetime
 
 from starlette.requests import Request
@@ -72,6 +73,30 @@ CONNECTING_SECONDS = 5
 BALANCE_REQUIRED_PLATFORMS = ("gbol", "olpr", "akxx", "fbrh")
 # How far before the feed start date a platform takes a transaction (QuickBooks Online: 7 days).
 BACKDATING_SECONDS = {"hcws": 7 * 86400}
+
+
+# QuickBooks Online Bank Feeds' linkUrl carries a one-time code that lasts an hour; reading the
+# connection again (GET) issues a fresh one.
+ONE_TIME_CODE_PLATFORM = "hcws"
+ONE_TIME_CODE_SECONDS = 3600
+
+
+def link_code_issue(connection: dict, at: float) -> None:
+    """Give a QuickBooks Online bank-feeds connection a fresh one-time code in its linkUrl."""
+    if connection.get("integrationKey") != ONE_TIME_CODE_PLATFORM:
+        return
+    code = secrets.token_urlsafe(16)
+    base = connection["linkUrl"].split("?", 1)[0]
+    connection["linkUrl"] = f"{base}?otp={code}"
+    connection["_linkCode"] = code
+    connection["_linkCodeExpiresAt"] = at + ONE_TIME_CODE_SECONDS
+
+
+def link_code_refused(connection: dict, code: str | None, now: float) -> bool:
+    """Whether a QuickBooks Online bank-feeds link is opened without a live code."""
+    if connection.get("integrationKey") != ONE_TIME_CODE_PLATFORM:
+        return False
+    return code != connection.get("_linkCode") or now >= connection.get("_linkCodeExpiresAt", 0)
 
 
 def _key(connection_id: str, account_id: str) -> str:

@@ -97,8 +97,12 @@ def test_onboarding_creates_the_company_then_its_bank_feed_connection_and_the_ac
         ("acc-1", "checking", "GBP")
     ]
     # a fresh link on demand (QuickBooks Online's code lasts an hour)
+    first_link = connection.link_url
+    assert "otp=" in first_link
     bank_feed_link_refresh(connection=connection)
     assert run_due_operations() == ["succeeded"]
+    connection.refresh_from_db()
+    assert "otp=" in connection.link_url and connection.link_url != first_link
     # deleting stops the feed at Codat
     source_account_delete(account=account)
     run_due_operations()

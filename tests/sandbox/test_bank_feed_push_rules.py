@@ -106,3 +106,24 @@ def test_the_push_outcome_can_be_set_to_time_out(api, sandbox):
     sandbox.control("PUT", "push", {"outcome": "Success"})
     again = _outcome(api, sandbox, company, _push(api, path, tx("t1", "2026-01-01")))
     assert again["status"] == "Success"
+
+
+def test_quickbooks_online_links_carry_a_one_time_code_that_expires_after_an_hour(api, sandbox):
+    import requests
+
+    company = api.company("Code Ltd")
+    connection = api.connection(company["id"], "hcws")
+    assert "?otp=" in connection["linkUrl"]
+    assert requests.get(connection["linkUrl"], timeout=5).status_code == 200
+    sandbox.advance(3601)
+    expired = requests.get(connection["linkUrl"], timeout=5)
+    assert expired.status_code == 401 and "expired" in expired.text
+    # Reading the connection again gives a fresh code.
+    fresh = api.get(f"/companies/{company['id']}/connections/{connection['id']}").json()
+    assert fresh["linkUrl"] != connection["linkUrl"]
+    assert requests.get(fresh["linkUrl"], timeout=5).status_code == 200
+    stripped = fresh["linkUrl"].split("?")[0]
+    assert requests.get(stripped, timeout=5).status_code == 401
+    # Other platforms' links carry no code.
+    xero = api.connection(company["id"], "gbol")
+    assert "otp" not in xero["linkUrl"]
