@@ -4,6 +4,7 @@ synced (transactions with their state, pushes with their outcome, each account's
 Every change goes through bankfeeds/services.py; the rows here are read-only otherwise.
 """
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
@@ -77,6 +78,7 @@ class BankFeedConnectionAdmin(BankFeedAdmin):
         "link_url_fetched_at",
         "last_error",
         "created_at",
+        "mapping_page",
     )
     inlines = (SourceAccountInline,)
     actions = ("refresh_link", "read_mapping")
@@ -87,6 +89,17 @@ class BankFeedConnectionAdmin(BankFeedAdmin):
             return "—"
         return format_html(
             '<a href="{}" rel="noreferrer">{}</a>', obj.link_url, shortened(obj.link_url, 40)
+        )
+
+    @admin.display(description="SMB mapping page")
+    def mapping_page(self, obj):
+        if obj.codat_id is None:
+            return "—"
+        url = settings.CONSENT_BASE_URL.rstrip("/") + services.mapping_link_path(connection=obj)
+        return format_html(
+            "<code>{}</code><br>Send this to the business; it works for {} days.",
+            url,
+            settings.BANK_FEEDS_MAPPING_LINK_DAYS,
         )
 
     def has_add_permission(self, request):

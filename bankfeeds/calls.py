@@ -231,7 +231,57 @@ def mapping_read(operation: Operation, answer: dict) -> tuple[dict, dict]:
             ),
             target_account_name=mapping.get("targetAccountName") or "",
         )
+        options = [
+            {
+                "id": str(option.get("id")),
+                "name": str(option.get("name") or option.get("id")),
+                "accountNumber": option.get("accountNumber") or "",
+            }
+            for option in mapping.get("targetAccountOptions") or []
+            if isinstance(option, dict) and option.get("id")
+        ]
+        SourceAccount.objects.filter(
+            connection=connection, account_id=str(mapping.get("sourceAccountId"))
+        ).update(target_account_options=options)
     return {"accounts": seen}, {}
+
+
+def mapping_set_at_codat(client, operation: Operation) -> dict:
+    account = _account(operation)
+    company_id, connection_id = _ids(account)
+    return client.set_bank_account_mapping(
+        company_id,
+        connection_id,
+        account.account_id,
+        target_account_id=operation.parameters.get("targetAccountId") or None,
+        feed_start_date=operation.parameters.get("feedStartDate") or None,
+    )
+
+
+def mapping_set(operation: Operation, answer: dict) -> tuple[dict, dict]:
+    """Codat answers 200 even when the mapping failed: its status and error say so."""
+    from bankfeeds.services import mapping_status_observed
+
+    account = _account(operation)
+    status = str(answer.get("status") or "")
+    if status.lower() == "failed":
+        SourceAccount.objects.filter(pk=account.pk).update(
+            mapping_error=str(answer.get("error") or "Codat could not map the account")[:2000]
+        )
+        return {"status": status, "error": answer.get("error")}, {}
+    target = answer.get("targetAccountId") or operation.parameters.get("targetAccountId") or ""
+    names = {o["id"]: o["name"] for o in account.target_account_options}
+    SourceAccount.objects.filter(pk=account.pk).update(
+        mapping_error="", target_account_id=str(target)[:255]
+    )
+    mapping_status_observed(
+        connection_codat_id=account.connection.codat_id,
+        account_id=account.account_id,
+        status=status,
+        observed_at=timezone.now(),
+        target_account_name=names.get(target, "") or ("a new account" if not target else ""),
+    )
+    return {"status": status}, {}
 
 
 # -- pushes -----------------------------------------------------------------------------------

@@ -114,7 +114,13 @@ class SourceAccount(models.Model):
         max_length=16, choices=MappingStatus.choices, default=MappingStatus.PENDING
     )
     feed_start_date = models.DateTimeField(null=True, blank=True)
+    target_account_id = models.CharField(max_length=255, blank=True)
     target_account_name = models.CharField(max_length=255, blank=True)
+    # What Codat offers to map the account to (already filtered by its currency and type), as
+    # the last read of the mapping gave it: the SMB's page shows these.
+    target_account_options = models.JSONField(default=list, blank=True)
+    # Codat's reason when the SMB's last mapping request failed.
+    mapping_error = models.TextField(blank=True)
     # When Codat last told the portal the mapping status (API answer or webhook): an older
     # report never overwrites a newer one.
     mapping_observed_at = models.DateTimeField(null=True, blank=True)

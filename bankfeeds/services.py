@@ -148,6 +148,80 @@ def bank_feed_mapping_read(*, connection: BankFeedConnection, requested_by=None)
     )
 
 
+# -- the SMB's mapping page --------------------------------------------------------------------
+
+MAPPING_LINK_SALT = "bankfeeds.mapping-link"
+# Platforms whose accounts are mapped inside the accounting software, not through the API.
+MAPPED_IN_PLATFORM = {
+    Platform.QBO: "In QuickBooks Online, open Banking (Transactions > Bank transactions), choose"
+    " Link account, find your bank and pick the account to feed.",
+    Platform.SAGE: "In Sage, open Banking, choose Connect to bank feed for the account, and"
+    " select your bank's feed.",
+}
+
+
+def mapping_link_path(*, connection: BankFeedConnection) -> str:
+    """The SMB's link to the mapping page: signed for this connection and lasting
+    BANK_FEEDS_MAPPING_LINK_DAYS; the page's session starts only on its POST."""
+    from django.core import signing
+    from django.urls import reverse
+
+    signed = signing.dumps({"connection": connection.pk}, salt=MAPPING_LINK_SALT)
+    return reverse("bankfeeds:link", args=(signed,))
+
+
+def connection_from_mapping_link(signed: str) -> BankFeedConnection | None:
+    from django.core import signing
+
+    try:
+        payload = signing.loads(
+            signed,
+            salt=MAPPING_LINK_SALT,
+            max_age=timedelta(days=settings.BANK_FEEDS_MAPPING_LINK_DAYS).total_seconds(),
+        )
+        pk = int(payload["connection"])
+    except (signing.BadSignature, KeyError, TypeError, ValueError):
+        return None
+    return (
+        BankFeedConnection.objects.select_related("company")
+        .filter(pk=pk, state=ConnectionState.CREATED)
+        .first()
+    )
+
+
+@transaction.atomic
+def bank_feed_mapping_set(
+    *, account: SourceAccount, target_account_id: str | None, feed_start_date=None
+) -> Operation:
+    """The SMB maps one account (Codat takes one per request) to a target account Codat offered,
+    or (None) to a new account the platform creates."""
+    account = (
+        SourceAccount.objects.select_for_update().select_related("connection").get(pk=account.pk)
+    )
+    if account.connection.platform in MAPPED_IN_PLATFORM:
+        raise OperationRefused(MAPPED_IN_PLATFORM[account.connection.platform])
+    if account.state not in (AccountState.ACTIVE, AccountState.UPDATING):
+        raise OperationRefused("This account is not at Codat (yet).")
+    offered = {option["id"] for option in account.target_account_options}
+    if target_account_id and target_account_id not in offered:
+        raise BankFeedInvalid("targetAccountId", "is not one of the accounts offered")
+    account.mapping_error = ""
+    account.save(update_fields=["mapping_error"])
+    return operation_write(
+        kind=OperationKind.SET_BANK_FEED_MAPPING,
+        dedupe_key=f"set_bank_feed_mapping:{account.pk}",
+        parameters={
+            "sourceAccount": account.pk,
+            "accountId": account.account_id,
+            "targetAccountId": target_account_id or "",
+            "feedStartDate": feed_start_date.strftime("%Y-%m-%dT00:00:00")
+            if feed_start_date
+            else "",
+        },
+        company=account.connection.company,
+    )
+
+
 # -- source accounts --------------------------------------------------------------------------
 
 

@@ -462,6 +462,13 @@ SPECS: dict[str, OperationSpec] = {
             record_success=_bank_feeds("mapping_read"),
         ),
         OperationSpec(
+            kind=OperationKind.SET_BANK_FEED_MAPPING,
+            target=Target.BANK_FEED,
+            call=_bank_feeds("mapping_set_at_codat"),
+            describe=lambda companies, product, types: "Map a bank-feed source account",
+            record_success=_bank_feeds("mapping_set"),
+        ),
+        OperationSpec(
             kind=OperationKind.PUSH_BANK_TRANSACTIONS,
             target=Target.BANK_FEED,
             call=_bank_feeds("push_at_codat"),

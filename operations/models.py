@@ -28,6 +28,7 @@ class OperationKind(models.TextChoices):
     UPDATE_SOURCE_ACCOUNT = "update_source_account", "Update bank-feed source account"
     DELETE_SOURCE_ACCOUNT = "delete_source_account", "Delete bank-feed source account"
     READ_BANK_FEED_MAPPING = "read_bank_feed_mapping", "Read bank-feed account mapping"
+    SET_BANK_FEED_MAPPING = "set_bank_feed_mapping", "Map a bank-feed source account"
     PUSH_BANK_TRANSACTIONS = "push_bank_transactions", "Push bank transactions"
     CHECK_BANK_FEED_PUSH = "check_bank_feed_push", "Check a bank-transactions push"
 
