@@ -383,33 +383,41 @@ def transactions_submit(*, account: SourceAccount, rows: list[dict]) -> Submissi
         if earlier is not None and earlier[2] != digest:
             conflicts.append(fields["transaction_id"])
         checked[fields["transaction_id"]] = (fields, warnings, digest)
-    result = Submission()
-    with transaction.atomic():
-        stored = dict(
-            BankTransaction.objects.filter(
-                account=account, transaction_id__in=list(checked)
-            ).values_list("transaction_id", "content_hash")
-        )
-        conflicts += [tid for tid, digest in stored.items() if checked[tid][2] != digest]
-        if conflicts:
-            raise TransactionConflict(sorted(set(conflicts)))
-        new = [
-            BankTransaction(account=account, content_hash=digest, warnings=warnings, **fields)
-            for tid, (fields, warnings, digest) in checked.items()
-            if tid not in stored
-        ]
+    # A concurrent submission of the same ids can commit between the read and the insert: the
+    # unique constraint stops the insert, and a second pass reads what it stored (the same
+    # content is then unchanged, other content a conflict).
+    for attempt in range(2):
         try:
-            # A concurrent submission of the same ids is told apart below, in a savepoint.
-            with transaction.atomic():
-                BankTransaction.objects.bulk_create(new, batch_size=1000)
+            return _transactions_store(account, checked, conflicts)
         except IntegrityError:
-            raise TransactionConflict([row.transaction_id for row in new]) from None
-        result.created = len(new)
-        result.unchanged = len(stored)
-        result.warnings = {tid: w for tid, (_, w, _) in checked.items() if w}
-        if new:
-            account_push_soon(account.pk)
-    return result
+            if attempt == 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+@transaction.atomic
+def _transactions_store(account: SourceAccount, checked: dict, conflicts: list[str]) -> Submission:
+    stored = dict(
+        BankTransaction.objects.filter(
+            account=account, transaction_id__in=list(checked)
+        ).values_list("transaction_id", "content_hash")
+    )
+    conflicts = conflicts + [tid for tid, digest in stored.items() if checked[tid][2] != digest]
+    if conflicts:
+        raise TransactionConflict(sorted(set(conflicts)))
+    new = [
+        BankTransaction(account=account, content_hash=digest, warnings=warnings, **fields)
+        for tid, (fields, warnings, digest) in checked.items()
+        if tid not in stored
+    ]
+    BankTransaction.objects.bulk_create(new, batch_size=1000)
+    if new:
+        account_push_soon(account.pk)
+    return Submission(
+        created=len(new),
+        unchanged=len(stored),
+        warnings={tid: w for tid, (_, w, _) in checked.items() if w},
+    )
 
 
 def account_push_soon(account_id: int) -> None:

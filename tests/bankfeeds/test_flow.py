@@ -24,6 +24,7 @@ from bankfeeds.services import (
     pushes_round,
     source_account_create,
     source_account_delete,
+    source_account_update,
     transactions_submit,
 )
 from companies.models import Connection
@@ -103,6 +104,13 @@ def test_onboarding_creates_the_company_then_its_bank_feed_connection_and_the_ac
     assert run_due_operations() == ["succeeded"]
     connection.refresh_from_db()
     assert "otp=" in connection.link_url and connection.link_url != first_link
+    # an update is sent whole (Codat's update body is the v1 account)
+    source_account_update(account=account, data={**ACCOUNT, "accountName": "Renamed"})
+    assert run_due_operations() == ["succeeded"]
+    account.refresh_from_db()
+    assert account.state == AccountState.ACTIVE
+    remote = client.list_source_accounts(str(connection.company.codat_id), str(connection.codat_id))
+    assert remote[0]["accountName"] == "Renamed"
     # deleting stops the feed at Codat
     source_account_delete(account=account)
     run_due_operations()
