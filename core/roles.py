@@ -20,7 +20,15 @@ ADMIN = "admin"
 ROLES = (VIEWER, OPERATOR, ADMIN)
 
 # Apps whose models the portal's staff work with.
-PORTAL_APPS = ("companies", "products", "webhooks", "operations", "consent", "django_celery_beat")
+PORTAL_APPS = (
+    "companies",
+    "products",
+    "webhooks",
+    "operations",
+    "consent",
+    "bankfeeds",
+    "django_celery_beat",
+)
 # An operator's rights beyond reading, each by name: a blanket grant of every custom permission
 # once gave operators webhooks.manage_consumers, and with it a way to send company data to a
 # URL of their choosing.

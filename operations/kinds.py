@@ -38,6 +38,13 @@ class Target(enum.Enum):
     NEW_COMPANY = "new_company"  # a company that exists at Codat only once the call succeeds
     CONSUMER = "consumer"  # one webhook consumer (a WebhookConsumer row)
     ACCOUNT = "account"  # the client's account as a whole
+    # One bank-feed connection of a company, or one of its source accounts (bankfeeds/); not
+    # offered as a bulk action over selected companies.
+    BANK_FEED = "bank_feed"
+
+
+# Targets whose rows name an existing company (the limiter's per-company budget keys on it).
+TARGETS_WITH_COMPANY = frozenset({Target.COMPANY, Target.COMPANY_PRODUCT, Target.BANK_FEED})
 
 
 class DataTypes(enum.Enum):
@@ -140,6 +147,11 @@ class OperationSpec:
             return operation.company.name if operation.company else operation.parameters["name"]
         if self.target is Target.CONSUMER:
             return f"webhook consumer {operation.consumer.url}"
+        if self.target is Target.BANK_FEED:
+            account = operation.parameters.get("accountId")
+            return f"{operation.company.name} · bank feed" + (
+                f" account {account}" if account else ""
+            )
         return "the client's account at Codat"
 
     def assignment_after(self, state: str) -> str | None:
@@ -221,6 +233,19 @@ def _list_consumers(client: CodatClient, operation: Operation) -> dict:
     return client.list_webhook_consumers()
 
 
+def _bank_feeds(name: str) -> Callable:
+    """A call or outcome function of bankfeeds/calls.py, imported when it runs (bankfeeds
+    imports operations, not the other way round at import time)."""
+
+    def run(*args):
+        from bankfeeds import calls
+
+        return getattr(calls, name)(*args)
+
+    run.__name__ = name
+    return run
+
+
 # -- what outcomes change ---------------------------------------------------------------------
 
 
@@ -248,6 +273,13 @@ def _consumers_listed(operation: Operation, answer: dict) -> tuple[dict, dict]:
     from webhooks.consumers import webhook_consumers_import
 
     return {"changed": webhook_consumers_import(remotes=answer.get("results") or [])}, {}
+
+
+def _company_create_outcome(operation: Operation, state: str, error: str) -> None:
+    # A company created for bank feeds goes on to its bank-feed connection.
+    from bankfeeds.calls import company_created
+
+    company_created(operation, state, error)
 
 
 def _consumer_outcome(operation: Operation, state: str, error: str) -> None:
@@ -355,6 +387,7 @@ SPECS: dict[str, OperationSpec] = {
             call=_create_company,
             describe=lambda companies, product, types: "Create a company",
             record_success=_company_created,
+            after_finish=_company_create_outcome,
         ),
         OperationSpec(
             kind=OperationKind.REGISTER_CONSUMER,
@@ -381,6 +414,76 @@ SPECS: dict[str, OperationSpec] = {
             call=_list_consumers,
             describe=lambda companies, product, types: "Read the webhook consumers at Codat",
             record_success=_consumers_listed,
+        ),
+        # -- bank feeds (bankfeeds/calls.py) --
+        OperationSpec(
+            kind=OperationKind.CREATE_BANK_FEED_CONNECTION,
+            target=Target.BANK_FEED,
+            call=_bank_feeds("connection_create_at_codat"),
+            describe=lambda companies, product, types: "Create a bank-feed connection",
+            record_success=_bank_feeds("connection_created"),
+            after_finish=_bank_feeds("connection_create_finished"),
+        ),
+        OperationSpec(
+            kind=OperationKind.READ_BANK_FEED_LINK,
+            target=Target.BANK_FEED,
+            call=_bank_feeds("connection_read_at_codat"),
+            describe=lambda companies, product, types: "Read a bank-feed connection's link",
+            record_success=_bank_feeds("connection_read"),
+        ),
+        OperationSpec(
+            kind=OperationKind.CREATE_SOURCE_ACCOUNT,
+            target=Target.BANK_FEED,
+            call=_bank_feeds("source_account_create_at_codat"),
+            describe=lambda companies, product, types: "Create a bank-feed source account",
+            record_success=_bank_feeds("source_account_answered"),
+            after_finish=_bank_feeds("source_account_change_finished"),
+        ),
+        OperationSpec(
+            kind=OperationKind.UPDATE_SOURCE_ACCOUNT,
+            target=Target.BANK_FEED,
+            call=_bank_feeds("source_account_update_at_codat"),
+            describe=lambda companies, product, types: "Update a bank-feed source account",
+            record_success=_bank_feeds("source_account_answered"),
+            after_finish=_bank_feeds("source_account_change_finished"),
+        ),
+        OperationSpec(
+            kind=OperationKind.DELETE_SOURCE_ACCOUNT,
+            target=Target.BANK_FEED,
+            call=_bank_feeds("source_account_delete_at_codat"),
+            describe=lambda companies, product, types: "Delete a bank-feed source account",
+            # Already gone at Codat is the goal reached.
+            not_found_is_success=True,
+            after_finish=_bank_feeds("source_account_change_finished"),
+        ),
+        OperationSpec(
+            kind=OperationKind.READ_BANK_FEED_MAPPING,
+            target=Target.BANK_FEED,
+            call=_bank_feeds("mapping_read_at_codat"),
+            describe=lambda companies, product, types: "Read a bank feed's account mapping",
+            record_success=_bank_feeds("mapping_read"),
+        ),
+        OperationSpec(
+            kind=OperationKind.SET_BANK_FEED_MAPPING,
+            target=Target.BANK_FEED,
+            call=_bank_feeds("mapping_set_at_codat"),
+            describe=lambda companies, product, types: "Map a bank-feed source account",
+            record_success=_bank_feeds("mapping_set"),
+        ),
+        OperationSpec(
+            kind=OperationKind.PUSH_BANK_TRANSACTIONS,
+            target=Target.BANK_FEED,
+            call=_bank_feeds("push_at_codat"),
+            describe=lambda companies, product, types: "Push bank transactions",
+            record_success=_bank_feeds("push_answered"),
+            after_finish=_bank_feeds("push_call_finished"),
+        ),
+        OperationSpec(
+            kind=OperationKind.CHECK_BANK_FEED_PUSH,
+            target=Target.BANK_FEED,
+            call=_bank_feeds("push_read_at_codat"),
+            describe=lambda companies, product, types: "Check a bank-transactions push",
+            record_success=_bank_feeds("push_read"),
         ),
     )
 }

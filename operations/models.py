@@ -22,6 +22,15 @@ class OperationKind(models.TextChoices):
     REGISTER_CONSUMER = "register_consumer", "Register webhook consumer"
     DELETE_CONSUMER = "delete_consumer", "Delete webhook consumer"
     LIST_CONSUMERS = "list_consumers", "Read webhook consumers"
+    CREATE_BANK_FEED_CONNECTION = "create_bank_feed_connection", "Create bank-feed connection"
+    READ_BANK_FEED_LINK = "read_bank_feed_link", "Read bank-feed link"
+    CREATE_SOURCE_ACCOUNT = "create_source_account", "Create bank-feed source account"
+    UPDATE_SOURCE_ACCOUNT = "update_source_account", "Update bank-feed source account"
+    DELETE_SOURCE_ACCOUNT = "delete_source_account", "Delete bank-feed source account"
+    READ_BANK_FEED_MAPPING = "read_bank_feed_mapping", "Read bank-feed account mapping"
+    SET_BANK_FEED_MAPPING = "set_bank_feed_mapping", "Map a bank-feed source account"
+    PUSH_BANK_TRANSACTIONS = "push_bank_transactions", "Push bank transactions"
+    CHECK_BANK_FEED_PUSH = "check_bank_feed_push", "Check a bank-transactions push"
 
 
 # Kinds whose rows act on no existing company (operations/kinds.py says what each acts on).

@@ -49,6 +49,15 @@ def periodic_tasks() -> list[dict]:
             "every": 60 * 60,
             "expires": 50 * 60,
         },
+        # -- bankfeeds/ -----------------------------------------------------------------------
+        {
+            # Accounts whose next batch was not started by a submission or an outcome (a lost
+            # message, a mapping that came later), and pushes left Pending (a missed webhook).
+            "name": "bankfeeds: push waiting transactions and check pending pushes",
+            "task": "bankfeeds.tasks.pushes_round",
+            "every": 30,
+            "expires": 30,
+        },
         # -- consent/ -------------------------------------------------------------------------
         {
             # Removals and stopped refreshes happen at once on withdrawal; this repairs a

@@ -12,5 +12,6 @@ urlpatterns = [
     path("healthz/", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("consent/", include("consent.urls")),
+    path("bank-feeds/", include("bankfeeds.urls")),
     path("webhooks/", include("webhooks.urls")),
 ]

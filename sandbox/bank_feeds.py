@@ -5,6 +5,9 @@ Source accounts come in two shapes. v2 (every v2 field given) is always rendered
 v1. A list is rendered v2 only when every account in it is v2.
 """
 
+import secrets
+from datetime import UTC, datetime
+
 from starlette.requests import Request
 
 from sandbox.errors import ApiError, bad_request
@@ -67,6 +70,34 @@ TRANSACTION_TYPES = (
     "Other",
 )
 CONNECTING_SECONDS = 5
+# Platforms that need each transaction's running balance (QuickBooks Online does not).
+BALANCE_REQUIRED_PLATFORMS = ("gbol", "olpr", "akxx", "fbrh")
+# How far before the feed start date a platform takes a transaction (QuickBooks Online: 7 days).
+BACKDATING_SECONDS = {"hcws": 7 * 86400}
+
+
+# QuickBooks Online Bank Feeds' linkUrl carries a one-time code that lasts an hour; reading the
+# connection again (GET) issues a fresh one.
+ONE_TIME_CODE_PLATFORM = "hcws"
+ONE_TIME_CODE_SECONDS = 3600
+
+
+def link_code_issue(connection: dict, at: float) -> None:
+    """Give a QuickBooks Online bank-feeds connection a fresh one-time code in its linkUrl."""
+    if connection.get("integrationKey") != ONE_TIME_CODE_PLATFORM:
+        return
+    code = secrets.token_urlsafe(16)
+    base = connection["linkUrl"].split("?", 1)[0]
+    connection["linkUrl"] = f"{base}?otp={code}"
+    connection["_linkCode"] = code
+    connection["_linkCodeExpiresAt"] = at + ONE_TIME_CODE_SECONDS
+
+
+def link_code_refused(connection: dict, code: str | None, now: float) -> bool:
+    """Whether a QuickBooks Online bank-feeds link is opened without a live code."""
+    if connection.get("integrationKey") != ONE_TIME_CODE_PLATFORM:
+        return False
+    return code != connection.get("_linkCode") or now >= connection.get("_linkCodeExpiresAt", 0)
 
 
 def _key(connection_id: str, account_id: str) -> str:
@@ -296,6 +327,49 @@ async def create_mapping(request: Request):
     return json_response({"sourceAccountId": source_id, "status": "connecting"})
 
 
+def _local_timestamp(value) -> float | None:
+    """A transaction date as Codat reads it: the local date-time as written, any offset ignored."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC).timestamp()
+
+
+def _feed_start(account: dict) -> float | None:
+    value = account.get("feedStartDate")
+    return _local_timestamp(value) if isinstance(value, str) else None
+
+
+def _rule_errors(account: dict, connection: dict, dated: list[tuple[str, float]], now: float):
+    """Why Codat fails this push though it is well formed: order, the account's latest
+    transaction, the future, the platform's back-dating limit."""
+    errors = []
+
+    def error(item_id: str, message: str) -> None:
+        errors.append({"itemId": item_id, "message": message, "validatorName": "BankFeedRules"})
+
+    latest = account.get("_latestTransactionAt")
+    earliest = None
+    limit = BACKDATING_SECONDS.get(connection.get("integrationKey"))
+    if limit is not None and _feed_start(account) is not None:
+        earliest = _feed_start(account) - limit
+    previous = None
+    for item_id, at in dated:
+        if previous is not None and at < previous:
+            error(item_id, "Transactions must be in chronological order")
+        previous = at
+        if latest is not None and at < latest:
+            error(item_id, "The transaction is older than the account's latest transaction")
+        if at > now:
+            error(item_id, "The transaction is dated in the future")
+        if earliest is not None and at < earliest:
+            error(item_id, "The transaction is dated too far before the feed start date")
+    return errors
+
+
 async def create_bank_transactions(request: Request):
     sb, company, connection = _context(request)
     account = _require_account(sb, connection, request.path_params["accountId"])
@@ -308,14 +382,30 @@ async def create_bank_transactions(request: Request):
         raise bad_request("transactions", "is required and must be an array")
     if len(transactions) > MAX_TRANSACTIONS:
         raise bad_request("transactions", f"at most {MAX_TRANSACTIONS} transactions per request")
-    warnings, record_ids = [], []
+    warnings, record_ids, dated = [], [], []
+    balance_required = connection.get("integrationKey") in BALANCE_REQUIRED_PLATFORMS
     for index, item in enumerate(transactions):
         field = f"transactions[{index}]"
         if not isinstance(item, dict):
             raise bad_request(field, "must be an object")
+        if not isinstance(item.get("id"), str) or not item["id"]:
+            raise bad_request(f"{field}.id", "is required and must be a string")
+        at = _local_timestamp(item.get("date"))
+        if at is None:
+            raise bad_request(f"{field}.date", "is required and must be a date-time")
+        dated.append((item["id"], at))
         amount = item.get("amount")
-        if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int | float)):
+        if amount is None:
+            raise bad_request(f"{field}.amount", "is required")
+        if isinstance(amount, bool) or not isinstance(amount, int | float):
             raise bad_request(f"{field}.amount", "must be a number")
+        balance = item.get("balance")
+        if balance is None and balance_required:
+            raise bad_request(f"{field}.balance", f"is required for {connection['platformName']}")
+        if balance is not None and (
+            isinstance(balance, bool) or not isinstance(balance, int | float)
+        ):
+            raise bad_request(f"{field}.balance", "must be a number")
         kind = item.get("transactionType")
         if kind is not None and kind not in TRANSACTION_TYPES:
             raise bad_request(
@@ -330,7 +420,11 @@ async def create_bank_transactions(request: Request):
                 }
             )
         record_ids.append(str(item.get("id") or index))
-    valid = account["status"] == "connected" and body["accountId"] == account["id"]
+    now = sb.clock.now()
+    rule_errors = _rule_errors(account, connection, dated, now)
+    valid = (
+        account["status"] == "connected" and body["accountId"] == account["id"] and not rule_errors
+    )
     operation = sb.engine.create_push(
         company,
         connection,
@@ -342,7 +436,15 @@ async def create_bank_transactions(request: Request):
         valid=valid,
     )
     operation["validation"]["warnings"] = warnings
-    if not valid:
+    if valid and operation["_outcome"] == "Success" and dated:
+        # The push will land: later pushes may not go back before its latest transaction.
+        account["_latestTransactionAt"] = max(
+            account.get("_latestTransactionAt") or dated[-1][1], max(at for _, at in dated)
+        )
+        sb.store.put("source_account", account["_key"], account)
+    if rule_errors:
+        operation["_validationErrors"] = rule_errors
+    elif not valid:
         operation["_validationErrors"] = [
             {
                 "itemId": account["id"],

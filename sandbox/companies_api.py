@@ -5,6 +5,7 @@ import uuid
 
 from starlette.requests import Request
 
+from sandbox import bank_feeds
 from sandbox.catalogue import INTEGRATIONS, integration_id, source_id
 from sandbox.clock import iso
 from sandbox.engine import ORIGIN_PRODUCT_REFRESH
@@ -377,6 +378,7 @@ def add_connection(sb, company: dict, platform_key: str) -> dict:
         "dataConnectionErrors": [],
         "_companyId": company["id"],
     }
+    bank_feeds.link_code_issue(connection, at)
     sb.store.put("connection", connection_id, connection)
     sb.engine.emit_connection("connection.created", company, connection, at)
     return connection
@@ -386,6 +388,9 @@ async def get_connection(request: Request):
     sb = sandbox_of(request)
     company = require_company(sb, request.path_params["companyId"])
     connection = require_connection(sb, company, request.path_params["connectionId"])
+    if connection["status"] == "PendingAuth" and connection.get("_linkCode"):
+        bank_feeds.link_code_issue(connection, sb.clock.now())
+        sb.store.put("connection", connection["id"], connection)
     return json_response(connection_body(connection))
 
 

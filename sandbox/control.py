@@ -153,7 +153,11 @@ push = _settings_route(
     "push",
     {
         "delaySeconds": _number(0),
-        "outcome": lambda v: None if v in ("Success", "Failed") else "must be Success or Failed",
+        "outcome": lambda v: (
+            None
+            if v in ("Success", "Failed", "TimedOut")
+            else "must be Success, Failed or TimedOut"
+        ),
     },
 )
 account = _settings_route(

@@ -6,6 +6,7 @@ import html
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from sandbox.bank_feeds import link_code_refused
 from sandbox.http import sandbox_of
 
 PAGE = """<!doctype html>
@@ -41,9 +42,14 @@ def _not_found() -> HTMLResponse:
 
 
 async def start(request: Request):
-    _, company, connection = _find(request)
+    sb, company, connection = _find(request)
     if connection is None:
         return _not_found()
+    if link_code_refused(connection, request.query_params.get("otp"), sb.clock.now()):
+        return HTMLResponse(
+            RESULT.format(title="This link has expired", status=connection["status"]),
+            status_code=401,
+        )
     base = f"/link/companies/{company['id']}/connections/{connection['id']}"
     return HTMLResponse(
         PAGE.format(

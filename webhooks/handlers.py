@@ -221,6 +221,8 @@ def data_type_write(event: Envelope) -> str:
         "attachment_id": _text(payload.get("attachmentId"), 255),
         "last_event_at": event.generated_at,
     }
+    if data_type == "bankTransactions":
+        _bank_feed_push_outcome(key, status)
     outcome, created = locked_or_created(
         WriteOutcome,
         {"push_operation_key": key},
@@ -232,6 +234,15 @@ def data_type_write(event: Envelope) -> str:
         return SUPERSEDED
     WriteOutcome.objects.filter(pk=outcome.pk).update(**values)
     return APPLIED
+
+
+def _bank_feed_push_outcome(key, status: str) -> None:
+    """A bank-transactions push of the portal's moves to its outcome (bankfeeds/); a repeated or
+    late event changes nothing there."""
+    from bankfeeds.services import push_outcome_observed
+
+    if status in ("Success", "Failed", "TimedOut"):
+        push_outcome_observed(push_operation_key=key, status=status)
 
 
 # --- client rate limit -------------------------------------------------------------------------
@@ -311,6 +322,7 @@ def _source_account_changed(event: Envelope, *, connected: bool) -> str:
         "reported_status": _text(account.get("status"), 16),
         "last_event_at": event.generated_at,
     }
+    _bank_feed_mapping(connection_id, account, event)
     row, created = locked_or_created(
         BankFeedSourceAccount,
         lookup,
@@ -322,6 +334,27 @@ def _source_account_changed(event: Envelope, *, connected: bool) -> str:
         return SUPERSEDED
     BankFeedSourceAccount.objects.filter(pk=row.pk).update(**values)
     return APPLIED
+
+
+def _bank_feed_mapping(connection_id, account: dict, event: Envelope) -> None:
+    """The mapping status of a source account the portal created (bankfeeds/)."""
+    from bankfeeds.services import mapping_status_observed
+
+    status = account.get("status")
+    if event.event_type.endswith(".disconnected"):
+        status = "disconnected"
+    elif status not in ("connected", "connecting"):
+        # Codat's examples show `pending` in a connected event; the event itself says mapped.
+        status = "connected"
+    mapping_status_observed(
+        connection_codat_id=connection_id,
+        account_id=_text(account["id"], 255),
+        status=status,
+        observed_at=event.generated_at,
+        feed_start_date=parse_optional_codat_datetime(
+            account.get("feedStartDate"), field="sourceAccount.feedStartDate"
+        ),
+    )
 
 
 def source_account_connected(event: Envelope) -> str:

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "webhooks",
     "consent",
     "operations",
+    "bankfeeds",
 ]
 
 MIDDLEWARE = [
@@ -146,6 +147,10 @@ CODAT_OPERATIONS_STUCK_SECONDS = env.int(
     "CODAT_OPERATIONS_STUCK_SECONDS",
     default=env.int("CELERY_TASK_TIME_LIMIT", default=150) + 30,
 )
+# A bank-transactions push still Pending this long is asked about (a missed write webhook).
+BANK_FEEDS_POLL_PENDING_SECONDS = env.int("BANK_FEEDS_POLL_PENDING_SECONDS", default=60)
+# How long the SMB's link to the bank-feed mapping page works.
+BANK_FEEDS_MAPPING_LINK_DAYS = env.int("BANK_FEEDS_MAPPING_LINK_DAYS", default=7)
 
 # --- Redis and Celery ------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")

@@ -62,6 +62,17 @@ def browser(monkeypatch):
         connections.close_all()
 
 
+@pytest.fixture(autouse=True)
+def migrated_rows():
+    """The roles and data types migrations made: a transactional test that ran before this one
+    (any suite that sorts earlier) flushed them."""
+    from core.roles import create_roles
+    from tests.operations.helpers import ensure_data_types
+
+    create_roles()
+    ensure_data_types(["invoices", "balanceSheet", "bankAccounts"])
+
+
 def screenshot(page, tmp_path, name):
     page.screenshot(path=str(tmp_path / f"consent-{name}.png"), full_page=True)
     if os.environ.get("CONSENT_SCREENSHOTS") == "1":

@@ -4,7 +4,7 @@ branching on the kind."""
 import ast
 from pathlib import Path
 
-from operations.kinds import KINDS_WITH_OPPOSITE, SPECS, Target
+from operations.kinds import KINDS_WITH_OPPOSITE, SPECS, TARGETS_WITH_COMPANY, Target
 from operations.models import KINDS_ON_A_CONSUMER, KINDS_WITHOUT_COMPANY, OperationKind
 
 OPERATIONS = Path(__file__).resolve().parents[2] / "operations"
@@ -17,9 +17,8 @@ def test_every_kind_has_exactly_one_spec_named_for_it():
 
 
 def test_the_database_constraints_agree_with_what_each_spec_acts_on():
-    on_companies = {Target.COMPANY, Target.COMPANY_PRODUCT}
     assert set(KINDS_WITHOUT_COMPANY) == {
-        kind for kind, spec in SPECS.items() if spec.target not in on_companies
+        kind for kind, spec in SPECS.items() if spec.target not in TARGETS_WITH_COMPANY
     }
     assert set(KINDS_ON_A_CONSUMER) == {
         kind for kind, spec in SPECS.items() if spec.target is Target.CONSUMER

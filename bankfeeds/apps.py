@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class BankFeedsConfig(AppConfig):
+    name = "bankfeeds"
+    verbose_name = "Bank feeds"

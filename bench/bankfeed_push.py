@@ -1,0 +1,225 @@
+"""Bank-feed pushes through the real engine: services -> Redis -> a Celery worker -> the sandbox.
+
+Starts its own sandbox (temporary state, random key) whose ceiling is L requests a second, onboards
+one QuickBooks Online bank-feeds company with A mapped accounts (not measured), stores T
+transactions per account, then starts a worker and measures how fast the transactions reach the
+sandbox in Success pushes. Beat is played by a thread (the pusher's round and the sweeper once a
+second); no webhook receiver runs, so every push is followed by polling.
+
+Prints: transactions landed a second against the ceiling L x 1,000 (every call a push of the
+most Codat takes), their ratio, and the calls the run made (pushes, polls, retries).
+
+Usage: .venv/bin/python bench/bankfeed_push.py [--accounts 10] [--transactions 5000] [--rate 10]
+       [--concurrency 4] [--push-delay 0]
+Environment: DATABASE_URL (default postgres://postgres@127.0.0.1:5432/portal_bankfeed_bench, created
+if missing), REDIS_URL (default redis://127.0.0.1:6379/9; the bench flushes that database).
+"""
+
+import argparse
+import os
+import sys
+import tempfile
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal_bankfeed_bench")
+os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/9")
+os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings.test"
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--accounts", type=int, default=10)
+    parser.add_argument("--transactions", type=int, default=5000, help="per account")
+    parser.add_argument("--rate", type=float, default=10.0, help="ceiling L, requests a second")
+    parser.add_argument("--concurrency", type=int, default=4, help="worker pool processes")
+    parser.add_argument("--push-delay", type=float, default=0.0, help="sandbox Pending seconds")
+    args = parser.parse_args()
+
+    from bench.fleet_add import ensure_postgres_database
+
+    ensure_postgres_database(os.environ["DATABASE_URL"])
+    import django
+
+    django.setup()
+    import redis
+    from django.conf import settings
+    from django.core.management import call_command
+
+    from tests.plugins.celery_worker import CeleryWorker, point_celery_at
+    from tests.plugins.codat_sandbox import start_sandbox, stop_sandbox
+
+    call_command("migrate", verbosity=0)
+    redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()
+    from portal.celery import app
+
+    point_celery_at(app, os.environ["REDIS_URL"])
+    per_minute = int(args.rate * 60)
+    sandbox = start_sandbox(Path(tempfile.mkdtemp(prefix="bench-sandbox-")))
+    settings.CODAT_BASE_URL = sandbox.base_url
+    settings.CODAT_API_KEY = sandbox.api_key
+    settings.BANK_FEEDS_POLL_PENDING_SECONDS = 0
+    worker_env = {
+        **os.environ,
+        "CODAT_BASE_URL": sandbox.base_url,
+        "CODAT_API_KEY": sandbox.api_key,
+    }
+    try:
+        connection = set_up(sandbox, args)
+        sandbox.control("PUT", "rate-limits", {"perMinute": per_minute})
+        from operations import limiter
+
+        limiter.configure(per_minute=per_minute)
+        result = push_run(sandbox, app, worker_env, connection, args, CeleryWorker)
+    finally:
+        stop_sandbox(sandbox)
+
+    ceiling = args.rate * 1000
+    print()
+    print(
+        f"bank-feed pushes, {args.accounts} accounts x {args.transactions:,} transactions,"
+        f" ceiling L = {args.rate:g} req/s, worker -c {args.concurrency},"
+        f" sandbox Pending {args.push_delay:g} s"
+    )
+    print(f"wall: {result['wall']:.1f} s for {result['landed']:,} transactions landed")
+    print(
+        f"calls: {result['pushes']} pushes ({result['failed_calls']} answered 5xx/429),"
+        f" {result['polls']} polls, {result['other']} other"
+    )
+    print(f"transactions/s reaching the sandbox: {result['landed'] / result['wall']:.1f}")
+    print(f"ceiling (L x 1,000 per push): {ceiling:,.0f} /s")
+    print(f"ratio: {result['landed'] / result['wall'] / ceiling:.3f}")
+    print(
+        f"ratio against the polling ceiling (L x 1,000 / 2, a push and a poll each):"
+        f" {2 * result['landed'] / result['wall'] / ceiling:.3f}"
+    )
+    load = os.getloadavg()
+    print(f"machine load average (1, 5, 15 min): {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    return 0
+
+
+def set_up(sandbox, args):
+    from django.utils import timezone
+
+    from bankfeeds.models import BankFeedConnection, BankFeedPush, BankTransaction, SourceAccount
+    from bankfeeds.services import (
+        bank_feed_company_onboard,
+        bank_feed_mapping_read,
+        source_account_create,
+        transactions_submit,
+    )
+    from operations.models import Operation
+    from tests.bankfeeds.helpers import ACCOUNT, run_due_operations, transactions
+
+    print("-- setting up (not measured)", flush=True)
+    BankTransaction.objects.all().delete()
+    BankFeedPush.objects.all().delete()
+    SourceAccount.objects.all().delete()
+    BankFeedConnection.objects.all().delete()
+    Operation.objects.all().delete()
+    sandbox.control("PUT", "rate-limits", {"perMinute": None, "dailyQuota": 1_000_000_000})
+    sandbox.control("PUT", "push", {"delaySeconds": args.push_delay, "outcome": "Success"})
+    import operations.queue
+
+    send = operations.queue.enqueue
+    operations.queue.enqueue = lambda ids, countdown=None: len(ids)  # rows run here
+    import bankfeeds.services
+
+    send_account = bankfeeds.services._send
+    bankfeeds.services._send = lambda task, *a: None
+    try:
+        operation = bank_feed_company_onboard(name="Bench bank customer", platform="hcws")
+        run_due_operations()
+        operation.refresh_from_db()
+        connection = BankFeedConnection.objects.get(company=operation.company)
+        from codat.client import CodatClient
+
+        client = CodatClient(sandbox.base_url, sandbox.api_key)
+        now = timezone.now()
+        for number in range(args.accounts):
+            source_account_create(connection=connection, data={**ACCOUNT, "id": f"acc-{number}"})
+            run_due_operations()
+            client.set_bank_account_mapping(
+                str(connection.company.codat_id),
+                str(connection.codat_id),
+                f"acc-{number}",
+                feed_start_date=(now - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S"),
+            )
+        client.close()
+        sandbox.advance(10)  # new target accounts connect on the sandbox's clock
+        bank_feed_mapping_read(connection=connection)
+        run_due_operations()
+        for account in SourceAccount.objects.filter(connection=connection):
+            assert account.mapping_status == "connected", account.mapping_status
+            rows = transactions(
+                args.transactions,
+                start=now - timedelta(days=5),
+                step=timedelta(days=5) / args.transactions,
+                prefix=account.account_id,
+            )
+            for start in range(0, len(rows), 5000):
+                transactions_submit(account=account, rows=rows[start : start + 5000])
+    finally:
+        operations.queue.enqueue = send
+        bankfeeds.services._send = send_account
+    return connection
+
+
+def push_run(sandbox, app, worker_env, connection, args, worker_class) -> dict:
+    from bankfeeds.models import BankTransaction
+    from bankfeeds.services import pushes_round
+    from operations.sweeper import operations_sweep
+
+    total = args.accounts * args.transactions
+    worker = worker_class(
+        app=app,
+        env=worker_env,
+        concurrency=args.concurrency,
+        log_path=REPO / "var" / "bench-bankfeed-worker.log",
+        name="bench",
+    )
+    stop = threading.Event()
+
+    def beat():
+        while not stop.is_set():
+            pushes_round()
+            operations_sweep()
+            time.sleep(1.0)
+
+    print(f"-- pushing {total:,} transactions", flush=True)
+    started_wall = time.time()
+    worker.start()
+    started = time.monotonic()
+    beater = threading.Thread(target=beat, daemon=True)
+    beater.start()
+    try:
+        while BankTransaction.objects.filter(state="synced").count() < total:
+            time.sleep(0.2)
+        wall = time.monotonic() - started
+    finally:
+        stop.set()
+        beater.join()
+        worker.stop()
+    calls = [
+        c for c in sandbox.request("GET", "/_sandbox/calls").json() if c["realTime"] >= started_wall
+    ]
+    pushes = [c for c in calls if c["method"] == "POST" and c["path"].endswith("/bankTransactions")]
+    polls = [c for c in calls if c["method"] == "GET" and "/push/" in c["path"]]
+    return {
+        "wall": wall,
+        "landed": total,
+        "pushes": len(pushes),
+        "failed_calls": sum(1 for c in pushes if c["status"] >= 429),
+        "polls": len(polls),
+        "other": len(calls) - len(pushes) - len(polls),
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
