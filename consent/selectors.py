@@ -624,7 +624,9 @@ def companies_with_coverage(*, product, coverage: str, now: datetime | None = No
 
 
 @dataclass(frozen=True)
-class ProductCoverage:
+class ProductCoverageCounts:
+    """How many companies stand where, for one product (the dashboard)."""
+
     product: Product
     granted: int
     asked: int
@@ -636,7 +638,7 @@ class ProductCoverage:
         return self.granted + self.asked + self.withdrawn + self.missing
 
 
-def consent_coverage_by_product(*, now: datetime | None = None) -> list[ProductCoverage]:
+def consent_coverage_by_product(*, now: datetime | None = None) -> list[ProductCoverageCounts]:
     """Per product: companies whose consent covers it (granted), asked and not answered yet,
     withdrawn or declined, and holding it with none of those (missing). Five queries whatever
     the number of companies: each count is grouped by product in the database, from the
@@ -669,7 +671,7 @@ def consent_coverage_by_product(*, now: datetime | None = None) -> list[ProductC
         )
     )
     return [
-        ProductCoverage(
+        ProductCoverageCounts(
             product=item,
             granted=granted.get(item.pk, 0),
             asked=asked.get(item.pk, 0),
