@@ -152,6 +152,8 @@ class Operation(models.Model):
             models.Index(fields=("state", "next_attempt_at"), name="operation_due"),
             models.Index(fields=("company", "-created_at"), name="operation_company_timeline"),
             models.Index(fields=("job", "state"), name="operation_job_state"),
+            # The operation list's order (the model's ordering).
+            models.Index(fields=("-created_at", "-id"), name="operation_recent"),
         )
         constraints = (
             models.CheckConstraint(

@@ -9,8 +9,10 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
+from companies.models import Company
 from core.admin_mixins import (
     ADMIN_LAYOUT_CSS,
+    ChosenRowListFilter,
     ReadOnlyMirrorAdmin,
     admin_view_context,
     shortened,
@@ -32,6 +34,12 @@ from webhooks.models import (
 from webhooks.services import pretty_body, webhook_events_replay
 
 
+class CompanyOfEventListFilter(ChosenRowListFilter):
+    title = "company (search by name to find one)"
+    parameter_name = "company__id__exact"
+    related_model = Company
+
+
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(ReadOnlyMirrorAdmin):
     """The ledger: every delivery Codat made, once per webhook id, and the gaps found later."""
@@ -46,14 +54,15 @@ class WebhookEventAdmin(ReadOnlyMirrorAdmin):
         "short_webhook_id",
         "processed_count",
     )
+    # No date_hierarchy: it reads the whole ledger for its years and months before the page.
     list_filter = (
         "state",
         "event_type",
-        ("company", admin.RelatedOnlyFieldListFilter),
+        ("received_at", admin.DateFieldListFilter),
+        CompanyOfEventListFilter,
     )
     list_select_related = ("company",)
     search_fields = ("=webhook_id", "=event_id", "=company_codat_id", "company__name")
-    date_hierarchy = "received_at"
     actions = ("replay",)
     fields = (
         "webhook_id",
