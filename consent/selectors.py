@@ -288,16 +288,17 @@ _CURRENT_CONSENT_SQL = """
         WHERE action IN ('grant', 'withdraw', 'decline') {product_filter}
         ORDER BY company_id, product_id, occurred_at DESC, id DESC
     ) AS anchor
-    LEFT JOIN LATERAL (
-        SELECT e.action, e.occurred_at
-        FROM consent_consentevent e
-        WHERE anchor.action = 'grant'
-            AND e.company_id = anchor.company_id AND e.product_id = anchor.product_id
-            AND e.action IN ('reconfirm', 'expire')
-            AND (e.occurred_at, e.id) > (anchor.occurred_at, anchor.id)
-        ORDER BY e.occurred_at DESC, e.id DESC
-        LIMIT 1
-    ) AS later ON true
+    -- The newest reconfirmation or expiry counts only if it came after the anchor (a grant).
+    LEFT JOIN (
+        SELECT DISTINCT ON (company_id, product_id)
+            id, company_id, product_id, action, occurred_at
+        FROM consent_consentevent
+        WHERE action IN ('reconfirm', 'expire') {product_filter}
+        ORDER BY company_id, product_id, occurred_at DESC, id DESC
+    ) AS later
+        ON later.company_id = anchor.company_id AND later.product_id = anchor.product_id
+        AND anchor.action = 'grant'
+        AND (later.occurred_at, later.id) > (anchor.occurred_at, anchor.id)
 """
 
 
