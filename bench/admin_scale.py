@@ -89,7 +89,7 @@ LINES: list[tuple[str, object]] = [
         "/admin/companies/company/?data_type_status=FetchError",
     ),
     ("company list, search by name", "/admin/companies/company/?q={search}"),
-    ("company list, sorted by connections", "/admin/companies/company/?o=3"),
+    ("company list, sorted by last sync", "/admin/companies/company/?o=-6"),
     ("operation list", "/admin/operations/operation/"),
     ("operation list, failed", "/admin/operations/operation/?state__exact=failed"),
     ("operation list, by kind", "/admin/operations/operation/?kind__exact=refresh_product"),
