@@ -102,7 +102,7 @@ LINES: list[tuple[str, object]] = [
     ("webhook event list, by state", "/admin/webhooks/webhookevent/?state__exact=superseded"),
     (
         "webhook event list, by type",
-        "/admin/webhooks/webhookevent/?event_type=read.completed",
+        "/admin/webhooks/webhookevent/?event_type__exact=read.completed",
     ),
     (
         "webhook event list, one company",

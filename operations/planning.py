@@ -298,10 +298,14 @@ GROUP BY is_live, assignment, consent_state, consent_covered
 # Consent enters the summary as which of the data types that matter (`needed`: the product's
 # required ones and those asked for) it covers, a short array of booleans, so that companies
 # whose consent differs only in other data types fall into one group.
+# The flags are computed for the companies that have consent rows only, not per company.
 _CONSENT_OF_PRODUCT = {
-    "columns": "cs.state AS consent_state, {covered} AS consent_covered",
-    "covered_of": "cs.data_types",
-    "join": "LEFT JOIN consent cs ON cs.company_id = s.id",
+    "columns": "cs.state AS consent_state, cs.covered AS consent_covered",
+    "covered_of": "data_types",
+    "join": (
+        "LEFT JOIN (SELECT company_id, state, {covered} AS covered FROM consent) cs"
+        " ON cs.company_id = s.id"
+    ),
 }
 # Client-level reads: whether the company has any active consent, and which of the data types
 # asked for some active consent of it covers.
@@ -327,7 +331,7 @@ def _covered_sql(of: str, needed: Sequence[str], params: dict, *, aggregate: boo
     for index, data_type in enumerate(needed):
         params[f"needed_{index}"] = data_type
         test = f"{of} ? %(needed_{index})s"
-        items.append(f"bool_or({test})" if aggregate else f"COALESCE({test}, false)")
+        items.append(f"bool_or({test})" if aggregate else test)
     return f"ARRAY[{', '.join(items)}]::boolean[]" if items else "'{}'::boolean[]"
 
 
