@@ -37,6 +37,8 @@ class Company(models.Model):
 
     class Meta:
         ordering = ("name", "id")
+        # The company list's order: a page of 100 is read from the index, not sorted.
+        indexes = (models.Index(fields=("name", "id"), name="company_name_order"),)
         verbose_name_plural = "companies"
         permissions = (("run_operations", "Can run operations against Codat"),)
         constraints = (models.CheckConstraint(condition=~Q(name=""), name="company_has_name"),)
@@ -258,6 +260,10 @@ class DataTypeStatus(models.Model):
         ordering = ("company", "data_type")
         verbose_name = "data-type status"
         verbose_name_plural = "data-type statuses"
+        # The company list's status filter (EXISTS by status) and its count.
+        indexes = (
+            models.Index(fields=("current_status", "company"), name="data_type_status_by_status"),
+        )
         constraints = (
             models.UniqueConstraint(
                 fields=("company", "data_type"), name="data_type_status_unique"

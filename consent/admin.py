@@ -56,10 +56,11 @@ class ConsentEventAdmin(ReadOnlyMirrorAdmin):
         "data_type_list",
         "text_version",
     )
-    list_filter = ("action", "channel", "product")
+    # A date filter rather than date_hierarchy, whose years and months are read from the whole
+    # log before every page.
+    list_filter = ("action", "channel", "product", ("occurred_at", admin.DateFieldListFilter))
     list_select_related = ("company", "product", "text")
     search_fields = ("company__name", "=company__codat_id", "=receipt_id", "actor_name")
-    date_hierarchy = "occurred_at"
     fields = (
         "receipt_id",
         "occurred_at",

@@ -242,14 +242,98 @@ def companies_refused_for_consent(
         return refused
     for company_id in ids:
         active = [c for c in states.get(company_id, {}).values() if c.is_active]
-        if not active:
-            refused[company_id] = "no active consent for any use case"
-            continue
-        covered = frozenset().union(*(c.data_types for c in active))
-        missing = sorted(asked - covered)
-        if missing:
-            refused[company_id] = f"no consent for {', '.join(missing)}"
+        covered = frozenset().union(*(c.data_types for c in active)) if active else None
+        reason = _refusal_without_product(covered, asked=asked)
+        if reason:
+            refused[company_id] = reason
     return refused
+
+
+def _refusal_without_product(covered: frozenset[str] | None, *, asked: frozenset[str]) -> str:
+    """Why a client-level read is refused ("" when it is not): `covered` is the union of the
+    company's active consents' data types, None when it has no active consent at all."""
+    if covered is None:
+        return "no active consent for any use case"
+    missing = sorted(asked - covered)
+    if missing:
+        return f"no consent for {', '.join(missing)}"
+    return ""
+
+
+# -- the same fold, set-based, for selections of any size ---------------------------------------
+#
+# `_replay` folds a company's events for a product in Python, which is right for one company
+# and too slow for 100,000 (every event read into Python). The fold has a shape SQL can say:
+# the newest grant, withdrawal or decline decides whether there is consent at all (each of them
+# replaces whatever came before); after a grant, the newest reconfirmation or expiry decides
+# whether it still needs reconfirming and since when it counts. tests/consent/
+# test_consent_sql_fold.py holds the two folds to the same answers over random histories.
+
+_CURRENT_CONSENT_SQL = """
+    SELECT anchor.company_id, anchor.product_id,
+        CASE
+            WHEN anchor.action = 'withdraw' THEN 'withdrawn'
+            WHEN anchor.action = 'decline' THEN 'declined'
+            WHEN later.action = 'expire' THEN 'reconfirm_needed'
+            WHEN %(reconfirm_days)s::integer IS NOT NULL
+                AND COALESCE(later.occurred_at, anchor.occurred_at)
+                    + make_interval(days => %(reconfirm_days)s::integer) <= %(now)s
+                THEN 'reconfirm_needed'
+            ELSE 'active'
+        END AS state,
+        CASE WHEN anchor.action = 'grant' THEN anchor.data_types END AS data_types
+    FROM (
+        SELECT DISTINCT ON (company_id, product_id)
+            id, company_id, product_id, action, data_types, occurred_at
+        FROM consent_consentevent
+        WHERE action IN ('grant', 'withdraw', 'decline') {product_filter}
+        ORDER BY company_id, product_id, occurred_at DESC, id DESC
+    ) AS anchor
+    -- The newest reconfirmation or expiry counts only if it came after the anchor (a grant).
+    LEFT JOIN (
+        SELECT DISTINCT ON (company_id, product_id)
+            id, company_id, product_id, action, occurred_at
+        FROM consent_consentevent
+        WHERE action IN ('reconfirm', 'expire') {product_filter}
+        ORDER BY company_id, product_id, occurred_at DESC, id DESC
+    ) AS later
+        ON later.company_id = anchor.company_id AND later.product_id = anchor.product_id
+        AND anchor.action = 'grant'
+        AND (later.occurred_at, later.id) > (anchor.occurred_at, anchor.id)
+"""
+
+
+def current_consent_sql(*, product=None, now: datetime | None = None) -> tuple[str, dict]:
+    """SQL (and its named parameters) of every company's current consent, one row per company
+    and product ever consented to or refused (`company_id, product_id, state, data_types`);
+    only `product`'s rows when given. PostgreSQL only. Companies without a row have none."""
+    params = {
+        "reconfirm_days": settings.CONSENT_RECONFIRM_AFTER_DAYS,
+        "now": now or timezone.now(),
+    }
+    product_filter = ""
+    if product is not None:
+        product_filter = "AND product_id = %(consent_product)s"
+        params["consent_product"] = product.pk
+    return _CURRENT_CONSENT_SQL.format(product_filter=product_filter), params
+
+
+def refusal_of_product_consent(
+    product, *, state: str | None, data_types, required: frozenset[str], asked: frozenset[str]
+) -> str:
+    """`_product_refusal` for a row of `current_consent_sql` (state None: no row, no consent)."""
+    current = ProductConsent(
+        product_id=product.pk,
+        state=ConsentState(state or ConsentState.NONE),
+        data_types=frozenset(data_types or ()),
+    )
+    return _product_refusal(product, current, required=required, asked=asked)
+
+
+def refusal_of_client_level_read(covered, *, asked: frozenset[str]) -> str:
+    """`_refusal_without_product` for the union of a company's active consents' data types
+    (None: no active consent)."""
+    return _refusal_without_product(None if covered is None else frozenset(covered), asked=asked)
 
 
 def consent_covers(company, product, *, now: datetime | None = None) -> bool:

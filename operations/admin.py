@@ -9,20 +9,23 @@ Every action and every view that changes something is gated on `companies.run_op
 from __future__ import annotations
 
 import base64
+import copy
 import io
 
 from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.exceptions import DisallowedModelAdminLookup
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Count, Q
 from django.http import (
     Http404,
     HttpResponse,
     HttpResponseBadRequest,
     HttpResponseRedirect,
     JsonResponse,
+    QueryDict,
 )
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -41,6 +44,7 @@ from core.admin_mixins import (
     ReadOnlyMirrorAdmin,
     admin_object_or_404,
     admin_view_context,
+    count_of_rows,
     shortened,
 )
 from core.csv_export import SafeCsvWriter
@@ -116,15 +120,34 @@ class CompanyOperationsAdminMixin:
         return self._confirmation(request, queryset, OperationKind.REFRESH_PRODUCT)
 
     def _confirmation(self, request, queryset, kind):
-        ids = list(queryset.order_by().values_list("pk", flat=True))
-        form = OperationRequestForm(initial={"kind": kind, "company_ids": ",".join(map(str, ids))})
-        return self._render_confirmation(request, form, kind=kind, count=len(ids), plan=None)
+        # "Select all" is carried as the list's query (its filters and search), which the
+        # confirmation view applies again; ticked rows (one page at most) as their ids.
+        if request.POST.get("select_across") == "1":
+            initial = {"select_across": True, "list_query": request.GET.urlencode()}
+        else:
+            ids = queryset.order_by().values_list("pk", flat=True)
+            initial = {"company_ids": ",".join(map(str, ids))}
+        form = OperationRequestForm(initial={"kind": kind, **initial})
+        return self._render_confirmation(
+            request, form, kind=kind, count=queryset.order_by().count(), plan=None
+        )
 
-    def _render_confirmation(
-        self, request, form, *, kind, count, plan, refused=None, awaiting_consent=()
-    ):
+    def _selected_companies(self, request, form):
+        """The companies the confirmed selection names, as a queryset (never a list of ids)."""
+        if not form.cleaned_data.get("select_across"):
+            return Company.objects.filter(pk__in=form.cleaned_data["company_ids"])
+        listing = copy.copy(request)
+        listing.method = "GET"
+        listing.GET = QueryDict(form.cleaned_data["list_query"])
+        listing.POST = QueryDict()
+        try:
+            changelist = self.get_changelist_instance(listing)
+            return changelist.get_queryset(listing).order_by()
+        except (IncorrectLookupParameters, DisallowedModelAdminLookup):
+            return None
+
+    def _render_confirmation(self, request, form, *, kind, count, plan, refused=None):
         label = SPECS[kind].kind.label
-        left_out = _left_out_shown(plan) if plan else []
         context = admin_view_context(
             request,
             self,
@@ -137,11 +160,8 @@ class CompanyOperationsAdminMixin:
             count=count,
             plan=plan,
             refused=refused,
-            estimate=_estimate_text(len(plan.queued)) if plan else "",
-            skipped_reasons=plan.skipped_reasons() if plan else {},
-            left_out=left_out,
-            left_out_more=len(plan.skipped) - len(left_out) if plan else 0,
-            awaiting_consent=len(awaiting_consent),
+            estimate=_estimate_text(plan.queued) if plan else "",
+            left_out_more=plan.skipped - len(plan.left_out) if plan else 0,
             can_ask_consent=_can_ask_consent(request.user),
             custom_products=Product.objects.filter(kind=ProductKind.CUSTOM),
             confirm_url=reverse(
@@ -169,44 +189,50 @@ class CompanyOperationsAdminMixin:
                 f"({', '.join(COMPANY_KINDS)}).",
                 content_type="text/plain; charset=utf-8",
             )
-        count = len([p for p in request.POST.get("company_ids", "").split(",") if p.strip()])
-        if not form.is_valid():
-            return self._render_confirmation(request, form, kind=kind, count=count, plan=None)
-        arguments = form.service_arguments()
+        companies = self._selected_companies(request, form) if form.is_valid() else None
+        if companies is None:
+            if form.is_valid():
+                form.add_error("list_query", "The selection is not readable; select again.")
+            return self._render_confirmation(request, form, kind=kind, count=0, plan=None)
+        arguments = form.service_arguments(companies)
+        # The services that write, and the CSV of every left-out company, go company by
+        # company; the review counts in SQL (planning.operations_preview_summary).
+        by_company = {**arguments, "company_ids": companies.values_list("pk", flat=True)}
+        del by_company["companies"]
         try:
-            plan = services.operations_preview(**arguments)
+            summary = planning.operations_preview_summary(**arguments)
         except services.OperationRefused as refused:
-            return self._render_confirmation(
-                request, form, kind=kind, count=count, plan=None, refused=str(refused)
-            )
-        if "left_out_csv" in request.POST:
-            return _left_out_csv(plan)
-        awaiting_consent = _awaiting_consent(plan, arguments)
-        if "confirm_and_ask" in request.POST and awaiting_consent:
-            if not _can_ask_consent(request.user):
-                raise PermissionDenied
-            return self._confirm_and_ask(request, arguments, preview=plan)
-        if "confirm" not in request.POST:
             return self._render_confirmation(
                 request,
                 form,
                 kind=kind,
-                count=count,
-                plan=plan,
-                awaiting_consent=awaiting_consent,
+                count=companies.count(),
+                plan=None,
+                refused=str(refused),
             )
-        job, plan = services.operations_start(**arguments, requested_by=request.user)
+        if "left_out_csv" in request.POST:
+            return _left_out_csv(services.operations_preview(**by_company))
+        if "confirm_and_ask" in request.POST and summary.awaiting_consent:
+            if not _can_ask_consent(request.user):
+                raise PermissionDenied
+            return self._confirm_and_ask(request, by_company)
+        if "confirm" not in request.POST:
+            return self._render_confirmation(
+                request, form, kind=kind, count=summary.selected, plan=summary
+            )
+        job, plan = services.operations_start(**by_company, requested_by=request.user)
         self.message_user(request, _started_message(job, plan), messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:operations_job_change", args=[job.pk]))
 
-    def _confirm_and_ask(self, request, arguments, *, preview):
+    def _confirm_and_ask(self, request, arguments):
         """The add for the companies whose consent covers it, and a consent request to each of
         the others, whose add then waits for its grant; in one transaction, so neither half is
         done without the other."""
         product = arguments["product"]
-        job, plan = None, preview
+        arguments = {**arguments, "company_ids": list(arguments["company_ids"])}
+        job, plan = None, services.operations_preview(**arguments)
         with transaction.atomic():
-            if preview.queued or preview.joined:
+            if plan.queued or plan.joined:
                 job, plan = services.operations_start(**arguments, requested_by=request.user)
             # The companies to ask are the ones the plan written leaves out for consent, not
             # the ones the page showed a moment ago.
@@ -260,21 +286,6 @@ def _awaiting_consent(plan, arguments) -> list[int]:
     return [company_id for company_id in plan.skipped if company_id in refused]
 
 
-# How many left-out companies the confirmation page names; the CSV has all of them.
-LEFT_OUT_SHOWN = 50
-
-
-def _left_out_shown(plan) -> list[dict]:
-    """The first LEFT_OUT_SHOWN left-out companies with their reasons. One query."""
-    shown = list(plan.skipped)[:LEFT_OUT_SHOWN]
-    if not shown:
-        return []
-    companies = Company.objects.in_bulk(shown)
-    return [
-        {"company": companies[pk], "reason": plan.skipped[pk]} for pk in shown if pk in companies
-    ]
-
-
 def _left_out_csv(plan) -> HttpResponse:
     """Every company left out of the request and why, for a selection of any size."""
     buffer = io.StringIO()
@@ -314,19 +325,23 @@ def _started_message(job, plan) -> str:
 @admin.register(Job)
 class JobAdmin(ReadOnlyMirrorAdmin):
     list_display = ("id", "description", "kind", "requested_by", "created_at", "progress")
-    list_filter = ("kind",)
+    # A date filter rather than date_hierarchy: the hierarchy runs its own queries over the
+    # whole (annotated) list before the page's.
+    list_filter = ("kind", ("created_at", admin.DateFieldListFilter))
     list_select_related = ("requested_by", "product")
     search_fields = ("description",)
-    date_hierarchy = "created_at"
 
     def get_queryset(self, request):
-        # One aggregate query for the whole page, however many jobs it lists.
+        # Counts are subqueries for the jobs on the page, read from the (job, state) index; a
+        # join would aggregate every operation of every job first.
         return (
             super()
             .get_queryset(request)
             .annotate(
-                _total=Count("operations"),
-                _finished=Count("operations", filter=Q(operations__state__in=FINISHED_STATES)),
+                _total=count_of_rows(Operation.objects, parent_field="job"),
+                _finished=count_of_rows(
+                    Operation.objects.filter(state__in=FINISHED_STATES), parent_field="job"
+                ),
             )
         )
 

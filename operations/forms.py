@@ -21,7 +21,11 @@ class OperationRequestForm(forms.Form):
         choices=[(kind, SPECS[kind].kind.label) for kind in COMPANY_KINDS],
         widget=forms.HiddenInput,
     )
-    company_ids = forms.CharField(widget=forms.HiddenInput)
+    # The selection: the ids of rows ticked on one page of the list, or, when "select all" was
+    # chosen, the list's own query (its filters and search), never the ids of 100,000 rows.
+    company_ids = forms.CharField(widget=forms.HiddenInput, required=False)
+    select_across = forms.BooleanField(widget=forms.HiddenInput, required=False)
+    list_query = forms.CharField(widget=forms.HiddenInput, required=False, max_length=2000)
     product = forms.ModelChoiceField(queryset=Product.objects.all(), required=False)
     data_type = forms.ChoiceField(
         choices=[("", "---------")] + [(t, t) for t in ALL_DATA_TYPES], required=False
@@ -30,15 +34,15 @@ class OperationRequestForm(forms.Form):
     def clean_company_ids(self) -> list[int]:
         raw = self.cleaned_data["company_ids"]
         try:
-            ids = sorted({int(part) for part in raw.split(",") if part.strip()})
+            return sorted({int(part) for part in raw.split(",") if part.strip()})
         except ValueError:
             raise forms.ValidationError("The selection is not readable; select again.") from None
-        if not ids:
-            raise forms.ValidationError("Select at least one company.")
-        return ids
 
     def clean(self):
         cleaned = super().clean()
+        nothing_selected = not cleaned.get("select_across") and not cleaned.get("company_ids")
+        if nothing_selected and "company_ids" not in self.errors:
+            self.add_error("company_ids", "Select at least one company.")
         kind = cleaned.get("kind")
         if kind is None:
             return cleaned
@@ -49,13 +53,15 @@ class OperationRequestForm(forms.Form):
             self.add_error("data_type", "Choose a data type.")
         return cleaned
 
-    def service_arguments(self) -> dict:
+    def service_arguments(self, companies) -> dict:
+        """The arguments of the operations services, for the queryset of the companies the
+        selection names (the admin resolves it: the list's query needs the list)."""
         spec = spec_for(self.cleaned_data["kind"])
         data_type = self.cleaned_data.get("data_type")
         one_type = spec.data_types is DataTypes.EXACTLY_ONE
         return {
             "kind": spec.kind,
-            "company_ids": self.cleaned_data["company_ids"],
+            "companies": companies,
             "product": self.cleaned_data.get("product") if spec.needs_product else None,
             "data_types": [data_type] if one_type and data_type else [],
         }

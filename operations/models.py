@@ -161,6 +161,14 @@ class Operation(models.Model):
             models.Index(fields=("state", "next_attempt_at"), name="operation_due"),
             models.Index(fields=("company", "-created_at"), name="operation_company_timeline"),
             models.Index(fields=("job", "state"), name="operation_job_state"),
+            # The operation list's order (the model's ordering).
+            models.Index(fields=("-created_at", "-id"), name="operation_recent"),
+            # The live rows of a kind: what a bulk action's review joins (planning.py).
+            models.Index(
+                fields=("kind", "company"),
+                condition=Q(state__in=("pending", "running")),
+                name="operation_live_by_kind",
+            ),
         )
         constraints = (
             models.CheckConstraint(

@@ -147,3 +147,18 @@ def test_a_pull_operation_page_says_what_its_status_means(viewer):
 
     assert "Authorisation failed" in content
     assert escape(str(DATASET_STATUS_HELP["AuthError"])) in content
+
+
+def test_the_search_finds_companies_by_name_codat_id_and_platform_once_each(viewer):
+    harbour = CompanyFactory(name="Harbour Coffee")
+    kestrel = CompanyFactory(name="Kestrel Logistics")
+    for _ in range(2):
+        ConnectionFactory(company=kestrel, platform_name="Sage Business Cloud")
+    CompanyFactory(name="Lantern Books")
+
+    assert set(listed_companies(viewer, "?q=harbour")) == {"Harbour Coffee"}
+    assert set(listed_companies(viewer, f"?q={kestrel.codat_id}")) == {"Kestrel Logistics"}
+    # Two matching connections, one row.
+    response = viewer.get(reverse(CHANGELIST) + "?q=sage")
+    assert [row.name for row in response.context["cl"].result_list] == ["Kestrel Logistics"]
+    assert set(listed_companies(viewer, f"?q={harbour.codat_id}"[:-4])) == set()

@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from consent.models import ConsentEvent, ConsentRequest
-from operations import admin as operations_admin
+from operations import planning
 from operations.models import Job, Operation
 from products.models import CompanyProduct
 from tests.factories import CompanyFactory, CompanyProductFactory, ProductFactory, StaffFactory
@@ -83,7 +83,7 @@ def test_the_confirmation_names_each_left_out_company_with_its_reason(operator, 
 def test_the_confirmation_names_the_first_ones_and_counts_the_rest(
     operator, lending, selection, monkeypatch
 ):
-    monkeypatch.setattr(operations_admin, "LEFT_OUT_SHOWN", 1)
+    monkeypatch.setattr(planning, "LEFT_OUT_SHOWN", 1)
 
     content = post(operator, lending, everyone(selection)).content.decode()
 
@@ -93,7 +93,7 @@ def test_the_confirmation_names_the_first_ones_and_counts_the_rest(
 
 
 def test_the_left_out_csv_lists_every_left_out_company(operator, lending, selection, monkeypatch):
-    monkeypatch.setattr(operations_admin, "LEFT_OUT_SHOWN", 1)
+    monkeypatch.setattr(planning, "LEFT_OUT_SHOWN", 1)
 
     response = post(operator, lending, everyone(selection), left_out_csv="1")
 
