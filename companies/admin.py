@@ -144,6 +144,16 @@ class ConnectionStatusListFilter(RelatedChoicesListFilter):
     related_model = Connection
     parent_field = "company"
     field = "status"
+    # Companies with no connection at all (the dashboard counts them apart).
+    NONE = "none"
+
+    def lookups(self, request, model_admin):
+        return [*super().lookups(request, model_admin), (self.NONE, "No connection")]
+
+    def queryset(self, request, queryset):
+        if self.value() == self.NONE:
+            return queryset.filter(~Exists(Connection.objects.filter(company=OuterRef("pk"))))
+        return super().queryset(request, queryset)
 
 
 class DataTypeStatusListFilter(RelatedChoicesListFilter):

@@ -91,9 +91,7 @@ def connections_figure() -> dict:
             label=row.label,
             count=row.companies,
             percent=_share(row.companies, total),
-            url=_url(changelist, **{"connections__status__exact": row.status})
-            if row.status
-            else _url(changelist, **{"connections__status__isnull": "True"}),
+            url=_url(changelist, connection_status=row.status or "none"),
             tone=CONNECTION_TONES.get(row.status, ""),
         )
         for row in rows
