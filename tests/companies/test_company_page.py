@@ -335,7 +335,8 @@ def test_operators_get_the_actions_that_apply_and_each_opens_its_confirmation(
     refresh = hourly_forms[0]
     response = operator.post(refresh.pop("action"), refresh)
     assert response.status_code == 200
-    assert response.context["plan"].queued == [company.pk]
+    assert response.context["plan"].queued == 1
+    assert refresh["company_ids"] == str(company.pk)
     assert "You selected <strong>1</strong> company." in response.content.decode()
     assert not Operation.objects.exists()
 
