@@ -22,11 +22,14 @@ class Acting:
     api_key: str = ""
 
 
-_current: contextvars.ContextVar[Acting] = contextvars.ContextVar("audit_acting", default=Acting())
+NOBODY = Acting()
+_current: contextvars.ContextVar[Acting | None] = contextvars.ContextVar(
+    "audit_acting", default=None
+)
 
 
 def current() -> Acting:
-    return _current.get()
+    return _current.get() or NOBODY
 
 
 @contextmanager

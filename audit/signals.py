@@ -9,6 +9,7 @@ from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
 from django.db.models.signals import post_save
 from django.dispatch import receiver
+from django_otp.forms import otp_verification_failed
 
 from audit.context import client_ip
 from audit.models import Via
@@ -53,6 +54,17 @@ def record_failed_sign_in(sender, credentials, request=None, **kwargs):
         ip=_ip(request),
         target_type="auth.user",
         target_label=username,
+    )
+
+
+@receiver(otp_verification_failed, dispatch_uid="audit.second_factor_failed")
+def record_failed_second_factor(sender, user, **kwargs):
+    # The password was right and the code wrong: worth seeing, since the password is known.
+    audit_record(
+        action="auth.second_factor_failed",
+        actor_name=user.get_username(),
+        via=Via.SESSION,
+        target=user,
     )
 
 

@@ -9,6 +9,23 @@ member's recovery codes (a static device).
 from django.conf import settings
 from django.contrib import admin
 from django_otp.admin import OTPAdminAuthenticationForm, _admin_template_for_django_version
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+
+class StaffSignInForm(OTPAdminAuthenticationForm):
+    """One step: name, password and code together. The code says which device it is for, so
+    staff need not pick one: digits are the authenticator app's, letters a recovery code's.
+    Only that device is tried (django-otp refuses to try each in turn, which would count a
+    failure against the others)."""
+
+    def _chosen_device(self, user):
+        device = super()._chosen_device(user)
+        if device is not None:
+            return device
+        token = (self.cleaned_data.get("otp_token") or "").strip()
+        kind = TOTPDevice if token.isdigit() else StaticDevice
+        return kind.objects.devices_for_user(user, confirmed=True).first()
 
 
 class PortalAdminSite(admin.AdminSite):
@@ -18,7 +35,7 @@ class PortalAdminSite(admin.AdminSite):
 
     @property
     def login_form(self):
-        return OTPAdminAuthenticationForm if settings.STAFF_REQUIRE_2FA else None
+        return StaffSignInForm if settings.STAFF_REQUIRE_2FA else None
 
     @property
     def login_template(self):

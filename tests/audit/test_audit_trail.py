@@ -41,9 +41,12 @@ def test_the_database_refuses_to_change_or_delete_an_entry():
         "UPDATE audit_auditentry SET actor = 'someone else' WHERE id = %s",
         "DELETE FROM audit_auditentry WHERE id = %s",
     ):
-        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute(statement, [entry.pk])
+        with (
+            pytest.raises(DatabaseError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(statement, [entry.pk])
 
     entry.refresh_from_db()
     assert entry.actor == ""
