@@ -25,7 +25,15 @@ COMPLIANCE = "compliance"
 ROLES = (VIEWER, OPERATOR, ADMIN, COMPLIANCE)
 
 # Apps whose models the portal's staff work with.
-PORTAL_APPS = ("companies", "products", "webhooks", "operations", "consent", "django_celery_beat")
+PORTAL_APPS = (
+    "companies",
+    "products",
+    "webhooks",
+    "operations",
+    "consent",
+    "django_celery_beat",
+    "approvals",
+)
 # An operator's rights beyond reading, each by name: a blanket grant of every custom permission
 # once gave operators webhooks.manage_consumers, and with it a way to send company data to a
 # URL of their choosing.

@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "consent",
     "operations",
     "audit",
+    "approvals",
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
