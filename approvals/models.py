@@ -39,6 +39,7 @@ class ApprovalAction(models.TextChoices):
     CONSENT_TEXT_PUBLISH = "consent_text_publish", "publish a consent text"
     CONSUMER_REGISTER = "consumer_register", "register a webhook consumer"
     CONSUMER_DELETE = "consumer_delete", "delete a webhook consumer"
+    CONSUMER_DISABLE = "consumer_disable", "disable a webhook consumer"
 
 
 class ApprovalState(models.TextChoices):

@@ -111,9 +111,94 @@ def _run_operations(arguments: dict, maker) -> str:
     )
 
 
+def _publish_consent_text(arguments: dict, maker) -> str:
+    from consent.services import consent_text_publish
+    from products.models import Product
+
+    text = consent_text_publish(
+        product=Product.objects.get(pk=arguments["product_id"]),
+        purpose=arguments["purpose"],
+        retention=arguments["retention"],
+        user=maker,
+    )
+    return f"{text} is the current version"
+
+
+def _register_consumer(arguments: dict, maker) -> str:
+    from webhooks.consumers import webhook_consumer_register
+
+    consumer = webhook_consumer_register(**arguments, requested_by=maker)
+    return f"consumer #{consumer.pk} being registered at Codat"
+
+
+def _delete_consumer(arguments: dict, maker) -> str:
+    from webhooks.consumers import webhook_consumer_delete
+    from webhooks.models import WebhookConsumer
+
+    consumer = WebhookConsumer.objects.get(pk=arguments["consumer_id"])
+    return f"consumer #{webhook_consumer_delete(consumer=consumer, requested_by=maker).pk}: " + (
+        "deletion under way"
+    )
+
+
+def _disable_consumer(arguments: dict, maker) -> str:
+    from webhooks.consumers import webhook_consumer_disable
+    from webhooks.models import WebhookConsumer
+
+    consumer = WebhookConsumer.objects.get(pk=arguments["consumer_id"])
+    copy = webhook_consumer_disable(consumer=consumer, requested_by=maker)
+    return f"replaced by disabled copy #{copy.pk}" if copy else "nothing to disable"
+
+
 APPROVABLE = {
     ApprovalAction.OPERATIONS_START: Approvable("companies.run_operations", _run_operations),
+    ApprovalAction.CONSENT_TEXT_PUBLISH: Approvable(
+        "consent.add_consenttext", _publish_consent_text
+    ),
+    ApprovalAction.CONSUMER_REGISTER: Approvable("webhooks.manage_consumers", _register_consumer),
+    ApprovalAction.CONSUMER_DELETE: Approvable("webhooks.manage_consumers", _delete_consumer),
+    ApprovalAction.CONSUMER_DISABLE: Approvable("webhooks.manage_consumers", _disable_consumer),
 }
+
+
+def consent_text_publish_needs_approval() -> bool:
+    return policy().consent_text_publish
+
+
+def consumer_changes_need_approval() -> bool:
+    return policy().consumer_changes
+
+
+def consent_text_publish_request(*, maker, product, purpose: str, retention: str):
+    return approval_request(
+        action=ApprovalAction.CONSENT_TEXT_PUBLISH,
+        arguments={"product_id": product.pk, "purpose": purpose, "retention": retention},
+        summary=f"publish a new consent text for {product.name}",
+        maker=maker,
+    )
+
+
+def consumer_register_request(*, maker, url: str, event_types, disabled=False, company_tags=()):
+    return approval_request(
+        action=ApprovalAction.CONSUMER_REGISTER,
+        arguments={
+            "url": url,
+            "event_types": sorted(event_types),
+            "disabled": disabled,
+            "company_tags": list(company_tags),
+        },
+        summary=f"register a webhook consumer sending to {url}",
+        maker=maker,
+    )
+
+
+def consumer_change_request(*, maker, consumer, action: str):
+    return approval_request(
+        action=action,
+        arguments={"consumer_id": consumer.pk},
+        summary=f"{ApprovalAction(action).label} sending to {consumer.url}",
+        maker=maker,
+    )
 
 
 def approval_decide(*, approval: ApprovalRequest, checker, approve: bool, reason: str = ""):

@@ -146,3 +146,56 @@ def test_someone_who_may_not_run_operations_cannot_approve_them(client, threshol
 
     approval.refresh_from_db()
     assert approval.state == ApprovalState.PENDING
+
+
+def test_publishing_a_consent_text_waits_for_a_second_admin_when_the_policy_says_so(client):
+    from consent.models import ConsentText
+    from consent.services import consent_text_publish
+
+    policy = services.policy()
+    policy.consent_text_publish = True
+    policy.save()
+    maker, checker = StaffFactory(role="admin"), StaffFactory(role="admin")
+    product = ProductFactory(kind="custom")
+    first = consent_text_publish(product=product)
+    client.force_login(maker)
+
+    client.post(
+        reverse("admin:consent_consenttext_add"),
+        {"product": product.pk, "purpose": "A new purpose.", "retention": first.retention},
+    )
+
+    assert ConsentText.objects.filter(product=product).count() == 1
+    approval = ApprovalRequest.objects.get()
+    client.force_login(checker)
+    decide(client, approval, "approve")
+    latest = ConsentText.objects.filter(product=product).order_by("-version").first()
+    assert (latest.version, latest.purpose, latest.created_by) == (2, "A new purpose.", maker)
+
+
+def test_registering_a_consumer_waits_for_a_second_admin_when_the_policy_says_so(client):
+    from webhooks.models import WebhookConsumer
+
+    policy = services.policy()
+    policy.consumer_changes = True
+    policy.save()
+    maker = StaffFactory(role="admin")
+    client.force_login(maker)
+
+    client.post(
+        reverse("admin:webhooks_webhookconsumer_add"),
+        {"url": "https://portal.example/webhooks/codat/", "event_types": ["read.completed"]},
+    )
+
+    assert not WebhookConsumer.objects.exists()
+    approval = ApprovalRequest.objects.get()
+    # an operator may not run what only admins may do
+    with pytest.raises(services.ApprovalError):
+        services.approval_decide(
+            approval=approval, checker=StaffFactory(role="operator"), approve=True
+        )
+    client.force_login(StaffFactory(role="admin"))
+    decide(client, approval, "approve")
+    consumer = WebhookConsumer.objects.get()
+    assert consumer.url == "https://portal.example/webhooks/codat/"
+    assert AuditEntry.objects.get(action="webhooks.consumer_register").actor == maker.username
