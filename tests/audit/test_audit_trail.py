@@ -248,3 +248,66 @@ def test_nobody_edits_or_deletes_an_entry_in_the_admin(client, signed_in):
     assert change.status_code == 403 and delete.status_code == 403
     entry.refresh_from_db()
     assert entry.action == "test.something"
+
+
+def test_a_replay_is_recorded_with_the_events(client, settings):
+    import json
+    import uuid
+    from datetime import UTC, datetime
+
+    from tests.webhooks.conftest import (
+        connection_payload,
+        event_body,
+        new_secret,
+        post_signed,
+    )
+    from webhooks.models import WebhookEvent
+
+    settings.CODAT_WEBHOOK_SECRETS = [new_secret()]
+    body = event_body(
+        "connection.connected",
+        datetime(2026, 3, 1, tzinfo=UTC),
+        connection_payload(uuid.uuid4(), uuid.uuid4(), "Linked"),
+    )
+    post_signed(client, json.dumps(body), settings.CODAT_WEBHOOK_SECRETS[0])
+    event = WebhookEvent.objects.get()
+    operator = StaffFactory(role="operator")
+    client.force_login(operator)
+
+    client.post(
+        reverse("admin:webhooks_webhookevent_changelist"),
+        {"action": "replay", "_selected_action": [event.pk]},
+    )
+
+    [entry] = entries("webhooks.replay")
+    assert (entry.actor, entry.changes["event_ids"]) == (operator.username, [event.pk])
+    assert entry.changes["outcomes"] == {"applied": 1}
+
+
+def test_consent_recorded_on_a_customers_behalf_and_a_published_text_are_recorded(client):
+    from consent.models import ConsentEvent
+    from products.services import product_define
+
+    product = product_define(
+        identifier="lending",
+        name="Lending",
+        kind="custom",
+        description="To decide on your loan.",
+        data_types=["invoices", "balanceSheet"],
+    )
+    company = CompanyFactory()
+    operator = StaffFactory(role="operator")
+    client.force_login(operator)
+
+    client.post(
+        reverse("admin:consent_companyconsent_record", args=[company.pk]),
+        {"product": product.pk, "action": "grant", "confirm": "on"},
+    )
+
+    event = ConsentEvent.objects.get()
+    [entry] = entries("consent.recorded_for_customer")
+    assert (entry.actor, entry.target_id) == (operator.username, str(company.pk))
+    assert (entry.changes["event"], entry.changes["consent_action"]) == (event.pk, "grant")
+    # the catalogue's first text for the product was published, by the portal itself
+    [published] = entries("consent.text_publish")
+    assert (published.actor, published.changes["version"]) == ("", 1)
