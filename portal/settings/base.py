@@ -120,6 +120,9 @@ AXES_RESET_ON_SUCCESS = True
 # on: production turns it on unless told otherwise, development and tests leave it off.
 STAFF_REQUIRE_2FA = env.bool("STAFF_REQUIRE_2FA", default=False)
 OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Codat portal")
+# The admin never shows a device's secret or its QR code: `manage.py staff_2fa_enrol` prints
+# them once, to the person enrolling.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
