@@ -20,6 +20,7 @@ from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.views.decorators.http import require_safe
 
+from approvals.services import consent_text_publish_needs_approval, consent_text_publish_request
 from companies.models import Company
 from consent import selectors, services
 from consent.errors import ConsentError
@@ -125,6 +126,15 @@ class ConsentTextAdmin(admin.ModelAdmin):
         form = ConsentTextForm(request.POST or None, initial=self._initial(request))
         if request.method == "POST" and form.is_valid():
             product = form.cleaned_data["product"]
+            if consent_text_publish_needs_approval():
+                approval = consent_text_publish_request(
+                    maker=request.user,
+                    product=product,
+                    purpose=form.cleaned_data["purpose"],
+                    retention=form.cleaned_data["retention"],
+                )
+                messages.warning(request, f"{approval.summary}: waits for a second person.")
+                return redirect("admin:approvals_approvalrequest_change", approval.pk)
             before = selectors.consent_text_current(product=product)
             text = services.consent_text_publish(
                 product=product,

@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from audit.services import audit_record
 from companies.models import Company
 from consent import effects, selectors
 from consent.errors import ConsentAlreadyAnswered, ConsentError, ConsentLinkInvalid
@@ -92,6 +93,18 @@ def consent_text_publish(
     )
     text.full_clean()
     text.save()
+    audit_record(
+        action="consent.text_publish",
+        actor=user,
+        target=text,
+        changes={
+            "product": product.identifier,
+            "version": text.version,
+            "hash": digest,
+            "purpose": purpose,
+            "retention": retention,
+        },
+    )
     logger.info(
         "consent_text.published",
         extra={"product": product.identifier, "version": text.version, "hash": digest},
@@ -172,6 +185,18 @@ def consent_request_create(
         token=token,
         url=public_url(consent_link_path(token)),
         manage_url=public_url(manage_link_path(company)),
+    )
+    audit_record(
+        action="consent.request_create",
+        actor=user,
+        target=company,
+        changes={
+            "request": request.pk,
+            "products": [product.identifier for product in products],
+            "reason": reason,
+            "emailed": bool(email and send_email),
+        },
+        people_only=True,
     )
     if email and send_email:
         transaction.on_commit(lambda: consent_request_email_send(issued=issued, products=products))
@@ -358,6 +383,20 @@ def _event(
     )
     event.full_clean()
     event.save()
+    if actor.user is not None:
+        # Staff recording what the customer said: on the audit trail as staff, with the evidence.
+        audit_record(
+            action="consent.recorded_for_customer",
+            actor=actor.user,
+            target=company,
+            changes={
+                "event": event.pk,
+                "consent_action": action,
+                "product": product.identifier,
+                "data_types": sorted(data_types),
+                "channel": actor.channel,
+            },
+        )
     logger.info(
         "consent_event.recorded",
         extra={

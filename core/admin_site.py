@@ -1,13 +1,35 @@
-"""The portal's admin site: Django's, with the dashboard on its home page and the portal's own
-pages listed in its menu.
+"""The portal's admin site: Django's, with the dashboard on its home page, the portal's own pages
+in its menu, and two-factor sign-in when STAFF_REQUIRE_2FA is on. Installed as `admin.site` by
+`core.apps.PortalAdminConfig` (INSTALLED_APPS), Django's documented way to replace the default
+site, so every `@admin.register` stays as it is.
 
-Installed through `PortalAdminConfig` (INSTALLED_APPS), Django's documented way to replace the
-default site, so `admin.site` and every `@admin.register` stay as they are.
+django-otp's OTPAdminSite does the same but is fixed at import; the setting is read per request
+here so one process (and the tests) can run either way. The sign-in form and page are
+django-otp's: the password, then a code from the authenticator app (TOTP) or one of the staff
+member's recovery codes (a static device).
 """
 
+from django.conf import settings
 from django.contrib import admin
-from django.contrib.admin.apps import AdminConfig
 from django.urls import reverse
+from django_otp.admin import OTPAdminAuthenticationForm, _admin_template_for_django_version
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+
+class StaffSignInForm(OTPAdminAuthenticationForm):
+    """One step: name, password and code together. The code says which device it is for, so
+    staff need not pick one: digits are the authenticator app's, letters a recovery code's.
+    Only that device is tried (django-otp refuses to try each in turn, which would count a
+    failure against the others)."""
+
+    def _chosen_device(self, user):
+        device = super()._chosen_device(user)
+        if device is not None:
+            return device
+        token = (self.cleaned_data.get("otp_token") or "").strip()
+        kind = TOTPDevice if token.isdigit() else StaticDevice
+        return kind.objects.devices_for_user(user, confirmed=True).first()
 
 
 def _portal_pages(request) -> dict | None:
@@ -42,6 +64,24 @@ def _portal_pages(request) -> dict | None:
 
 
 class PortalAdminSite(admin.AdminSite):
+    site_header = "Codat portal"
+    site_title = "Codat portal"
+    index_title = "Operations"
+
+    @property
+    def login_form(self):
+        return StaffSignInForm if settings.STAFF_REQUIRE_2FA else None
+
+    @property
+    def login_template(self):
+        return _admin_template_for_django_version() if settings.STAFF_REQUIRE_2FA else None
+
+    def has_permission(self, request):
+        if not super().has_permission(request):
+            return False
+        # A session signed in with a password alone (before 2FA was required) is not enough.
+        return not settings.STAFF_REQUIRE_2FA or request.user.is_verified()
+
     def get_app_list(self, request, app_label=None):
         apps = super().get_app_list(request, app_label)
         if app_label is None and (pages := _portal_pages(request)):
@@ -54,7 +94,3 @@ class PortalAdminSite(admin.AdminSite):
 
         extra_context = {**(extra_context or {}), "dashboard": dashboard_for(request.user)}
         return super().index(request, extra_context=extra_context)
-
-
-class PortalAdminConfig(AdminConfig):
-    default_site = "core.admin_site.PortalAdminSite"

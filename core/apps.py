@@ -1,4 +1,5 @@
 from django.apps import AppConfig, apps
+from django.contrib.admin import apps as admin_apps
 from django.db.models.signals import post_migrate
 
 
@@ -32,3 +33,10 @@ class CoreConfig(AppConfig):
         post_migrate.connect(
             ensure_periodic_tasks_after_migrate, dispatch_uid="core.ensure_periodic_tasks"
         )
+
+
+class PortalAdminConfig(admin_apps.AdminConfig):
+    """django.contrib.admin, whose `admin.site` is the portal's site (core/admin_site.py)."""
+
+    default = False
+    default_site = "core.admin_site.PortalAdminSite"

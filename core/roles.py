@@ -5,7 +5,11 @@ operator reads everything and has the rights named in OPERATOR_RIGHTS, no more: 
          operations, replaying webhooks, sending consent requests and recording consent a
          customer gave. A new custom permission goes to admins only until it is listed here;
 admin    may also edit configuration (products, consent and data-type texts, schedules), the
-         webhook consumers (where Codat sends company data) and staff accounts.
+         webhook consumers (where Codat sends company data) and staff accounts;
+compliance reads everything, consent evidence and receipts included, and the audit trail, and
+         exports a company's data; it runs nothing.
+
+Only admins and compliance read the audit trail: it names staff and their addresses.
 
 The README's "Staff roles" table says the same, and tests/portal/test_roles_table.py holds the
 two together. Mirrors of Codat state stay read-only for every role: only services change them.
@@ -17,7 +21,8 @@ from django.db.models import Q
 VIEWER = "viewer"
 OPERATOR = "operator"
 ADMIN = "admin"
-ROLES = (VIEWER, OPERATOR, ADMIN)
+COMPLIANCE = "compliance"
+ROLES = (VIEWER, OPERATOR, ADMIN, COMPLIANCE)
 
 # Apps whose models the portal's staff work with.
 PORTAL_APPS = (
@@ -28,6 +33,7 @@ PORTAL_APPS = (
     "consent",
     "bankfeeds",
     "django_celery_beat",
+    "approvals",
 )
 # An operator's rights beyond reading, each by name: a blanket grant of every custom permission
 # once gave operators webhooks.manage_consumers, and with it a way to send company data to a
@@ -37,6 +43,11 @@ OPERATOR_RIGHTS = (
     "webhooks.replay_event",
     "consent.send_consent_requests",
     "consent.record_consent_for_customer",
+)
+# What compliance reads and does beyond what a viewer reads: the trail, and a company's export.
+COMPLIANCE_RIGHTS = (
+    "audit.view_auditentry",
+    "audit.export_company_data",
 )
 
 
@@ -56,7 +67,11 @@ def permissions_for(role: str):
     if role == OPERATOR:
         return Permission.objects.filter(view | _named(OPERATOR_RIGHTS))
     if role == ADMIN:
-        return Permission.objects.filter(in_portal | Q(content_type__app_label="auth"))
+        return Permission.objects.filter(
+            in_portal | Q(content_type__app_label="auth") | _named(COMPLIANCE_RIGHTS)
+        )
+    if role == COMPLIANCE:
+        return Permission.objects.filter(view | _named(COMPLIANCE_RIGHTS))
     raise ValueError(f"unknown role {role!r}")
 
 
@@ -74,3 +89,7 @@ def sync_role_permissions() -> None:
 
 def can_run_operations(user) -> bool:
     return user.is_active and user.has_perm("companies.run_operations")
+
+
+def can_export_company_data(user) -> bool:
+    return user.is_active and user.has_perm("audit.export_company_data")

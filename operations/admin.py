@@ -36,6 +36,7 @@ from django.utils.http import urlencode
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST, require_safe
 
+from approvals.services import operations_need_approval, operations_start_or_request_approval
 from companies.models import Company
 from consent.admin import consent_links_csv_text
 from consent.services import product_add_consent_requests_create
@@ -212,15 +213,29 @@ class CompanyOperationsAdminMixin:
             )
         if "left_out_csv" in request.POST:
             return _left_out_csv(services.operations_preview(**by_company))
-        if "confirm_and_ask" in request.POST and summary.awaiting_consent:
+        needs_approval = _needs_approval(summary)
+        if "confirm_and_ask" in request.POST and summary.awaiting_consent and not needs_approval:
             if not _can_ask_consent(request.user):
                 raise PermissionDenied
             return self._confirm_and_ask(request, by_company)
-        if "confirm" not in request.POST:
+        asked_to_confirm = "confirm" in request.POST or (
+            "confirm_and_ask" in request.POST and needs_approval
+        )
+        if not asked_to_confirm:
             return self._render_confirmation(
                 request, form, kind=kind, count=summary.selected, plan=summary
             )
-        job, plan = services.operations_start(**by_company, requested_by=request.user)
+        job, plan, approval = operations_start_or_request_approval(maker=request.user, **by_company)
+        if approval is not None:
+            self.message_user(
+                request,
+                f"{approval.summary}: above the four-eyes threshold, so it waits for a second "
+                "person's approval.",
+                messages.WARNING,
+            )
+            return HttpResponseRedirect(
+                reverse("admin:approvals_approvalrequest_change", args=[approval.pk])
+            )
         self.message_user(request, _started_message(job, plan), messages.SUCCESS)
         return HttpResponseRedirect(reverse("admin:operations_job_change", args=[job.pk]))
 
@@ -263,6 +278,13 @@ class CompanyOperationsAdminMixin:
         # The page holds one-time consent links: never kept by a cache.
         response["Cache-Control"] = "no-store"
         return response
+
+
+def _needs_approval(summary) -> bool:
+    # Above the threshold, asking for consent waits too: the approval runs the plain start.
+    return operations_need_approval(
+        kind=summary.kind, company_count=summary.queued + summary.joined
+    )
 
 
 def _can_ask_consent(user) -> bool:

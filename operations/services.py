@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit.services import audit_record
 from companies.models import Company, Connection
 from companies.services import product_reads_follow
 from operations.kinds import SPECS, spec_for
@@ -115,6 +116,7 @@ def operations_start(
                         len(plan.queued) + len(plan.joined), product, data_types
                     )
                     job.save(update_fields=["description"])
+                _audit_start(kind, job, plan, product, data_types, requested_by)
                 enqueue_on_commit([op.pk for op in plan.operations])
             return job, plan
         except IntegrityError:
@@ -124,6 +126,28 @@ def operations_start(
                 raise
             time.sleep(0.05 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def _audit_start(kind, job, plan, product, data_types, requested_by) -> None:
+    audit_record(
+        action="operations.start",
+        actor=requested_by,
+        target=job,
+        target_type="operations.job" if job is not None else "companies.company",
+        target_id="" if job is not None else ",".join(str(pk) for pk in plan.queued[:20]),
+        target_label="" if job is not None else f"{kind} for {len(plan.queued)} company(ies)",
+        changes={
+            "kind": kind,
+            "product": product.identifier if product is not None else "",
+            "data_types": list(data_types),
+            "queued": len(plan.queued),
+            "joined": len(plan.joined),
+            "skipped": len(plan.skipped),
+            # The companies acted on, by the portal's id; a long list is cut, the job has it all.
+            "company_ids": sorted(plan.queued + list(plan.joined))[:500],
+        },
+        people_only=True,
+    )
 
 
 def _one(
@@ -232,6 +256,13 @@ def operation_write(
         requested_by=requested_by,
         **target,
     )
+    audit_record(
+        action="operations.write",
+        actor=requested_by,
+        target=operation,
+        changes={"kind": kind, "parameters": parameters or {}},
+        people_only=True,
+    )
     enqueue_on_commit([operation.pk])
     return operation
 
@@ -289,6 +320,7 @@ def job_cancel_rest(*, job: Job) -> int:
     if job.cancelled_at is None:
         job.cancelled_at = now
         job.save(update_fields=["cancelled_at"])
+    audit_record(action="operations.cancel_rest", target=job, changes={"cancelled": cancelled})
     return cancelled
 
 
@@ -335,5 +367,11 @@ def job_retry_failed(*, job: Job, requested_by=None) -> int:
         if job.cancelled_at is not None:
             job.cancelled_at = None
             job.save(update_fields=["cancelled_at"])
+        audit_record(
+            action="operations.retry_failed",
+            actor=requested_by,
+            target=job,
+            changes={"retried": len(ids), "operation_ids": ids[:500]},
+        )
         enqueue_on_commit(ids)
     return len(ids)

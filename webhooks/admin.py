@@ -9,6 +9,12 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
+from approvals.models import ApprovalAction
+from approvals.services import (
+    consumer_change_request,
+    consumer_changes_need_approval,
+    consumer_register_request,
+)
 from companies.models import Company
 from core.admin_mixins import (
     ADMIN_LAYOUT_CSS,
@@ -204,6 +210,12 @@ class WebhookConsumerAdmin(admin.ModelAdmin):
         initial = {"url": request.build_absolute_uri(reverse("webhooks:codat"))}
         form = WebhookConsumerForm(request.POST or None, initial=initial)
         if request.method == "POST" and form.is_valid():
+            if consumer_changes_need_approval():
+                approval = consumer_register_request(maker=request.user, **form.cleaned_data)
+                self.message_user(
+                    request, f"{approval.summary}: waits for a second person.", messages.WARNING
+                )
+                return redirect("admin:approvals_approvalrequest_change", approval.pk)
             consumer = webhook_consumer_register(**form.cleaned_data, requested_by=request.user)
             self.log_addition(request, consumer, [{"added": {}}])
             self.message_user(
@@ -221,6 +233,8 @@ class WebhookConsumerAdmin(admin.ModelAdmin):
 
     @admin.action(description="Disable at Codat", permissions=("manage_consumers",))
     def disable_at_codat(self, request, queryset):
+        if consumer_changes_need_approval():
+            return self._request_approvals(request, queryset, ApprovalAction.CONSUMER_DISABLE)
         replaced = [
             webhook_consumer_disable(consumer=consumer, requested_by=request.user)
             for consumer in queryset
@@ -233,9 +247,20 @@ class WebhookConsumerAdmin(admin.ModelAdmin):
 
     @admin.action(description="Delete at Codat", permissions=("manage_consumers",))
     def delete_at_codat(self, request, queryset):
+        if consumer_changes_need_approval():
+            return self._request_approvals(request, queryset, ApprovalAction.CONSUMER_DELETE)
         for consumer in queryset.exclude(status=ConsumerStatus.DELETED):
             webhook_consumer_delete(consumer=consumer, requested_by=request.user)
         self.message_user(request, "Deletion at Codat is under way.")
+
+    def _request_approvals(self, request, queryset, action):
+        for consumer in queryset.exclude(status=ConsumerStatus.DELETED):
+            consumer_change_request(maker=request.user, consumer=consumer, action=action)
+        self.message_user(
+            request,
+            "Consumer changes wait for a second person: see the pending approvals.",
+            messages.WARNING,
+        )
 
 
 @admin.register(WriteOutcome)

@@ -12,6 +12,7 @@ import uuid
 from django.db import transaction
 from django.utils import timezone
 
+from audit.services import audit_record
 from codat.event_types import STANDARD_EVENT_TYPES
 from operations.models import Operation, OperationKind, OperationState
 from operations.services import operation_write
@@ -60,6 +61,17 @@ def webhook_consumer_register(
     consumer.full_clean()
     consumer.save()
     _consumer_operation(OperationKind.REGISTER_CONSUMER, consumer, requested_by)
+    audit_record(
+        action="webhooks.consumer_register",
+        actor=requested_by,
+        target=consumer,
+        changes={
+            "url": consumer.url,
+            "event_types": consumer.event_types,
+            "disabled": consumer.disabled,
+            "company_tags": consumer.company_tags,
+        },
+    )
     return consumer
 
 
@@ -86,6 +98,12 @@ def webhook_consumer_delete(*, consumer: WebhookConsumer, requested_by=None) -> 
         consumer.status = ConsumerStatus.PENDING_DELETE
         _consumer_operation(OperationKind.DELETE_CONSUMER, consumer, requested_by)
     consumer.save(update_fields=["status", "status_changed_at"])
+    audit_record(
+        action="webhooks.consumer_delete",
+        actor=requested_by,
+        target=consumer,
+        changes={"url": consumer.url, "status": consumer.status},
+    )
     return consumer
 
 

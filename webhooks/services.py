@@ -335,11 +335,21 @@ def webhook_event_record_failure(*, event_pk: int, error: BaseException) -> None
 
 def webhook_events_replay(*, event_pks) -> dict[str, int]:
     """Run events through the handlers again (admin "replay"); a count per resulting state."""
+    from audit.services import audit_record
+
     counts: dict[str, int] = {}
-    for event_pk in sorted(event_pks):
+    event_pks = sorted(event_pks)
+    for event_pk in event_pks:
         state = webhook_event_process(event_pk=event_pk, replay=True)
         if state is not None:
             counts[state] = counts.get(state, 0) + 1
+    audit_record(
+        action="webhooks.replay",
+        target_type="webhooks.webhookevent",
+        target_id=",".join(str(pk) for pk in event_pks[:20]),
+        target_label=f"{len(event_pks)} webhook event(s)",
+        changes={"event_ids": event_pks[:500], "outcomes": counts},
+    )
     return counts
 
 

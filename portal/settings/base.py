@@ -26,7 +26,9 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"] if 
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "core.admin_site.PortalAdminConfig",
+    # The admin, on the portal's own site: the dashboard on its home page, two-factor sign-in
+    # when STAFF_REQUIRE_2FA says so (core/admin_site.py).
+    "core.apps.PortalAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -40,6 +42,12 @@ INSTALLED_APPS = [
     "consent",
     "operations",
     "bankfeeds",
+    "audit",
+    "approvals",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
+    "axes",
 ]
 
 MIDDLEWARE = [
@@ -51,8 +59,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "audit.context.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into its lockout answer.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
@@ -94,6 +106,31 @@ else:
         options["options"] = (options.get("options", "") + " -c jit=off").strip()
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# django-axes first: it refuses a locked-out account before a password is even checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# --- Staff sign-in: throttling, lockout, two-factor --------------------------------------------
+# Twenty wrong passwords for one account lock it (whatever the address they come from: an
+# attacker spreads guesses over many), and twenty from one address lock that address, for
+# AXES_COOLOFF_HOURS, or until an admin runs
+# `manage.py axes_reset_username NAME`. Each lock is in the audit trail.
+AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=20)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_COOLOFF_TIME = timedelta(hours=env.float("AXES_COOLOFF_HOURS", default=1.0))
+AXES_RESET_ON_SUCCESS = True
+# Without django-ipware, axes reads REMOTE_ADDR, which portal/proxies.py corrects behind proxies.
+# Staff sign in with a password and a TOTP code (or one of their recovery codes) when this is
+# on: production turns it on unless told otherwise, development and tests leave it off.
+STAFF_REQUIRE_2FA = env.bool("STAFF_REQUIRE_2FA", default=False)
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Codat portal")
+# The admin never shows a device's secret or its QR code: `manage.py staff_2fa_enrol` prints
+# them once, to the person enrolling.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

@@ -15,6 +15,9 @@ from django.core.exceptions import ImproperlyConfigured
 from portal.settings.base import *  # noqa: F403
 from portal.settings.base import CODAT_API_KEY, CODAT_BASE_URL, CONSENT_BASE_URL, env
 
+# Every staff account signs in with a second factor (STAFF_REQUIRE_2FA=0 turns it off).
+STAFF_REQUIRE_2FA = env.bool("STAFF_REQUIRE_2FA", default=True)
+
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)

@@ -64,8 +64,14 @@ def every_view_permission() -> set[str]:
     }
 
 
-def test_the_readme_table_names_the_three_roles():
-    assert list(readme_roles()) == ["viewer", "operator", "admin"]
+COMPLIANCE_PHRASES = {
+    "read the audit trail": {"audit.view_auditentry"},
+    "export a company's data": {"audit.export_company_data"},
+}
+
+
+def test_the_readme_table_names_the_four_roles():
+    assert list(readme_roles()) == ["viewer", "operator", "admin", "compliance"]
 
 
 def test_a_viewer_holds_exactly_reading_everything():
@@ -96,7 +102,22 @@ def test_an_admin_holds_what_an_operator_does_and_every_configuration_its_row_na
         assert ADMIN_PHRASES[phrase] <= admin, phrase
 
 
-@pytest.mark.parametrize("role, allowed", [("viewer", 403), ("operator", 403), ("admin", 200)])
+def test_compliance_holds_exactly_reading_everything_and_the_rights_its_row_names():
+    named = phrases(readme_roles()["compliance"], "read everything and also: ")
+    unknown = [phrase for phrase in named if phrase not in COMPLIANCE_PHRASES]
+    assert not unknown, f"the README names rights the test does not know: {unknown}"
+
+    expected = every_view_permission().union(*(COMPLIANCE_PHRASES[phrase] for phrase in named))
+
+    assert held("compliance") == expected
+    assert "companies.run_operations" not in held("compliance")
+    assert "audit.view_auditentry" not in held("viewer") | held("operator")
+    assert "audit.view_auditentry" in held("admin")
+
+
+@pytest.mark.parametrize(
+    "role, allowed", [("viewer", 403), ("operator", 403), ("admin", 200), ("compliance", 403)]
+)
 def test_only_admins_open_the_webhook_consumer_form(client, role, allowed):
     client.force_login(StaffFactory(role=role))
     assert client.get(reverse("admin:webhooks_webhookconsumer_add")).status_code == allowed
