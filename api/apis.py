@@ -127,8 +127,9 @@ def _int_or_404(value: str, what: str) -> int:
 class ProductIdentifierField(serializers.SlugField):
     """A catalogue product named by its identifier, validated to exist."""
 
-    def to_internal_value(self, data):
-        identifier = super().to_internal_value(data)
+    def run_validation(self, data=serializers.empty):
+        # Validated as a slug first; the lookup comes after, so validators see the identifier.
+        identifier = super().run_validation(data)
         product = Product.objects.filter(identifier=identifier).first()
         if product is None:
             raise serializers.ValidationError(f"No product {identifier!r} in the catalogue.")
@@ -498,6 +499,7 @@ class ConsentRowOutput(serializers.Serializer):
 
 class CompanyConsentApi(ApiView):
     pagination_class = None  # one row per product of the catalogue: a handful
+
     @extend_schema(
         operation_id="companies_consent_retrieve",
         parameters=[COMPANY_ID],
