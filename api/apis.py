@@ -301,7 +301,8 @@ class CompanyDetailApi(ApiView):
 
 
 def _consent_rows(company) -> list[dict]:
-    _columns, rows = consent_matrix(company=company)
+    # Every product of the catalogue (a handful), so a product never consented to shows `none`.
+    _columns, rows = consent_matrix(company=company, products=Product.objects.all())
     result = []
     for row in rows:
         consent = row.consent
