@@ -12,6 +12,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
     extend_schema,
+    extend_schema_field,
     extend_schema_serializer,
     inline_serializer,
 )
@@ -23,6 +24,7 @@ from api import selectors
 from api.idempotency import idempotent
 from api.pagination import ApiCursorPagination
 from api.permissions import scopes_of
+from api.problems import UNPROCESSABLE, Conflict
 from api.serializers import (
     CompanyProductOutput,
     CompanySummaryOutput,
@@ -85,8 +87,43 @@ class ApiView(APIView):
         )
 
 
+def unprocessable(field: str, reason: str) -> exceptions.ValidationError:
+    """Well-formed input that cannot be acted on: answered 422 (api/problems.py)."""
+    return exceptions.ValidationError({field: reason}, code=UNPROCESSABLE)
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "maxProperties": 9,
+        "propertyNames": {"minLength": 1, "maxLength": 27},
+        "additionalProperties": {"type": "string", "maxLength": 100},
+    }
+)
+class TagsField(serializers.DictField):
+    """Codat's tags: at most 10 (the portal uses one), keys of 1-27 characters."""
+
+    child = serializers.CharField(max_length=100, allow_blank=True, trim_whitespace=False)
+
+    def to_internal_value(self, data):
+        tags = super().to_internal_value(data)
+        if len(tags) > 9:
+            raise serializers.ValidationError("At most 9 tags (the portal needs a tenth).")
+        if any(not 1 <= len(key) <= 27 for key in tags):
+            raise serializers.ValidationError("A tag's key has 1 to 27 characters.")
+        return tags
+
+
+@extend_schema_field({"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"})
+class DailyTimeField(serializers.TimeField):
+    def __init__(self, **kwargs):
+        super().__init__(input_formats=["%H:%M"], format="%H:%M", **kwargs)
+
+
 def _filters(serializer_class, request) -> dict:
-    filters = serializer_class(data=request.query_params)
+    # A plain dict: DRF reads an empty value of a QueryDict as "not given", which would let
+    # `?state=` through as no filter at all instead of the invalid choice it is.
+    filters = serializer_class(data=request.query_params.dict())
     filters.is_valid(raise_exception=True)
     return filters.validated_data
 
@@ -132,7 +169,9 @@ class ProductIdentifierField(serializers.SlugField):
         identifier = super().run_validation(data)
         product = Product.objects.filter(identifier=identifier).first()
         if product is None:
-            raise serializers.ValidationError(f"No product {identifier!r} in the catalogue.")
+            raise serializers.ValidationError(
+                f"No product {identifier!r} in the catalogue.", code=UNPROCESSABLE
+            )
         return product
 
 
@@ -172,31 +211,21 @@ class CompanyListApi(ApiView):
 
     @extend_schema_serializer(component_name="CompanyCreateInput")
     class InputSerializer(serializers.Serializer):
-        name = serializers.CharField(max_length=255)
+        name = serializers.CharField(max_length=255, trim_whitespace=False)
         description = serializers.CharField(required=False, allow_blank=True, default="")
-        tags = serializers.DictField(
-            child=serializers.CharField(max_length=100), required=False, default=dict
-        )
+        tags = TagsField(required=False, default=dict)
         products = serializers.ListField(
             child=ProductIdentifierField(), required=False, default=list, max_length=20
         )
 
         def validate_name(self, value):
             if not value.strip():
-                raise serializers.ValidationError("A company needs a name.")
-            return value
-
-        def validate_tags(self, value):
-            for key in value:
-                if not 1 <= len(key) <= 27:
-                    raise serializers.ValidationError("A tag's key has 1 to 27 characters.")
-            if len(value) > 9:
-                raise serializers.ValidationError("At most 9 tags (the portal needs a tenth).")
-            return value
+                raise serializers.ValidationError("A company needs a name.", code=UNPROCESSABLE)
+            return value.strip()
 
         def validate_products(self, value):
             if len({product.pk for product in value}) != len(value):
-                raise serializers.ValidationError("Name each product once.")
+                raise serializers.ValidationError("Name each product once.", code=UNPROCESSABLE)
             return value
 
     class CreateOutput(serializers.Serializer):
@@ -374,11 +403,9 @@ class CompanyProductAddApi(ApiView):
             return Response(body, status=status.HTTP_202_ACCEPTED)
         if not outcome.added:
             current = CompanyProduct.objects.filter(company=company, product=product).first()
-            raise exceptions.ValidationError(
-                {
-                    "product": f"Not added: the company's {product.identifier} is "
-                    f"{current.status if current else 'not addable now'}."
-                }
+            raise Conflict(
+                f"Not added: the company's {product.identifier} is "
+                f"{current.status if current else 'not addable now'}."
             )
         body = {"product": product.identifier, "status": "adding", "consent_request": None}
         return Response(body, status=status.HTTP_202_ACCEPTED)
@@ -463,18 +490,14 @@ class CompanyRefreshApi(ApiView):
         data = _input(self.InputSerializer, request)
         if "data_type" not in data:
             if "connection" in data:
-                raise exceptions.ValidationError(
-                    {"connection": "Give a data_type with a connection."}
-                )
+                raise unprocessable("connection", "Give a data_type with a connection.")
             operation = company_refresh_all_data(company=company, requested_by=request.user)
         else:
             connection = None
             if "connection" in data:
                 connection = company.connections.filter(codat_id=data["connection"]).first()
                 if connection is None:
-                    raise exceptions.ValidationError(
-                        {"connection": "Not a connection of this company."}
-                    )
+                    raise unprocessable("connection", "Not a connection of this company.")
             operation = company_refresh_data_type(
                 company=company,
                 data_type=data["data_type"],
@@ -618,11 +641,11 @@ class OperationListApi(ApiView):
         if "company" in filters:
             filters["company"] = selectors.company_get(codat_id=filters["company"])
             if filters["company"] is None:
-                raise exceptions.ValidationError({"company": "No company with this id."})
+                raise unprocessable("company", "No company with this id.")
         if "job" in filters:
             filters["job"] = Job.objects.filter(pk=filters["job"]).first()
             if filters["job"] is None:
-                raise exceptions.ValidationError({"job": "No job with this id."})
+                raise unprocessable("job", "No job with this id.")
         return self.paginated(selectors.operation_list(**filters), OperationOutput)
 
 
@@ -776,8 +799,8 @@ class ProductListApi(ApiView):
         schedule_kind = serializers.ChoiceField(
             choices=ScheduleKind.choices, required=False, default=ScheduleKind.NONE
         )
-        schedule_time = serializers.TimeField(
-            required=False, allow_null=True, default=None, help_text="UTC; daily schedules only."
+        schedule_time = DailyTimeField(
+            required=False, allow_null=True, default=None, help_text="HH:MM UTC; daily only."
         )
         data_types = serializers.ListField(
             child=serializers.ChoiceField(choices=ALL_DATA_TYPES),
@@ -794,11 +817,13 @@ class ProductListApi(ApiView):
         def validate(self, data):
             if (data["schedule_kind"] == ScheduleKind.DAILY) != (data["schedule_time"] is not None):
                 raise serializers.ValidationError(
-                    {"schedule_time": "Give a time for a daily schedule, and only for one."}
+                    {"schedule_time": "Give a time for a daily schedule, and only for one."},
+                    code=UNPROCESSABLE,
                 )
             if not set(data["optional_data_types"]) <= set(data["data_types"]):
                 raise serializers.ValidationError(
-                    {"optional_data_types": "Each optional data type must be in data_types."}
+                    {"optional_data_types": "Each optional data type must be in data_types."},
+                    code=UNPROCESSABLE,
                 )
             return data
 

@@ -3,6 +3,8 @@
 from rest_framework import exceptions
 from rest_framework.pagination import CursorPagination
 
+from api.problems import UNPROCESSABLE
+
 MAX_PAGE_SIZE = 200
 
 
@@ -27,8 +29,10 @@ class ApiCursorPagination(CursorPagination):
         try:
             return super().decode_cursor(request)
         except exceptions.NotFound:
+            # Any string is a well-formed cursor: one this API did not give out is a 422.
             raise exceptions.ValidationError(
-                {"cursor": "Not a cursor this API gave out; use the next or previous link."}
+                {"cursor": "Not a cursor this API gave out; use the next or previous link."},
+                code=UNPROCESSABLE,
             ) from None
 
     def get_schema_operation_parameters(self, view):

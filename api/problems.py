@@ -17,6 +17,10 @@ from consent.errors import ConsentError
 from operations.planning import OperationRefused
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+# The code of a validation error about well-formed input that cannot be acted on (it names a
+# product that does not exist, combines fields that do not go together): answered 422, while
+# input the schema itself refuses is answered 400.
+UNPROCESSABLE = "unprocessable"
 
 
 class Conflict(exceptions.APIException):
@@ -66,6 +70,14 @@ def problem_response(
     return response
 
 
+def _leaf_codes(codes) -> set:
+    if isinstance(codes, dict):
+        return set().union(*(_leaf_codes(value) for value in codes.values()))
+    if isinstance(codes, list):
+        return set().union(*(_leaf_codes(value) for value in codes)) if codes else set()
+    return {codes}
+
+
 def _as_api_exception(exc):
     if isinstance(exc, Http404):
         return exceptions.NotFound(str(exc) or None)
@@ -90,7 +102,10 @@ def problem_exception_handler(exc, context):
         headers["WWW-Authenticate"] = exc.auth_header
     if getattr(exc, "wait", None) is not None:
         headers["Retry-After"] = str(int(exc.wait))
+    status_code = exc.status_code
     if isinstance(exc, exceptions.ValidationError):
+        if _leaf_codes(exc.get_codes()) == {UNPROCESSABLE}:
+            status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
         errors = field_errors(exc.detail)
         detail = "; ".join(
             f"{error['field']}: {error['reason']}" if error["field"] else error["reason"]
@@ -100,6 +115,4 @@ def problem_exception_handler(exc, context):
         errors = None
         detail = str(exc.detail)
     set_rollback()
-    return problem_response(
-        status_code=exc.status_code, detail=detail, errors=errors, headers=headers
-    )
+    return problem_response(status_code=status_code, detail=detail, errors=errors, headers=headers)

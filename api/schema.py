@@ -2,7 +2,7 @@
 
 Every operation can answer a problem (400 bad input, 401 no valid key, 403 missing scope, 404
 unknown id, 405, 406, 429 rate limit); every POST takes an Idempotency-Key and can answer 409
-(in flight, or refused by the current state) and 422 (key reused with another body).
+(in flight, or refused by the current state); 422 also answers a key reused with another body.
 """
 
 from api.idempotency import HEADER, MAX_KEY_LENGTH
@@ -36,13 +36,14 @@ COMMON = {
     "403": "The key (or the staff member's role) lacks the scope this needs.",
     "404": "No such resource.",
     "405": "The method is not allowed here.",
+    "422": "Well-formed input that cannot be acted on: a product not in the catalogue, a cursor "
+    "this API did not give out, fields that do not go together, a reused Idempotency-Key.",
     "406": "The Accept header asks for a type the API does not give.",
     "429": "Too many requests for this key: wait for Retry-After seconds.",
 }
 FOR_POST = {
     "409": "A request with this Idempotency-Key is in flight, or the current state refuses it.",
     "415": "The body is not JSON.",
-    "422": "This Idempotency-Key was used with another body.",
 }
 
 

@@ -64,8 +64,10 @@ class DataTypeStatusOutput(serializers.ModelSerializer):
 
 class OperationOutput(serializers.ModelSerializer):
     company = serializers.SerializerMethodField()
-    product = serializers.SlugRelatedField(slug_field="identifier", read_only=True)
-    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    product = serializers.SlugRelatedField(slug_field="identifier", read_only=True, allow_null=True)
+    requested_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
     error = serializers.SerializerMethodField()
 
     class Meta:
@@ -103,8 +105,10 @@ class OperationOutput(serializers.ModelSerializer):
 
 
 class JobOutput(serializers.ModelSerializer):
-    product = serializers.SlugRelatedField(slug_field="identifier", read_only=True)
-    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    product = serializers.SlugRelatedField(slug_field="identifier", read_only=True, allow_null=True)
+    requested_by = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = Job
