@@ -148,8 +148,19 @@ def company_or_404(company_id: str) -> Company:
     return company
 
 
+def _is_slug(value: str) -> bool:
+    # Checked before any query: a NUL in a path would otherwise reach PostgreSQL and fail there.
+    return (
+        bool(value)
+        and len(value) <= 64
+        and all(c.isascii() and (c.isalnum() or c in "-_") for c in value)
+    )
+
+
 def product_or_404(identifier: str) -> Product:
-    product = Product.objects.filter(identifier=identifier).first()
+    product = (
+        Product.objects.filter(identifier=identifier).first() if _is_slug(identifier) else None
+    )
     if product is None:
         raise exceptions.NotFound(f"No product {identifier!r} in the catalogue.")
     return product
@@ -295,7 +306,7 @@ class CompanyDetailApi(ApiView):
             help_text="Products whose add waits for the company's consent.",
         )
         consent = serializers.ListField(child=serializers.DictField(), read_only=True)
-        freshness = serializers.JSONField(
+        freshness = serializers.DictField(
             read_only=True,
             allow_null=True,
             help_text="Per-product freshness: not available yet (always null).",
@@ -856,7 +867,11 @@ class ProductListApi(ApiView):
 class ProductDetailApi(ApiView):
     @extend_schema(operation_id="products_retrieve", parameters=[PRODUCT], responses=ProductOutput)
     def get(self, request, product):
-        found = selectors.product_list().filter(identifier=product).first()
+        found = (
+            selectors.product_list().filter(identifier=product).first()
+            if _is_slug(product)
+            else None
+        )
         if found is None:
             raise exceptions.NotFound(f"No product {product!r} in the catalogue.")
         return Response(ProductOutput(found).data)

@@ -11,7 +11,6 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
-from rest_framework.views import set_rollback
 
 from consent.errors import ConsentError
 from operations.planning import OperationRefused
@@ -94,6 +93,9 @@ def _as_api_exception(exc):
 
 
 def problem_exception_handler(exc, context):
+    # Imported here: rest_framework.views reads the API settings, whose parser imports this.
+    from rest_framework.views import set_rollback
+
     exc = _as_api_exception(exc)
     if not isinstance(exc, exceptions.APIException):
         return None  # a bug: Django's 500 handling (and the logs) take it

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from api.models import ApiKey
 from api.services import api_key_create, api_key_revoke
+from codat.data_types import ALL_DATA_TYPES
 from core.roles import API_SCOPES
 from products.models import CompanyProduct
 from products.services import product_define
@@ -20,6 +21,7 @@ from tests.factories import (
     JobFactory,
     OperationFactory,
 )
+from tests.operations.helpers import ensure_data_types
 from webhooks.models import WebhookEvent
 
 
@@ -72,6 +74,8 @@ class World:
 
 @pytest.fixture
 def world(db) -> World:
+    # Transactional tests empty the catalogue of data types the migrations seeded.
+    ensure_data_types(ALL_DATA_TYPES)
     product = product_define(
         identifier="cash-flow",
         name="Cash flow",

@@ -122,3 +122,24 @@ def test_a_validation_error_lists_each_field(keys, world):
     )
     assert {"identifier", "name", "kind", "data_types.0"} <= fields(body)
     assert json.dumps(body)  # plain JSON all the way down
+
+
+def test_text_postgresql_cannot_store_is_refused_before_the_database(keys, world):
+    before = Operation.objects.count()
+    body = problem(
+        call("POST", "/api/v1/companies/", keys["operate"], {"name": "A", "tags": {"\x00": "x"}}),
+        422,
+    )
+    assert body["errors"][0]["field"] == "body.tags"
+    lone_surrogate = b'{"name": "A\\ud800"}'
+    from django.test import Client
+
+    response = Client().post(
+        "/api/v1/companies/",
+        data=lone_surrogate,
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {keys['operate']}"},
+    )
+    assert problem(response, 422)["errors"][0]["field"] == "body.name"
+    problem(call("GET", "/api/v1/products/%00/", keys["read"]), 404)
+    assert Operation.objects.count() == before

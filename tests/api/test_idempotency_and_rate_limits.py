@@ -63,7 +63,7 @@ def test_keys_of_two_callers_never_meet(keys, world):
 def test_a_refused_request_is_not_remembered(keys, world):
     url = f"/api/v1/companies/{world.company.codat_id}/consent/requests/"
     refused = call("POST", url, keys["consent"], {"products": ["nope"]}, **{"Idempotency-Key": "r"})
-    assert refused.status_code == 400
+    assert refused.status_code == 422
     fixed = call(
         "POST", url, keys["consent"], {"products": ["expenses"]}, **{"Idempotency-Key": "r"}
     )
