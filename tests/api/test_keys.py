@@ -88,3 +88,20 @@ def test_the_schema_and_its_pages_are_served_from_the_portal(client):
     assert schema.json()["openapi"].startswith("3.1")
     page = client.get("/api/v1/docs/").content.decode()
     assert "drf_spectacular_sidecar" in page and "cdn" not in page.lower()
+
+
+def test_the_browsable_api_renders_for_staff(client, world):
+    client.force_login(StaffFactory(role="operator"))
+    for url in (
+        "/api/v1/companies/",
+        f"/api/v1/companies/{world.company.codat_id}/",
+        f"/api/v1/companies/{world.company.codat_id}/consent/requests/",
+        "/api/v1/jobs/",
+    ):
+        page = client.get(url, headers={"Accept": "text/html"})
+        assert page.status_code == 200
+        assert (
+            b"<html" in page.content
+            and b"Acme Bakery Ltd"
+            in client.get("/api/v1/companies/", headers={"Accept": "text/html"}).content
+        )

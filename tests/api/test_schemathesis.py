@@ -63,6 +63,10 @@ def test_schemathesis_finds_no_failures(live_server, world, principal, tmp_path)
             "--seed",
             "1",
             "--no-color",
+            # A key of one scope is refused most operations: its run is about the 401/403
+            # answers (ignored_auth, status and content types); the coverage phase's boundary
+            # cases run with the key that reaches every handler.
+            *([] if principal == "all" else ["--phases", "fuzzing,stateful"]),
         ],
         capture_output=True,
         text=True,
