@@ -12,6 +12,7 @@ import hashlib
 import json
 
 from django.conf import settings
+from redis.exceptions import RedisError
 from rest_framework import exceptions
 from rest_framework.response import Response
 
@@ -23,6 +24,12 @@ HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
 # Long enough for any request the API answers; a request that dies mid-way frees its key then.
 IN_FLIGHT_SECONDS = 120
+
+
+class IdempotencyUnavailable(exceptions.APIException):
+    status_code = 503
+    default_detail = "Idempotency-Key cannot be checked now; try again shortly."
+    default_code = "idempotency_unavailable"
 
 
 def _fingerprint(request) -> str:
@@ -49,8 +56,13 @@ def idempotent(handler):
         storage_key = _storage_key(request, idempotency_key)
         redis = redis_client()
         claim = json.dumps({"fingerprint": fingerprint, "status": None})
-        if not redis.set(storage_key, claim, nx=True, ex=IN_FLIGHT_SECONDS):
-            stored = json.loads(redis.get(storage_key) or "null")
+        try:
+            claimed = redis.set(storage_key, claim, nx=True, ex=IN_FLIGHT_SECONDS)
+            stored = None if claimed else json.loads(redis.get(storage_key) or "null")
+        except RedisError:
+            # Without the store a retry could repeat the write: refuse rather than guess.
+            raise IdempotencyUnavailable() from None
+        if not claimed:
             if stored is None:  # expired between the two calls: treat as new next time
                 raise Conflict("This Idempotency-Key is being used; try again.")
             if stored["fingerprint"] != fingerprint:

@@ -44,6 +44,7 @@ COMMON = {
 FOR_POST = {
     "409": "A request with this Idempotency-Key is in flight, or the current state refuses it.",
     "415": "The body is not JSON.",
+    "503": "An Idempotency-Key was given and its store (Redis) cannot be reached.",
 }
 
 

@@ -83,3 +83,15 @@ def test_over_the_limit_is_429_with_retry_after_and_ratelimit_headers(keys, worl
     assert limited["RateLimit-Remaining"] == "0"
     # Another key has its own budget.
     assert call("GET", "/api/v1/products/", keys["all"]).status_code == 200
+
+
+def test_without_redis_a_keyed_post_is_refused_and_the_rate_limit_is_skipped(keys, world, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    url = f"/api/v1/companies/{world.company.codat_id}/consent/requests/"
+    body = {"products": ["expenses"]}
+    refused = call("POST", url, keys["consent"], body, **{"Idempotency-Key": "no-redis"})
+    assert refused.status_code == 503
+    assert refused["Content-Type"] == "application/problem+json"
+    assert not ConsentRequest.objects.filter(company=world.company).exists()
+    # Without a key the write goes ahead, unlimited: Redis only counts and remembers.
+    assert call("POST", url, keys["consent"], body).status_code == 201
