@@ -736,3 +736,18 @@ def product_add_consent_requests_create(*, companies, product, user=None) -> lis
         extra={"requests": len(issued), "product": product.identifier},
     )
     return issued
+
+
+def new_company_consent_requests_create(
+    *, company, product_identifiers, user=None
+) -> list[IssuedLink]:
+    """Codat has created a company whose products were asked for without consent (the API's
+    create): one PRODUCT_ADDED request per product, so each add waits for the grant and goes
+    ahead by itself (consent/effects.py `consent_given`). Unknown identifiers are skipped: the
+    catalogue may have changed since the create was asked for."""
+    issued = []
+    for product in Product.objects.filter(identifier__in=product_identifiers).order_by("pk"):
+        issued += product_add_consent_requests_create(
+            companies=[company], product=product, user=user
+        )
+    return issued

@@ -67,8 +67,10 @@ def permissions_for(role: str):
     if role == OPERATOR:
         return Permission.objects.filter(view | _named(OPERATOR_RIGHTS))
     if role == ADMIN:
+        # API keys are made and revoked by admins only (the api app is not in PORTAL_APPS, so
+        # viewers and operators do not even see the list of keys).
         return Permission.objects.filter(
-            in_portal | Q(content_type__app_label="auth") | _named(COMPLIANCE_RIGHTS)
+            in_portal | Q(content_type__app_label__in=("auth", "api")) | _named(COMPLIANCE_RIGHTS)
         )
     if role == COMPLIANCE:
         return Permission.objects.filter(view | _named(COMPLIANCE_RIGHTS))
@@ -93,3 +95,39 @@ def can_run_operations(user) -> bool:
 
 def can_export_company_data(user) -> bool:
     return user.is_active and user.has_perm("audit.export_company_data")
+
+
+# --- API scopes --------------------------------------------------------------------------------
+# What an API key may do is the set of scopes an admin gave it; a staff session (the browsable
+# API) gets the scopes its role allows. New scopes are added here and nowhere else.
+
+SCOPE_READ = "read"
+SCOPE_OPERATE = "operate"
+SCOPE_CONSENT = "consent"
+SCOPE_CATALOGUE = "catalogue"
+API_SCOPES = {
+    SCOPE_READ: "Read companies, operations, jobs, consent state, webhooks and the catalogue",
+    SCOPE_OPERATE: "Create companies, add, remove and refresh products, retry and cancel jobs",
+    SCOPE_CONSENT: "Read consent evidence and receipts; create consent requests and links",
+    SCOPE_CATALOGUE: "Define products in the catalogue",
+}
+
+
+def api_scopes_of_staff(user) -> frozenset[str]:
+    """The scopes a staff member's session has in the API: those of their role."""
+    if not (user.is_authenticated and user.is_active and user.is_staff):
+        return frozenset()
+    scopes = set()
+    if user.has_perm("companies.view_company"):
+        scopes.add(SCOPE_READ)
+    if can_run_operations(user):
+        scopes.add(SCOPE_OPERATE)
+    if user.has_perm("consent.send_consent_requests"):
+        scopes.add(SCOPE_CONSENT)
+    if user.has_perm("products.change_product"):
+        scopes.add(SCOPE_CATALOGUE)
+    return frozenset(scopes)
+
+
+def api_allows(*, scopes, needed: str) -> bool:
+    return needed in scopes

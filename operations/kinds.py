@@ -253,6 +253,13 @@ def _company_created(operation: Operation, answer: dict) -> tuple[dict, dict]:
     from companies.services import company_mirror_from_codat
 
     company = company_mirror_from_codat(data=answer)
+    awaiting = operation.parameters.get("awaiting_consent") or []
+    if awaiting:
+        from consent.services import new_company_consent_requests_create
+
+        new_company_consent_requests_create(
+            company=company, product_identifiers=awaiting, user=operation.requested_by
+        )
     return {"companyId": answer["id"]}, {"company": company}
 
 

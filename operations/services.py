@@ -274,9 +274,16 @@ def company_create(
     description: str = "",
     tags: dict[str, str] | None = None,
     products: Sequence[Product] = (),
+    products_awaiting_consent: Sequence[Product] = (),
     requested_by=None,
 ) -> Operation:
-    """Create a company at Codat with its products; the mirror follows Codat's answer."""
+    """Create a company at Codat with its products; the mirror follows Codat's answer.
+
+    `products` go to Codat with the company: only for a caller that holds consent for them
+    some other way (the company is new, so the portal has none on record). The API passes
+    `products_awaiting_consent` instead: once Codat has created the company, each gets a
+    consent request, and its add goes ahead when the company grants (consent/effects.py).
+    """
     if not name.strip():
         raise OperationRefused("A company needs a name.")
     tags = dict(tags or {})
@@ -291,6 +298,7 @@ def company_create(
             "description": description,
             "tags": tags,
             "products": [product.identifier for product in products],
+            "awaiting_consent": [product.identifier for product in products_awaiting_consent],
         },
         requested_by=requested_by,
         idempotency_key=idempotency_key,

@@ -14,4 +14,5 @@ urlpatterns = [
     path("consent/", include("consent.urls")),
     path("bank-feeds/", include("bankfeeds.urls")),
     path("webhooks/", include("webhooks.urls")),
+    path("api/v1/", include("api.urls")),
 ]

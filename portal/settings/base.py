@@ -48,6 +48,10 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
     "axes",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -296,3 +300,56 @@ LOGGING = {
 }
 # DEBUG error pages hide the broker's and other URLs with credentials in them.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "portal.log_privacy.PortalExceptionReporterFilter"
+
+# --- REST API (api/) ---------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    # An API key first, so a request without credentials is answered 401 with its challenge;
+    # staff sessions work too (the browsable API), with Django's CSRF check on writes.
+    "DEFAULT_AUTHENTICATION_CLASSES": (
+        "api.authentication.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ),
+    "DEFAULT_PERMISSION_CLASSES": ("api.permissions.HasApiScope",),
+    "DEFAULT_THROTTLE_CLASSES": ("api.ratelimit.ApiRateThrottle",),
+    "DEFAULT_RENDERER_CLASSES": (
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ),
+    "DEFAULT_PARSER_CLASSES": ("api.parsers.StorableJSONParser",),
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "api.problems.problem_exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Codat portal API",
+    "DESCRIPTION": (
+        "Companies, their products and consent, the operations that change Codat, the webhook "
+        "ledger and the product catalogue. Authenticate with `Authorization: Bearer <API key>`."
+    ),
+    "VERSION": "1",
+    "OAS_VERSION": "3.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "OperationKindEnum": "operations.models.OperationKind.choices",
+        "OperationStateEnum": "operations.models.OperationState.choices",
+        "ProductKindEnum": "products.models.ProductKind.choices",
+        "WebhookEventStateEnum": "webhooks.models.EventState.choices",
+        "DataTypeEnum": "codat.data_types.ALL_DATA_TYPES",
+    },
+    "POSTPROCESSING_HOOKS": (
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "api.schema.add_problems_and_idempotency",
+    ),
+    # Served from the portal's own static files, no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+# Requests per API key (or staff session) per window: "600/m", "50/s", "10000/h".
+API_RATE_LIMIT = env.str("API_RATE_LIMIT", default="600/m")
+# How long a POST's Idempotency-Key is remembered with its first response.
+API_IDEMPOTENCY_TTL_SECONDS = env.int("API_IDEMPOTENCY_TTL_SECONDS", default=24 * 3600)
+# A new key expires after this many days unless the admin who makes it says otherwise.
+API_KEY_DEFAULT_DAYS = env.int("API_KEY_DEFAULT_DAYS", default=90)

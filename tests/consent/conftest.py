@@ -7,6 +7,7 @@ import pytest
 
 from products.services import product_define
 from tests.factories import CompanyFactory
+from tests.operations.helpers import ensure_data_types
 
 
 @pytest.fixture(autouse=True)
@@ -34,6 +35,8 @@ def company(db):
 def product(db):
     """A use case with two required data types and one optional one, defined as the catalogue
     defines products (so its first consent text is published)."""
+    # A transactional test run earlier may have flushed the catalogue the migration seeded.
+    ensure_data_types(["invoices", "balanceSheet", "bankAccounts", "bills"])
     return product_define(
         identifier="lending",
         name="Lending",
@@ -46,6 +49,7 @@ def product(db):
 
 @pytest.fixture
 def other_product(db):
+    ensure_data_types(["bills"])
     return product_define(
         identifier="expenses",
         name="Expenses",

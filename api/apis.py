@@ -1,0 +1,877 @@
+"""The endpoints of /api/v1/: validate, call one service or selector, serialize.
+
+Each view names the scope each method needs (`scopes`, checked by api.permissions against
+core/roles.py); errors are raised and become problem+json in api/problems.py; every POST is
+`@idempotent`. A write passes `request.user` as the actor: for an API key that is the key's own
+user (api/models.py), so the operation, job or consent record names the key.
+"""
+
+import uuid
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_serializer,
+    inline_serializer,
+)
+from rest_framework import exceptions, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from api import selectors
+from api.idempotency import idempotent
+from api.pagination import ApiCursorPagination
+from api.permissions import scopes_of
+from api.problems import UNPROCESSABLE, Conflict
+from api.serializers import (
+    CompanyProductOutput,
+    CompanySummaryOutput,
+    ConnectionOutput,
+    ConsentEventOutput,
+    ConsentRequestOutput,
+    DataTypeStatusOutput,
+    JobOutput,
+    OperationOutput,
+    ProductOutput,
+    WebhookEventDetailOutput,
+    WebhookEventOutput,
+)
+from codat.data_types import ALL_DATA_TYPES
+from companies.models import Company, ConnectionStatus, DatasetStatus
+from consent.receipts import receipt_document
+from consent.selectors import consent_matrix, consent_receipt_events, reconfirm_deadline
+from consent.services import (
+    consent_request_create,
+    manage_link_path,
+    product_add_or_request_consent,
+    public_url,
+)
+from core.roles import SCOPE_CATALOGUE, SCOPE_CONSENT, SCOPE_OPERATE, SCOPE_READ
+from operations.models import Job, OperationKind, OperationState
+from operations.selectors import job_failures, job_progress
+from operations.services import (
+    company_create,
+    company_refresh_all_data,
+    company_refresh_data_type,
+    job_cancel_rest,
+    job_retry_failed,
+    product_refresh,
+    product_remove,
+)
+from products.models import CompanyProduct, CompanyProductStatus, Product, ProductKind, ScheduleKind
+from products.services import product_define
+from webhooks.models import EventState, WebhookEvent
+
+# -- shared -----------------------------------------------------------------------------------
+
+
+class ApiView(APIView):
+    pagination_class = ApiCursorPagination
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        window = getattr(request, "rate_limit_window", None)
+        if window is not None:
+            for name, value in window.headers().items():
+                response[name] = value
+        return response
+
+    def paginated(self, queryset, output, *, ordering: str = "-id"):
+        paginator = self.pagination_class()
+        paginator.ordering = ordering
+        page = paginator.paginate_queryset(queryset, self.request, view=self)
+        return paginator.get_paginated_response(
+            output(page, many=True, context={"request": self.request}).data
+        )
+
+
+def unprocessable(field: str, reason: str) -> exceptions.ValidationError:
+    """Well-formed input that cannot be acted on: answered 422 (api/problems.py)."""
+    return exceptions.ValidationError({field: reason}, code=UNPROCESSABLE)
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "maxProperties": 9,
+        "propertyNames": {"minLength": 1, "maxLength": 27},
+        "additionalProperties": {"type": "string", "maxLength": 100},
+    }
+)
+class TagsField(serializers.DictField):
+    """Codat's tags: at most 10 (the portal uses one), keys of 1-27 characters."""
+
+    child = serializers.CharField(max_length=100, allow_blank=True, trim_whitespace=False)
+
+    def to_internal_value(self, data):
+        tags = super().to_internal_value(data)
+        if len(tags) > 9:
+            raise serializers.ValidationError("At most 9 tags (the portal needs a tenth).")
+        if any(not 1 <= len(key) <= 27 for key in tags):
+            raise serializers.ValidationError("A tag's key has 1 to 27 characters.")
+        return tags
+
+
+@extend_schema_field({"type": "string", "pattern": "^([01][0-9]|2[0-3]):[0-5][0-9]$"})
+class DailyTimeField(serializers.TimeField):
+    def __init__(self, **kwargs):
+        super().__init__(input_formats=["%H:%M"], format="%H:%M", **kwargs)
+
+
+def _filters(serializer_class, request) -> dict:
+    # A plain dict: DRF reads an empty value of a QueryDict as "not given", which would let
+    # `?state=` through as no filter at all instead of the invalid choice it is.
+    filters = serializer_class(data=request.query_params.dict())
+    filters.is_valid(raise_exception=True)
+    return filters.validated_data
+
+
+def _input(serializer_class, request) -> dict:
+    if not isinstance(request.data, dict):
+        raise exceptions.ValidationError({"body": "Send a JSON object."})
+    data = serializer_class(data=request.data)
+    data.is_valid(raise_exception=True)
+    return data.validated_data
+
+
+def company_or_404(company_id: str) -> Company:
+    """The company whose Codat id is `company_id`: 404 for anything else, malformed or not."""
+    try:
+        codat_id = uuid.UUID(company_id)
+    except ValueError:
+        codat_id = None
+    company = selectors.company_get(codat_id=codat_id) if codat_id else None
+    if company is None:
+        raise exceptions.NotFound(f"No company with id {company_id!r}.")
+    return company
+
+
+def _is_slug(value: str) -> bool:
+    # Checked before any query: a NUL in a path would otherwise reach PostgreSQL and fail there.
+    return (
+        bool(value)
+        and len(value) <= 64
+        and all(c.isascii() and (c.isalnum() or c in "-_") for c in value)
+    )
+
+
+def product_or_404(identifier: str) -> Product:
+    product = (
+        Product.objects.filter(identifier=identifier).first() if _is_slug(identifier) else None
+    )
+    if product is None:
+        raise exceptions.NotFound(f"No product {identifier!r} in the catalogue.")
+    return product
+
+
+def _int_or_404(value: str, what: str) -> int:
+    if not value.isdigit() or len(value) > 18:
+        raise exceptions.NotFound(f"No {what} with id {value!r}.")
+    return int(value)
+
+
+class ProductIdentifierField(serializers.SlugField):
+    """A catalogue product named by its identifier, validated to exist."""
+
+    def run_validation(self, data=serializers.empty):
+        # Validated as a slug first; the lookup comes after, so validators see the identifier.
+        identifier = super().run_validation(data)
+        product = Product.objects.filter(identifier=identifier).first()
+        if product is None:
+            raise serializers.ValidationError(
+                f"No product {identifier!r} in the catalogue.", code=UNPROCESSABLE
+            )
+        return product
+
+
+COMPANY_ID = OpenApiParameter(
+    "company_id", str, OpenApiParameter.PATH, description="The company's Codat id (a UUID)."
+)
+PRODUCT = OpenApiParameter("product", str, OpenApiParameter.PATH, description="Identifier.")
+
+
+# -- companies --------------------------------------------------------------------------------
+
+
+class CompanyListApi(ApiView):
+    scopes = {"GET": SCOPE_READ, "POST": SCOPE_OPERATE}
+
+    class FilterSerializer(serializers.Serializer):
+        connection_status = serializers.ChoiceField(
+            choices=ConnectionStatus.choices,
+            required=False,
+            help_text="Companies with a connection in this status.",
+        )
+        product = ProductIdentifierField(required=False, help_text="Companies with this product.")
+        product_status = serializers.ChoiceField(
+            choices=CompanyProductStatus.choices,
+            required=False,
+            help_text="Companies with a product in this status (with `product`: that product).",
+        )
+        data_type = serializers.ChoiceField(
+            choices=ALL_DATA_TYPES, required=False, help_text="With `data_type_status`."
+        )
+        data_type_status = serializers.ChoiceField(
+            choices=[*DatasetStatus.values, selectors.NEVER_SYNCED],
+            required=False,
+            help_text="Companies with a data type (with `data_type`: that one) in this status.",
+        )
+        # Freshness (stale products) comes with the freshness table: add its filter here.
+
+    @extend_schema_serializer(component_name="CompanyCreateInput")
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=255, trim_whitespace=False)
+        description = serializers.CharField(required=False, allow_blank=True, default="")
+        tags = TagsField(required=False, default=dict)
+        products = serializers.ListField(
+            child=ProductIdentifierField(), required=False, default=list, max_length=20
+        )
+
+        def validate_name(self, value):
+            if not value.strip():
+                raise serializers.ValidationError("A company needs a name.", code=UNPROCESSABLE)
+            return value.strip()
+
+        def validate_products(self, value):
+            if len({product.pk for product in value}) != len(value):
+                raise serializers.ValidationError("Name each product once.", code=UNPROCESSABLE)
+            return value
+
+    class CreateOutput(serializers.Serializer):
+        operation = OperationOutput()
+        products = inline_serializer(
+            "CompanyCreateProduct",
+            {
+                "product": serializers.CharField(),
+                "status": serializers.ChoiceField(choices=["awaiting_consent"]),
+                "detail": serializers.CharField(),
+            },
+            many=True,
+        )
+
+    @extend_schema(
+        operation_id="companies_list",
+        parameters=[FilterSerializer],
+        responses=CompanySummaryOutput(many=True),
+    )
+    def get(self, request):
+        filters = _filters(self.FilterSerializer, request)
+        companies = selectors.company_list(**filters)
+        return self.paginated(companies, CompanySummaryOutput)
+
+    @extend_schema(
+        operation_id="companies_create",
+        request=InputSerializer,
+        responses={202: CreateOutput},
+        description=(
+            "Create a company at Codat. A new company has no consent on record, so each product "
+            "asked for awaits consent: once Codat has created the company, a consent request is "
+            "made for it (e-mailed to the `email` tag if there is one; create a link with "
+            "`POST .../consent/requests/`), and the product is added when the company grants."
+        ),
+    )
+    @idempotent
+    def post(self, request):
+        data = _input(self.InputSerializer, request)
+        operation = company_create(
+            name=data["name"],
+            description=data["description"],
+            tags=data["tags"],
+            products_awaiting_consent=data["products"],
+            requested_by=request.user,
+        )
+        body = {
+            "operation": OperationOutput(operation).data,
+            "products": [
+                {
+                    "product": product.identifier,
+                    "status": "awaiting_consent",
+                    "detail": "No consent is on record for a new company: a consent request is "
+                    "made once Codat has created it, and the product is added when it grants.",
+                }
+                for product in data["products"]
+            ],
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class CompanyDetailApi(ApiView):
+    class DetailOutput(CompanySummaryOutput):
+        data_type_statuses = DataTypeStatusOutput(many=True, read_only=True)
+        awaiting_consent = serializers.ListField(
+            child=serializers.CharField(),
+            read_only=True,
+            help_text="Products whose add waits for the company's consent.",
+        )
+        consent = serializers.ListField(child=serializers.DictField(), read_only=True)
+        freshness = serializers.DictField(
+            read_only=True,
+            allow_null=True,
+            help_text="Per-product freshness: not available yet (always null).",
+        )
+
+        class Meta(CompanySummaryOutput.Meta):
+            fields = (
+                *CompanySummaryOutput.Meta.fields,
+                "data_type_statuses",
+                "awaiting_consent",
+                "consent",
+                "freshness",
+            )
+
+    @extend_schema(
+        operation_id="companies_retrieve", parameters=[COMPANY_ID], responses=DetailOutput
+    )
+    def get(self, request, company_id):
+        company = company_or_404(company_id)
+        detail = selectors.company_detail(company=company)
+        data = CompanySummaryOutput(company).data
+        data["connections"] = ConnectionOutput(detail["connections"], many=True).data
+        data["products"] = CompanyProductOutput(detail["products"], many=True).data
+        data["data_type_statuses"] = DataTypeStatusOutput(
+            detail["data_type_statuses"], many=True
+        ).data
+        data["awaiting_consent"] = [product.identifier for product in detail["awaiting_consent"]]
+        data["consent"] = _consent_rows(company)
+        # The freshness of each product's data goes here once the freshness table exists.
+        data["freshness"] = None
+        return Response(data)
+
+
+def _consent_rows(company) -> list[dict]:
+    # Every product of the catalogue (a handful), so a product never consented to shows `none`.
+    _columns, rows = consent_matrix(company=company, products=Product.objects.all())
+    result = []
+    for row in rows:
+        consent = row.consent
+        deadline = reconfirm_deadline(consent.confirmed_at) if consent.confirmed_at else None
+        result.append(
+            {
+                "product": row.product.identifier,
+                "state": str(consent.state),
+                "covered": row.covered,
+                "data_types": sorted(consent.data_types),
+                "missing_data_types": [cell.data_type for cell in row.cells if cell.missing],
+                "granted_at": consent.granted_at,
+                "confirmed_at": consent.confirmed_at,
+                "reconfirm_by": deadline,
+            }
+        )
+    return result
+
+
+class CompanyProductAddApi(ApiView):
+    scopes = {"POST": SCOPE_OPERATE}
+
+    @extend_schema_serializer(component_name="CompanyProductAddInput")
+    class InputSerializer(serializers.Serializer):
+        product = ProductIdentifierField()
+        email = serializers.EmailField(
+            required=False,
+            allow_blank=True,
+            default="",
+            help_text="Where to send the consent link if consent is missing.",
+        )
+
+    class AddOutput(serializers.Serializer):
+        product = serializers.CharField()
+        status = serializers.ChoiceField(choices=["adding", "awaiting_consent"])
+        consent_request = inline_serializer(
+            "ProductAddConsentRequest",
+            {
+                "id": serializers.IntegerField(),
+                "url": serializers.URLField(
+                    allow_null=True, help_text="Only for a key with the consent scope; once."
+                ),
+            },
+            allow_null=True,
+        )
+
+    @extend_schema(
+        operation_id="companies_products_add",
+        parameters=[COMPANY_ID],
+        request=InputSerializer,
+        responses={202: AddOutput},
+    )
+    @idempotent
+    def post(self, request, company_id):
+        company = company_or_404(company_id)
+        data = _input(self.InputSerializer, request)
+        product = data["product"]
+        outcome = product_add_or_request_consent(
+            company=company, product=product, user=request.user, email=data["email"]
+        )
+        if outcome.issued is not None:
+            # The link lets whoever holds it answer for the company: only to consent keys.
+            url = outcome.issued.url if SCOPE_CONSENT in scopes_of(request) else None
+            body = {
+                "product": product.identifier,
+                "status": "awaiting_consent",
+                "consent_request": {"id": outcome.issued.request.pk, "url": url},
+            }
+            return Response(body, status=status.HTTP_202_ACCEPTED)
+        if not outcome.added:
+            current = CompanyProduct.objects.filter(company=company, product=product).first()
+            raise Conflict(
+                f"Not added: the company's {product.identifier} is "
+                f"{current.status if current else 'not addable now'}."
+            )
+        body = {"product": product.identifier, "status": "adding", "consent_request": None}
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+class CompanyProductRemoveApi(ApiView):
+    scopes = {"POST": SCOPE_OPERATE}
+
+    @extend_schema(
+        operation_id="companies_products_remove",
+        parameters=[COMPANY_ID, PRODUCT],
+        request=None,
+        responses={202: OperationOutput},
+    )
+    @idempotent
+    def post(self, request, company_id, product):
+        company = company_or_404(company_id)
+        operation = product_remove(
+            company=company, product=product_or_404(product), requested_by=request.user
+        )
+        return Response(OperationOutput(operation).data, status=status.HTTP_202_ACCEPTED)
+
+
+class CompanyProductRefreshApi(ApiView):
+    scopes = {"POST": SCOPE_OPERATE}
+
+    @extend_schema_serializer(component_name="CompanyProductRefreshInput")
+    class InputSerializer(serializers.Serializer):
+        data_types = serializers.ListField(
+            child=serializers.ChoiceField(choices=ALL_DATA_TYPES),
+            required=False,
+            default=list,
+            max_length=len(ALL_DATA_TYPES),
+            help_text="Some of the product's data types; all of them if left out.",
+        )
+
+    @extend_schema(
+        operation_id="companies_products_refresh",
+        parameters=[COMPANY_ID, PRODUCT],
+        request=InputSerializer,
+        responses={202: OperationOutput},
+    )
+    @idempotent
+    def post(self, request, company_id, product):
+        company = company_or_404(company_id)
+        product = product_or_404(product)
+        data = _input(self.InputSerializer, request)
+        operation = product_refresh(
+            company=company,
+            product=product,
+            data_types=sorted(set(data["data_types"])),
+            requested_by=request.user,
+        )
+        return Response(OperationOutput(operation).data, status=status.HTTP_202_ACCEPTED)
+
+
+class CompanyRefreshApi(ApiView):
+    """Refresh data with client-level sync settings: every data type, or one."""
+
+    scopes = {"POST": SCOPE_OPERATE}
+
+    @extend_schema_serializer(component_name="CompanyRefreshInput")
+    class InputSerializer(serializers.Serializer):
+        data_type = serializers.ChoiceField(
+            choices=ALL_DATA_TYPES,
+            required=False,
+            help_text="One data type; every fetch-on-first-link data type if left out.",
+        )
+        connection = serializers.UUIDField(
+            required=False, help_text="With `data_type`: only this connection."
+        )
+
+    @extend_schema(
+        operation_id="companies_refresh",
+        parameters=[COMPANY_ID],
+        request=InputSerializer,
+        responses={202: OperationOutput},
+    )
+    @idempotent
+    def post(self, request, company_id):
+        company = company_or_404(company_id)
+        data = _input(self.InputSerializer, request)
+        if "data_type" not in data:
+            if "connection" in data:
+                raise unprocessable("connection", "Give a data_type with a connection.")
+            operation = company_refresh_all_data(company=company, requested_by=request.user)
+        else:
+            connection = None
+            if "connection" in data:
+                connection = company.connections.filter(codat_id=data["connection"]).first()
+                if connection is None:
+                    raise unprocessable("connection", "Not a connection of this company.")
+            operation = company_refresh_data_type(
+                company=company,
+                data_type=data["data_type"],
+                connection=connection,
+                requested_by=request.user,
+            )
+        return Response(OperationOutput(operation).data, status=status.HTTP_202_ACCEPTED)
+
+
+# -- consent ----------------------------------------------------------------------------------
+
+
+class ConsentRowOutput(serializers.Serializer):
+    product = serializers.CharField()
+    state = serializers.CharField()
+    covered = serializers.BooleanField(help_text="Consent covers every required data type.")
+    data_types = serializers.ListField(child=serializers.CharField())
+    missing_data_types = serializers.ListField(child=serializers.CharField())
+    granted_at = serializers.DateTimeField(allow_null=True)
+    confirmed_at = serializers.DateTimeField(allow_null=True)
+    reconfirm_by = serializers.DateTimeField(allow_null=True)
+
+
+class CompanyConsentApi(ApiView):
+    pagination_class = None  # one row per product of the catalogue: a handful
+
+    @extend_schema(
+        operation_id="companies_consent_retrieve",
+        parameters=[COMPANY_ID],
+        responses=ConsentRowOutput(many=True),
+    )
+    def get(self, request, company_id):
+        company = company_or_404(company_id)
+        return Response(ConsentRowOutput(_consent_rows(company), many=True).data)
+
+
+class CompanyConsentEventListApi(ApiView):
+    scopes = {"GET": SCOPE_CONSENT}
+
+    @extend_schema(
+        operation_id="companies_consent_events_list",
+        parameters=[COMPANY_ID],
+        responses=ConsentEventOutput(many=True),
+        description="The append-only evidence log, newest first.",
+    )
+    def get(self, request, company_id):
+        company = company_or_404(company_id)
+        return self.paginated(selectors.consent_event_list(company=company), ConsentEventOutput)
+
+
+class CompanyConsentReceiptApi(ApiView):
+    scopes = {"GET": SCOPE_CONSENT}
+
+    @extend_schema(
+        operation_id="companies_consent_receipts_retrieve",
+        parameters=[
+            COMPANY_ID,
+            OpenApiParameter("receipt_id", str, OpenApiParameter.PATH, description="A UUID."),
+        ],
+        responses={200: OpenApiTypes.OBJECT},
+        description="The Kantara consent receipt of one decision.",
+    )
+    def get(self, request, company_id, receipt_id):
+        company = company_or_404(company_id)
+        try:
+            receipt = uuid.UUID(receipt_id)
+        except ValueError:
+            receipt = None
+        events = consent_receipt_events(company=company, receipt_id=receipt) if receipt else []
+        if not events:
+            raise exceptions.NotFound(f"No receipt {receipt_id!r} for this company.")
+        return Response(
+            receipt_document(events=events, manage_url=public_url(manage_link_path(company)))
+        )
+
+
+class CompanyConsentRequestListApi(ApiView):
+    scopes = {"GET": SCOPE_CONSENT, "POST": SCOPE_CONSENT}
+
+    @extend_schema_serializer(component_name="ConsentRequestCreateInput")
+    class InputSerializer(serializers.Serializer):
+        products = serializers.ListField(
+            child=ProductIdentifierField(), min_length=1, max_length=20
+        )
+        email = serializers.EmailField(
+            required=False, allow_blank=True, default="", help_text="Also e-mail the link here."
+        )
+
+    class IssuedOutput(ConsentRequestOutput):
+        url = serializers.URLField(help_text="The one-time consent link: shown only here.")
+        manage_url = serializers.URLField()
+
+        class Meta(ConsentRequestOutput.Meta):
+            fields = (*ConsentRequestOutput.Meta.fields, "url", "manage_url")
+
+    @extend_schema(
+        operation_id="companies_consent_requests_list",
+        parameters=[COMPANY_ID],
+        responses=ConsentRequestOutput(many=True),
+    )
+    def get(self, request, company_id):
+        company = company_or_404(company_id)
+        return self.paginated(selectors.consent_request_list(company=company), ConsentRequestOutput)
+
+    @extend_schema(
+        operation_id="companies_consent_requests_create",
+        parameters=[COMPANY_ID],
+        request=InputSerializer,
+        responses={201: IssuedOutput},
+        description="A one-time consent link; the response is the only place it is shown.",
+    )
+    @idempotent
+    def post(self, request, company_id):
+        company = company_or_404(company_id)
+        data = _input(self.InputSerializer, request)
+        issued = consent_request_create(
+            company=company, products=data["products"], email=data["email"], user=request.user
+        )
+        body = ConsentRequestOutput(issued.request).data
+        body.update(url=issued.url, manage_url=issued.manage_url)
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+# -- operations and jobs ----------------------------------------------------------------------
+
+
+class OperationListApi(ApiView):
+    class FilterSerializer(serializers.Serializer):
+        company = serializers.UUIDField(required=False, help_text="A company's Codat id.")
+        state = serializers.ChoiceField(choices=OperationState.choices, required=False)
+        kind = serializers.ChoiceField(choices=OperationKind.choices, required=False)
+        job = serializers.IntegerField(required=False, min_value=1)
+
+    @extend_schema(
+        operation_id="operations_list",
+        parameters=[FilterSerializer],
+        responses=OperationOutput(many=True),
+    )
+    def get(self, request):
+        filters = _filters(self.FilterSerializer, request)
+        if "company" in filters:
+            filters["company"] = selectors.company_get(codat_id=filters["company"])
+            if filters["company"] is None:
+                raise unprocessable("company", "No company with this id.")
+        if "job" in filters:
+            filters["job"] = Job.objects.filter(pk=filters["job"]).first()
+            if filters["job"] is None:
+                raise unprocessable("job", "No job with this id.")
+        return self.paginated(selectors.operation_list(**filters), OperationOutput)
+
+
+class OperationDetailApi(ApiView):
+    @extend_schema(
+        operation_id="operations_retrieve",
+        parameters=[OpenApiParameter("operation_id", str, OpenApiParameter.PATH)],
+        responses=OperationOutput,
+    )
+    def get(self, request, operation_id):
+        pk = _int_or_404(operation_id, "operation")
+        operation = selectors.operation_list().filter(pk=pk).first()
+        if operation is None:
+            raise exceptions.NotFound(f"No operation with id {operation_id!r}.")
+        return Response(OperationOutput(operation).data)
+
+
+def job_or_404(job_id: str) -> Job:
+    job = selectors.job_list().filter(pk=_int_or_404(job_id, "job")).first()
+    if job is None:
+        raise exceptions.NotFound(f"No job with id {job_id!r}.")
+    return job
+
+
+JOB_ID = OpenApiParameter("job_id", str, OpenApiParameter.PATH)
+
+
+class JobListApi(ApiView):
+    @extend_schema(operation_id="jobs_list", responses=JobOutput(many=True))
+    def get(self, request):
+        return self.paginated(selectors.job_list(), JobOutput)
+
+
+class JobDetailOutput(JobOutput):
+    progress = serializers.DictField(read_only=True)
+    failures = serializers.ListField(child=serializers.DictField(), read_only=True)
+
+    class Meta(JobOutput.Meta):
+        fields = (*JobOutput.Meta.fields, "progress", "failures")
+
+
+def _job_body(job: Job) -> dict:
+    body = JobOutput(job).data
+    body["progress"] = job_progress(job=job)
+    body["failures"] = [
+        {
+            "operation": operation.pk,
+            "company": str(operation.company.codat_id) if operation.company_id else None,
+            "reason": operation.last_error,
+            "status": operation.last_error_status,
+        }
+        for operation in job_failures(job=job)
+    ]
+    return body
+
+
+class JobDetailApi(ApiView):
+    @extend_schema(
+        operation_id="jobs_retrieve",
+        parameters=[JOB_ID],
+        responses=JobDetailOutput,
+        description="Progress by state and Codat's reason for each failed row (first 200).",
+    )
+    def get(self, request, job_id):
+        return Response(_job_body(job_or_404(job_id)))
+
+
+class JobRetryFailedApi(ApiView):
+    scopes = {"POST": SCOPE_OPERATE}
+
+    @extend_schema(
+        operation_id="jobs_retry_failed",
+        parameters=[JOB_ID],
+        request=None,
+        responses={202: JobDetailOutput},
+    )
+    @idempotent
+    def post(self, request, job_id):
+        job = job_or_404(job_id)
+        job_retry_failed(job=job, requested_by=request.user)
+        return Response(_job_body(job), status=status.HTTP_202_ACCEPTED)
+
+
+class JobCancelRestApi(ApiView):
+    scopes = {"POST": SCOPE_OPERATE}
+
+    @extend_schema(
+        operation_id="jobs_cancel_rest",
+        parameters=[JOB_ID],
+        request=None,
+        responses={200: JobDetailOutput},
+    )
+    @idempotent
+    def post(self, request, job_id):
+        job = job_or_404(job_id)
+        job_cancel_rest(job=job)
+        job.refresh_from_db()
+        return Response(_job_body(job))
+
+
+# -- webhook ledger ---------------------------------------------------------------------------
+
+
+class WebhookEventListApi(ApiView):
+    class FilterSerializer(serializers.Serializer):
+        event_type = serializers.CharField(required=False, max_length=200)
+        state = serializers.ChoiceField(choices=EventState.choices, required=False)
+        company = serializers.UUIDField(required=False, help_text="A company's Codat id.")
+
+    @extend_schema(
+        operation_id="webhook_events_list",
+        parameters=[FilterSerializer],
+        responses=WebhookEventOutput(many=True),
+    )
+    def get(self, request):
+        filters = _filters(self.FilterSerializer, request)
+        events = selectors.webhook_event_list(
+            event_type=filters.get("event_type", ""), state=filters.get("state", "")
+        )
+        if "company" in filters:
+            events = events.filter(company_codat_id=filters["company"])
+        return self.paginated(events, WebhookEventOutput)
+
+
+class WebhookEventDetailApi(ApiView):
+    @extend_schema(
+        operation_id="webhook_events_retrieve",
+        parameters=[OpenApiParameter("event_id", str, OpenApiParameter.PATH)],
+        responses=WebhookEventDetailOutput,
+    )
+    def get(self, request, event_id):
+        pk = _int_or_404(event_id, "webhook event")
+        event = WebhookEvent.objects.filter(pk=pk).first()
+        if event is None:
+            raise exceptions.NotFound(f"No webhook event with id {event_id!r}.")
+        return Response(WebhookEventDetailOutput(event).data)
+
+
+# -- product catalogue ------------------------------------------------------------------------
+
+
+class ProductListApi(ApiView):
+    scopes = {"GET": SCOPE_READ, "POST": SCOPE_CATALOGUE}
+
+    @extend_schema_serializer(component_name="ProductDefineInput")
+    class InputSerializer(serializers.Serializer):
+        identifier = serializers.SlugField(max_length=64)
+        name = serializers.CharField(max_length=100)
+        kind = serializers.ChoiceField(choices=ProductKind.choices)
+        description = serializers.CharField(required=False, allow_blank=True, default="")
+        schedule_kind = serializers.ChoiceField(
+            choices=ScheduleKind.choices, required=False, default=ScheduleKind.NONE
+        )
+        schedule_time = DailyTimeField(
+            required=False, allow_null=True, default=None, help_text="HH:MM UTC; daily only."
+        )
+        data_types = serializers.ListField(
+            child=serializers.ChoiceField(choices=ALL_DATA_TYPES),
+            min_length=1,
+            max_length=len(ALL_DATA_TYPES),
+        )
+        optional_data_types = serializers.ListField(
+            child=serializers.ChoiceField(choices=ALL_DATA_TYPES),
+            required=False,
+            default=list,
+            max_length=len(ALL_DATA_TYPES),
+        )
+
+        def validate(self, data):
+            if (data["schedule_kind"] == ScheduleKind.DAILY) != (data["schedule_time"] is not None):
+                raise serializers.ValidationError(
+                    {"schedule_time": "Give a time for a daily schedule, and only for one."},
+                    code=UNPROCESSABLE,
+                )
+            if not set(data["optional_data_types"]) <= set(data["data_types"]):
+                raise serializers.ValidationError(
+                    {"optional_data_types": "Each optional data type must be in data_types."},
+                    code=UNPROCESSABLE,
+                )
+            return data
+
+    @extend_schema(operation_id="products_list", responses=ProductOutput(many=True))
+    def get(self, request):
+        return self.paginated(selectors.product_list(), ProductOutput)
+
+    @extend_schema(
+        operation_id="products_define",
+        request=InputSerializer,
+        responses={200: ProductOutput},
+        description="Create or update a product and set exactly its data types (admins).",
+    )
+    @idempotent
+    def post(self, request):
+        data = _input(self.InputSerializer, request)
+        product = product_define(
+            identifier=data["identifier"],
+            name=data["name"],
+            kind=data["kind"],
+            description=data["description"],
+            schedule_kind=data["schedule_kind"],
+            schedule_time=data["schedule_time"],
+            data_types=sorted(set(data["data_types"])),
+            optional_data_types=tuple(data["optional_data_types"]),
+        )
+        return Response(ProductOutput(selectors.product_list().get(pk=product.pk)).data)
+
+
+class ProductDetailApi(ApiView):
+    @extend_schema(operation_id="products_retrieve", parameters=[PRODUCT], responses=ProductOutput)
+    def get(self, request, product):
+        found = (
+            selectors.product_list().filter(identifier=product).first()
+            if _is_slug(product)
+            else None
+        )
+        if found is None:
+            raise exceptions.NotFound(f"No product {product!r} in the catalogue.")
+        return Response(ProductOutput(found).data)

@@ -1,0 +1,109 @@
+"""Fixtures for the API tests: keys of each scope (and refused ones), and a small world of one
+company with a consented, active custom product, a job with a failed row and a webhook event."""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from api.models import ApiKey
+from api.services import api_key_create, api_key_revoke
+from codat.data_types import ALL_DATA_TYPES
+from core.roles import API_SCOPES
+from products.models import CompanyProduct
+from products.services import product_define
+from tests.factories import (
+    CompanyFactory,
+    ConnectionFactory,
+    ConsentEventFactory,
+    JobFactory,
+    OperationFactory,
+)
+from tests.operations.helpers import ensure_data_types
+from webhooks.models import WebhookEvent
+
+
+@pytest.fixture(autouse=True)
+def api_settings(settings):
+    settings.API_RATE_LIMIT = "100000/m"
+    settings.CONSENT_RECONFIRM_AFTER_DAYS = None
+
+
+def make_key(scopes, *, name="test") -> str:
+    return api_key_create(name=name, scopes=scopes)[1]
+
+
+@pytest.fixture
+def keys(db) -> dict[str, str | None]:
+    """Raw keys by principal: one per scope, all scopes, none, a revoked and an expired key."""
+    found: dict[str, str | None] = {scope: make_key([scope], name=scope) for scope in API_SCOPES}
+    found["all"] = make_key(list(API_SCOPES), name="all")
+    found["none"] = None
+    revoked_raw = make_key(list(API_SCOPES), name="revoked")
+    api_key_revoke(key=ApiKey.objects.get(name="revoked"))
+    found["revoked"] = revoked_raw
+    found["expired"] = make_key(list(API_SCOPES), name="expired")
+    ApiKey.objects.filter(name="expired").update(
+        created_at=timezone.now() - timedelta(days=2), expires_at=timezone.now() - timedelta(days=1)
+    )
+    return found
+
+
+def call(method: str, url: str, key: str | None = None, body=None, **headers):
+    client = Client()
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    kwargs = {"headers": headers}
+    if body is not None:
+        kwargs.update(data=body, content_type="application/json")
+    return getattr(client, method.lower())(url, **kwargs)
+
+
+@dataclass
+class World:
+    company: object
+    product: object
+    other_product: object
+    job: object
+    operation: object
+    receipt_id: str
+    event: object
+
+
+@pytest.fixture
+def world(db) -> World:
+    # Transactional tests empty the catalogue of data types the migrations seeded.
+    ensure_data_types(ALL_DATA_TYPES)
+    product = product_define(
+        identifier="cash-flow",
+        name="Cash flow",
+        kind="custom",
+        data_types=["invoices", "bills"],
+    )
+    other = product_define(
+        identifier="expenses", name="Expenses", kind="custom", data_types=["bankAccounts"]
+    )
+    company = CompanyFactory(name="Acme Bakery Ltd")
+    ConnectionFactory(company=company)
+    CompanyProduct.objects.create(
+        company=company, product=product, status="active", status_changed_at=timezone.now()
+    )
+    grant = ConsentEventFactory(company=company, product=product)
+    job = JobFactory(product=product)
+    operation = OperationFactory(
+        company=company, product=product, job=job, state="failed", last_error="Boom"
+    )
+    event = WebhookEvent.objects.create(
+        webhook_id="msg_test_1", event_type="company.created", body="{}", state="applied"
+    )
+    return World(
+        company=company,
+        product=product,
+        other_product=other,
+        job=job,
+        operation=operation,
+        receipt_id=str(grant.receipt_id),
+        event=event,
+    )
