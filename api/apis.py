@@ -7,6 +7,7 @@ user (api/models.py), so the operation, job or consent record names the key.
 """
 
 import uuid
+from contextlib import ExitStack
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
@@ -22,6 +23,7 @@ from rest_framework.views import APIView
 
 from api import selectors
 from api.idempotency import idempotent
+from api.models import ApiKey
 from api.pagination import ApiCursorPagination
 from api.permissions import scopes_of
 from api.problems import UNPROCESSABLE, Conflict
@@ -38,6 +40,8 @@ from api.serializers import (
     WebhookEventDetailOutput,
     WebhookEventOutput,
 )
+from audit.context import acting, client_ip
+from audit.models import Via
 from codat.data_types import ALL_DATA_TYPES
 from companies.models import Company, ConnectionStatus, DatasetStatus
 from consent.receipts import receipt_document
@@ -50,7 +54,7 @@ from consent.services import (
 )
 from core.roles import SCOPE_CATALOGUE, SCOPE_CONSENT, SCOPE_OPERATE, SCOPE_READ
 from operations.models import Job, OperationKind, OperationState
-from operations.selectors import job_failures, job_progress
+from operations.selectors import freshness_by_product, job_failures, job_progress
 from operations.services import (
     company_create,
     company_refresh_all_data,
@@ -70,7 +74,24 @@ from webhooks.models import EventState, WebhookEvent
 class ApiView(APIView):
     pagination_class = ApiCursorPagination
 
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        self._acting = ExitStack()
+        if isinstance(request.auth, ApiKey):
+            # What the services change for this request is the key's doing, in the audit trail
+            # (audit/context.py); a staff session is named by the middleware already.
+            self._acting.enter_context(
+                acting(
+                    user=request.user,
+                    via=Via.API_KEY,
+                    ip=client_ip(request),
+                    api_key=f"{request.auth.name} ({request.auth.prefix})",
+                )
+            )
+
     def finalize_response(self, request, response, *args, **kwargs):
+        if stack := getattr(self, "_acting", None):
+            stack.close()
         response = super().finalize_response(request, response, *args, **kwargs)
         window = getattr(request, "rate_limit_window", None)
         if window is not None:
@@ -307,9 +328,14 @@ class CompanyDetailApi(ApiView):
         )
         consent = serializers.ListField(child=serializers.DictField(), read_only=True)
         freshness = serializers.DictField(
+            child=serializers.DictField(child=serializers.IntegerField()),
             read_only=True,
-            allow_null=True,
-            help_text="Per-product freshness: not available yet (always null).",
+            help_text=(
+                "Per product identifier the company holds: its data types read on the product's"
+                " schedule (`scheduled`), those overdue beyond the grace (`stale`) and those whose"
+                " last read for this product failed (`failing`). Another product's read of a"
+                " shared data type does not count."
+            ),
         )
 
         class Meta(CompanySummaryOutput.Meta):
@@ -335,8 +361,15 @@ class CompanyDetailApi(ApiView):
         ).data
         data["awaiting_consent"] = [product.identifier for product in detail["awaiting_consent"]]
         data["consent"] = _consent_rows(company)
-        # The freshness of each product's data goes here once the freshness table exists.
-        data["freshness"] = None
+        identifiers = dict(Product.objects.values_list("pk", "identifier"))
+        data["freshness"] = {
+            identifiers[item.product_id]: {
+                "scheduled": item.scheduled,
+                "stale": item.stale,
+                "failing": item.failing,
+            }
+            for item in freshness_by_product(company=company)
+        }
         return Response(data)
 
 
