@@ -204,4 +204,5 @@ def test_the_confirmation_page_queries_do_not_grow_with_the_selection(
             assert post(operator, lending, companies).status_code == 200
         return len(captured)
 
+    queries_for(1)  # the first request also reads what is cached for the process afterwards
     assert queries_for(3) == queries_for(30)
