@@ -26,8 +26,11 @@ from api.idempotency import idempotent
 from api.models import ApiKey
 from api.pagination import ApiCursorPagination
 from api.permissions import scopes_of
-from api.problems import UNPROCESSABLE, Conflict
+from api.problems import UNPROCESSABLE, Conflict, ConflictWithIds
 from api.serializers import (
+    BankFeedAccountOutput,
+    BankFeedPushOutput,
+    BankTransactionOutput,
     CompanyProductOutput,
     CompanySummaryOutput,
     ConnectionOutput,
@@ -42,6 +45,10 @@ from api.serializers import (
 )
 from audit.context import acting, client_ip
 from audit.models import Via
+from bankfeeds import selectors as bankfeed_selectors
+from bankfeeds.models import SourceAccount, TransactionState, TransactionType
+from bankfeeds.rules import BankFeedInvalid
+from bankfeeds.services import TransactionConflict, transactions_submit
 from codat.data_types import ALL_DATA_TYPES
 from companies.models import Company, ConnectionStatus, DatasetStatus
 from consent.receipts import receipt_document
@@ -663,6 +670,167 @@ class CompanyConsentRequestListApi(ApiView):
         body = ConsentRequestOutput(issued.request).data
         body.update(url=issued.url, manage_url=issued.manage_url)
         return Response(body, status=status.HTTP_201_CREATED)
+
+
+# -- bank feeds -------------------------------------------------------------------------------
+
+
+def source_account_or_404(company: Company, account_id: str) -> SourceAccount:
+    account = bankfeed_selectors.company_source_account_get(company=company, account_id=account_id)
+    if account is None:
+        raise exceptions.NotFound(f"The company has no bank-feed account {account_id!r}.")
+    return account
+
+
+ACCOUNT_ID = OpenApiParameter(
+    "account_id", str, OpenApiParameter.PATH, description="The bank's id for the source account."
+)
+NUMBER_OR_TEXT = {"oneOf": [{"type": "number"}, {"type": "string", "maxLength": 40}]}
+
+
+@extend_schema_field({**NUMBER_OR_TEXT, "description": "At most 2 decimal places."})
+class _Amount(serializers.Field):
+    pass
+
+
+@extend_schema_field({**NUMBER_OR_TEXT, "nullable": True})
+class _Balance(serializers.Field):
+    pass
+
+
+@extend_schema_serializer(component_name="BankTransactionInput")
+class BankTransactionInput(serializers.Serializer):
+    """Codat's BankTransactions fields, for the schema: bankfeeds/rules.py checks each row."""
+
+    id = serializers.CharField(max_length=255, help_text="The bank's id; a transaction's key.")
+    date = serializers.CharField(
+        max_length=40, help_text="The local date-time, e.g. 2026-11-30T10:21:00; offsets ignored."
+    )
+    amount = _Amount(help_text="Negative for money out.")
+    balance = _Balance(required=False, help_text="The running balance; needed except on QBO.")
+    transactionType = serializers.ChoiceField(choices=TransactionType.values, required=False)
+    description = serializers.CharField(max_length=4000, required=False, allow_blank=True)
+    counterparty = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    reference = serializers.CharField(max_length=255, required=False, allow_blank=True)
+    reconciled = serializers.BooleanField(required=False, allow_null=True)
+
+
+class BankFeedAccountListApi(ApiView):
+    @extend_schema(
+        operation_id="bank_feed_accounts_list",
+        parameters=[COMPANY_ID],
+        responses=BankFeedAccountOutput(many=True),
+        description=(
+            "The company's bank-feed source accounts: their mapping at Codat (`pending` until "
+            "the business maps it, then `connecting`, `connected` or `disconnected`) and how "
+            "many of their transactions are waiting, in a push, synced or set aside."
+        ),
+    )
+    def get(self, request, company_id):
+        company = company_or_404(company_id)
+        accounts = bankfeed_selectors.company_source_accounts(company=company)
+        return self.paginated(accounts, BankFeedAccountOutput, ordering="id")
+
+
+class BankFeedTransactionListApi(ApiView):
+    scopes = {"GET": SCOPE_READ, "POST": SCOPE_OPERATE}
+    MAX_PER_REQUEST = 1000
+
+    class FilterSerializer(serializers.Serializer):
+        state = serializers.ChoiceField(choices=TransactionState.choices, required=False)
+
+    @extend_schema_serializer(component_name="BankTransactionsSubmitInput")
+    class InputSerializer(serializers.Serializer):
+        transactions = BankTransactionInput(many=True, min_length=1, max_length=1000)
+
+    class SubmitOutput(serializers.Serializer):
+        created = serializers.IntegerField(help_text="Transactions stored by this request.")
+        unchanged = serializers.IntegerField(
+            help_text="Transactions already stored with the same content: left as they were."
+        )
+        warnings = inline_serializer(
+            "BankTransactionWarnings",
+            {
+                "id": serializers.CharField(),
+                "warnings": serializers.ListField(child=serializers.CharField()),
+            },
+            many=True,
+        )
+
+    @extend_schema(
+        operation_id="bank_feed_transactions_list",
+        parameters=[COMPANY_ID, ACCOUNT_ID, FilterSerializer],
+        responses=BankTransactionOutput(many=True),
+        description="The account's transactions, latest date first, each with its state.",
+    )
+    def get(self, request, company_id, account_id):
+        filters = _filters(self.FilterSerializer, request)
+        account = source_account_or_404(company_or_404(company_id), account_id)
+        transactions = bankfeed_selectors.account_transactions(
+            account=account, state=filters.get("state", "")
+        )
+        return self.paginated(transactions, BankTransactionOutput, ordering=("-date", "-id"))
+
+    @extend_schema(
+        operation_id="bank_feed_transactions_submit",
+        parameters=[COMPANY_ID, ACCOUNT_ID],
+        request=InputSerializer,
+        responses={200: SubmitOutput},
+        description=(
+            "Store up to 1,000 of the account's transactions, each once under its id; the "
+            "pusher sends them to Codat in date order. A transaction already stored with the "
+            "same content is left as it was; one stored with other content makes the request a "
+            "409 naming the ids (`conflicting_ids`), and nothing of it is stored. A row that "
+            "breaks Codat's rules is a 422 naming `transactions[i].field`, and nothing is "
+            "stored either."
+        ),
+    )
+    @idempotent
+    def post(self, request, company_id, account_id):
+        account = source_account_or_404(company_or_404(company_id), account_id)
+        # Checked here and by bankfeeds/rules.py, not by the serializer: the rules are the ones
+        # the CSV upload uses, and they name the row (`transactions[3].amount`).
+        rows = request.data.get("transactions") if isinstance(request.data, dict) else None
+        if not isinstance(rows, list) or not 1 <= len(rows) <= self.MAX_PER_REQUEST:
+            raise unprocessable(
+                "transactions", f"Give a list of 1 to {self.MAX_PER_REQUEST} transactions."
+            )
+        for index, row in enumerate(rows):
+            # The CSV's text "true" is fine there; JSON has booleans.
+            if isinstance(row, dict) and not isinstance(row.get("reconciled"), bool | None):
+                raise unprocessable(f"transactions[{index}].reconciled", "must be true or false")
+        try:
+            submission = transactions_submit(account=account, rows=rows)
+        except BankFeedInvalid as error:
+            raise unprocessable(error.field, error.reason) from None
+        except TransactionConflict as conflict:
+            raise ConflictWithIds(str(conflict), conflict.transaction_ids) from None
+        body = {
+            "created": submission.created,
+            "unchanged": submission.unchanged,
+            "warnings": [
+                {"id": tid, "warnings": warnings} for tid, warnings in submission.warnings.items()
+            ],
+        }
+        return Response(body)
+
+
+class BankFeedPushListApi(ApiView):
+    @extend_schema(
+        operation_id="bank_feed_pushes_list",
+        parameters=[COMPANY_ID, ACCOUNT_ID],
+        responses=BankFeedPushOutput(many=True),
+        description=(
+            "The account's pushes to Codat, newest first, with their outcome: `sending` and "
+            "`pending` until Codat says `success`, `failed` or `timed_out` (`refused`: it never "
+            "reached Codat). Codat writes nothing of a failed or timed-out push: its "
+            "transactions wait again, and are set aside after three such answers."
+        ),
+    )
+    def get(self, request, company_id, account_id):
+        account = source_account_or_404(company_or_404(company_id), account_id)
+        pushes = bankfeed_selectors.account_push_list(account=account)
+        return self.paginated(pushes, BankFeedPushOutput)
 
 
 # -- operations and jobs ----------------------------------------------------------------------

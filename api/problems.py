@@ -28,6 +28,14 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
+class ConflictWithIds(Conflict):
+    """A conflict naming what it is about, in the problem's `conflicting_ids` member."""
+
+    def __init__(self, detail: str, ids: list[str]):
+        super().__init__(detail)
+        self.extensions = {"conflicting_ids": ids}
+
+
 class Unprocessable(exceptions.APIException):
     status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
     default_detail = "The request cannot be processed."
@@ -54,7 +62,7 @@ def field_errors(detail, path: str = "") -> list[dict]:
 
 
 def problem_response(
-    *, status_code: int, detail: str, errors: list | None = None, headers=None
+    *, status_code: int, detail: str, errors: list | None = None, headers=None, extensions=None
 ) -> Response:
     body = {
         "type": "about:blank",
@@ -64,6 +72,7 @@ def problem_response(
     }
     if errors:
         body["errors"] = errors
+    body.update(extensions or {})  # RFC 9457 extension members
     response = Response(body, status=status_code, headers=headers)
     response.content_type = PROBLEM_CONTENT_TYPE
     return response
@@ -117,4 +126,10 @@ def problem_exception_handler(exc, context):
         errors = None
         detail = str(exc.detail)
     set_rollback()
-    return problem_response(status_code=status_code, detail=detail, errors=errors, headers=headers)
+    return problem_response(
+        status_code=status_code,
+        detail=detail,
+        errors=errors,
+        headers=headers,
+        extensions=getattr(exc, "extensions", None),
+    )

@@ -1,7 +1,9 @@
 """Output shapes shared by several endpoints. Inputs and filters sit with their view."""
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from bankfeeds.models import BankFeedPush, BankTransaction, SourceAccount, TransactionState
 from companies.models import Company, Connection, DataTypeStatus
 from consent.models import ConsentEvent, ConsentRequest
 from operations.models import Job, Operation
@@ -205,3 +207,101 @@ class WebhookEventOutput(serializers.ModelSerializer):
 class WebhookEventDetailOutput(WebhookEventOutput):
     class Meta(WebhookEventOutput.Meta):
         fields = (*WebhookEventOutput.Meta.fields, "body")
+
+
+# -- bank feeds -------------------------------------------------------------------------------
+
+
+class BankFeedAccountOutput(serializers.ModelSerializer):
+    """A source account with its mapping at Codat and how many of its transactions are where."""
+
+    id = serializers.CharField(source="account_id", help_text="The bank's id for the account.")
+    platform = serializers.CharField(source="connection.platform")
+    connection = serializers.UUIDField(source="connection.codat_id", allow_null=True)
+    transactions = serializers.SerializerMethodField()
+    latest_synced = serializers.DateTimeField(
+        read_only=True,
+        allow_null=True,
+        help_text="The date of the account's latest transaction Codat took (local, as sent).",
+    )
+
+    class Meta:
+        model = SourceAccount
+        fields = (
+            "id",
+            "account_name",
+            "account_type",
+            "currency",
+            "platform",
+            "connection",
+            "state",
+            "mapping_status",
+            "target_account_name",
+            "feed_start_date",
+            "mapping_error",
+            "transactions",
+            "latest_synced",
+        )
+
+    @extend_schema_field(
+        {
+            "type": "object",
+            "properties": {state: {"type": "integer"} for state in TransactionState.values},
+            "required": list(TransactionState.values),
+        }
+    )
+    def get_transactions(self, account) -> dict:
+        # Annotated by bankfeeds.selectors.accounts_with_progress.
+        return {state: getattr(account, f"{state}_count") for state in TransactionState.values}
+
+
+@extend_schema_field(
+    {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}$"}
+)
+class LocalDateTimeField(serializers.DateTimeField):
+    """A wall time without an offset (not an RFC 3339 date-time): Codat ignores offsets."""
+
+    def __init__(self, **kwargs):
+        super().__init__(format="%Y-%m-%dT%H:%M:%S", **kwargs)
+
+
+class BankTransactionOutput(serializers.ModelSerializer):
+    id = serializers.CharField(source="transaction_id", help_text="The bank's id.")
+    date = LocalDateTimeField(help_text="The local date-time, as Codat reads it (no offset).")
+    push = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    warnings = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+    class Meta:
+        model = BankTransaction
+        fields = (
+            "id",
+            "date",
+            "amount",
+            "balance",
+            "transaction_type",
+            "description",
+            "counterparty",
+            "reference",
+            "reconciled",
+            "state",
+            "set_aside_reason",
+            "warnings",
+            "push",
+            "created_at",
+        )
+
+
+class BankFeedPushOutput(serializers.ModelSerializer):
+    class Meta:
+        model = BankFeedPush
+        fields = (
+            "id",
+            "status",
+            "transaction_count",
+            "first_date",
+            "last_date",
+            "sent_at",
+            "completed_at",
+            "error",
+            "created_at",
+        )

@@ -53,6 +53,21 @@ urlpatterns = [
         apis.CompanyConsentRequestListApi.as_view(),
         name="company-consent-requests",
     ),
+    path(
+        "companies/<str:company_id>/bank-feed-accounts/",
+        apis.BankFeedAccountListApi.as_view(),
+        name="bank-feed-accounts",
+    ),
+    path(
+        "companies/<str:company_id>/bank-feed-accounts/<str:account_id>/transactions/",
+        apis.BankFeedTransactionListApi.as_view(),
+        name="bank-feed-transactions",
+    ),
+    path(
+        "companies/<str:company_id>/bank-feed-accounts/<str:account_id>/pushes/",
+        apis.BankFeedPushListApi.as_view(),
+        name="bank-feed-pushes",
+    ),
     path("operations/", apis.OperationListApi.as_view(), name="operations"),
     path("operations/<str:operation_id>/", apis.OperationDetailApi.as_view(), name="operation"),
     path("jobs/", apis.JobListApi.as_view(), name="jobs"),

@@ -45,6 +45,9 @@ def _text(data: dict, name: str, *, required: bool, limit: int = 255) -> str:
         return ""
     if not isinstance(value, str):
         raise BankFeedInvalid(name, "must be text")
+    if "\x00" in value:
+        # PostgreSQL cannot store it, and no bank means it.
+        raise BankFeedInvalid(name, "must not contain a NUL character")
     value = value.strip()
     if required and not value:
         raise BankFeedInvalid(name, "is required")
@@ -67,10 +70,11 @@ def _decimal(data: dict, name: str, *, required: bool) -> Decimal | None:
         raise BankFeedInvalid(name, f"must be a number, not {value!r}") from None
     if not number.is_finite():
         raise BankFeedInvalid(name, "must be a finite number")
-    if number != number.quantize(Decimal("0.01")):
-        raise BankFeedInvalid(name, "must have at most 2 decimal places")
+    # The size first: quantizing a huge number overflows Decimal's precision.
     if abs(number) >= Decimal("1e16"):
         raise BankFeedInvalid(name, "is too large")
+    if number != number.quantize(Decimal("0.01")):
+        raise BankFeedInvalid(name, "must have at most 2 decimal places")
     # One spelling per amount (12.5 and "12.50" are the same transaction's amount).
     return number.quantize(Decimal("0.01"))
 

@@ -4,7 +4,8 @@ first), no JavaScript, the same headers and CSRF handling (consent/views.py, con
 
 The page lists the business's source accounts with what Codat offers for each (read by an
 operation when the session starts, never from the view), and maps one account per request
-through an operation; for platforms mapped inside the accounting software it says where.
+through an operation; for platforms mapped inside the accounting software it says where. Each
+account also shows what synced: its transactions by state and its latest pushes.
 """
 
 from django import forms
@@ -12,8 +13,8 @@ from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods
 
-from bankfeeds import services
-from bankfeeds.models import AccountState, BankFeedConnection, MappingStatus, SourceAccount
+from bankfeeds import selectors, services
+from bankfeeds.models import AccountState, BankFeedConnection, MappingStatus
 from bankfeeds.rules import BankFeedInvalid
 from consent.csrf import consent_csrf_protect
 from consent.ratelimit import rate_limit_exceeded
@@ -67,11 +68,15 @@ def mapping(request):
     connection = _session_connection(request)
     if connection is None:
         return link_not_valid(request)
+    # With what synced, the same figures the bank reads in the API (bankfeeds/selectors.py).
     accounts = list(
-        SourceAccount.objects.filter(
-            connection=connection, state__in=(AccountState.ACTIVE, AccountState.UPDATING)
-        ).order_by("account_name", "pk")
+        selectors.accounts_with_progress()
+        .filter(connection=connection, state__in=(AccountState.ACTIVE, AccountState.UPDATING))
+        .order_by("account_name", "pk")
     )
+    latest_pushes = selectors.account_latest_pushes(accounts=accounts)
+    for account in accounts:
+        account.latest_pushes = latest_pushes[account.pk]
     errors: dict[int, str] = {}
     if request.method == "POST":
         form = MappingForm(request.POST)

@@ -106,8 +106,14 @@ SCOPE_OPERATE = "operate"
 SCOPE_CONSENT = "consent"
 SCOPE_CATALOGUE = "catalogue"
 API_SCOPES = {
-    SCOPE_READ: "Read companies, operations, jobs, consent state, webhooks and the catalogue",
-    SCOPE_OPERATE: "Create companies, add, remove and refresh products, retry and cancel jobs",
+    SCOPE_READ: (
+        "Read companies, operations, jobs, consent state, webhooks, the catalogue and what synced"
+        " to bank feeds"
+    ),
+    SCOPE_OPERATE: (
+        "Create companies, add, remove and refresh products, retry and cancel jobs, submit"
+        " bank-feed transactions"
+    ),
     SCOPE_CONSENT: "Read consent evidence and receipts; create consent requests and links",
     SCOPE_CATALOGUE: "Define products in the catalogue",
 }

@@ -1,6 +1,7 @@
 """Fixtures for the API tests: keys of each scope (and refused ones), and a small world of one
 company with a consented, active custom product, a job with a failed row and a webhook event."""
 
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -10,6 +11,7 @@ from django.utils import timezone
 
 from api.models import ApiKey
 from api.services import api_key_create, api_key_revoke
+from bankfeeds.models import BankFeedConnection, BankFeedPush, BankTransaction, SourceAccount
 from codat.data_types import ALL_DATA_TYPES
 from core.roles import API_SCOPES
 from products.models import CompanyProduct
@@ -70,6 +72,7 @@ class World:
     operation: object
     receipt_id: str
     event: object
+    bank_account: object
 
 
 @pytest.fixture
@@ -98,6 +101,7 @@ def world(db) -> World:
     event = WebhookEvent.objects.create(
         webhook_id="msg_test_1", event_type="company.created", body="{}", state="applied"
     )
+    bank_account = bank_feed_account(company)
     return World(
         company=company,
         product=product,
@@ -106,4 +110,48 @@ def world(db) -> World:
         operation=operation,
         receipt_id=str(grant.receipt_id),
         event=event,
+        bank_account=bank_account,
     )
+
+
+def bank_feed_account(company):
+    """A mapped QuickBooks Online source account of the company with one synced push."""
+    connection = BankFeedConnection.objects.create(
+        company=company, platform="hcws", state="created", codat_id=uuid.uuid4()
+    )
+    account = SourceAccount.objects.create(
+        connection=connection,
+        account_id="acc-current",
+        account_name="Business Current",
+        account_type="checking",
+        account_number="12345678",
+        sort_code="040004",
+        currency="GBP",
+        balance=0,
+        state="active",
+        mapping_status="connected",
+        target_account_name="Bank (GBP)",
+        feed_start_date=timezone.now() - timedelta(days=3),
+    )
+    date = timezone.now() - timedelta(days=1)
+    push = BankFeedPush.objects.create(
+        account=account,
+        status="success",
+        push_operation_key=uuid.uuid4(),
+        transaction_count=1,
+        first_date=date,
+        last_date=date,
+        sent_at=timezone.now(),
+        completed_at=timezone.now(),
+    )
+    BankTransaction.objects.create(
+        account=account,
+        transaction_id="tx-synced",
+        date=date,
+        amount=-12.5,
+        transaction_type="Debit",
+        content_hash="0" * 64,
+        state="synced",
+        push=push,
+    )
+    return account

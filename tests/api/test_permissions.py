@@ -10,7 +10,7 @@ import pytest
 from core.roles import API_SCOPES
 from tests.api.conftest import call
 
-# (method, path with {company} {product} {other} {job} {operation} {receipt} {event},
+# (method, path with {company} {product} {other} {job} {operation} {receipt} {event} {account},
 #  scope needed, body, success status)
 ENDPOINTS = [
     ("GET", "/api/v1/companies/", "read", None, 200),
@@ -31,6 +31,22 @@ ENDPOINTS = [
         {"products": ["expenses"]},
         201,
     ),
+    ("GET", "/api/v1/companies/{company}/bank-feed-accounts/", "read", None, 200),
+    (
+        "GET",
+        "/api/v1/companies/{company}/bank-feed-accounts/{account}/transactions/",
+        "read",
+        None,
+        200,
+    ),
+    (
+        "POST",
+        "/api/v1/companies/{company}/bank-feed-accounts/{account}/transactions/",
+        "operate",
+        {"transactions": [{"id": "tx-1", "date": "2026-11-29T10:21:00", "amount": -5}]},
+        200,
+    ),
+    ("GET", "/api/v1/companies/{company}/bank-feed-accounts/{account}/pushes/", "read", None, 200),
     ("GET", "/api/v1/operations/", "read", None, 200),
     ("GET", "/api/v1/operations/{operation}/", "read", None, 200),
     ("GET", "/api/v1/jobs/", "read", None, 200),
@@ -77,6 +93,7 @@ def test_each_principal_gets_the_status_its_scopes_allow(
         operation=world.operation.pk,
         receipt=world.receipt_id,
         event=world.event.pk,
+        account=world.bank_account.account_id,
     )
     response = call(method, url, keys[principal], body)
     assert response.status_code == expected_status(principal, needed, success), response.content
@@ -103,7 +120,8 @@ def test_the_matrix_covers_every_operation_of_the_schema(db):
             .replace("{job}", "{job_id}")
             .replace("{operation}", "{operation_id}")
             .replace("{receipt}", "{receipt_id}")
-            .replace("{event}", "{event_id}"),
+            .replace("{event}", "{event_id}")
+            .replace("{account}", "{account_id}"),
         )
         for method, path, *_ in ENDPOINTS
     }

@@ -11,6 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from bankfeeds.models import BankFeedPush, BankTransaction, SourceAccount
 from companies.models import Company, Connection, DataTypeStatus
 from consent.models import ConsentEvent, ConsentRequest
 from operations.models import Job, Operation
@@ -95,6 +96,36 @@ def add_rows(world, start: int, stop: int) -> None:
         for request in requests
     )
     ProductDataType.objects.filter(product=world.product).exists()
+    account = world.bank_account
+    SourceAccount.objects.bulk_create(
+        SourceAccount(
+            connection=account.connection,
+            account_id=f"acc-bulk-{n}",
+            account_name=f"Bulk {n}",
+            account_type="savings",
+            account_number=str(n),
+            currency="GBP",
+            balance=0,
+            state="active",
+        )
+        for n in numbers
+    )
+    BankTransaction.objects.bulk_create(
+        BankTransaction(
+            account=account,
+            transaction_id=f"tx-bulk-{n}",
+            date=now,
+            amount=-1,
+            content_hash="2" * 64,
+        )
+        for n in numbers
+    )
+    BankFeedPush.objects.bulk_create(
+        BankFeedPush(
+            account=account, status="success", transaction_count=1, first_date=now, last_date=now
+        )
+        for _ in numbers
+    )
 
 
 LISTS = [
@@ -107,6 +138,10 @@ LISTS = [
     "/api/v1/products/?page_size=200",
     "/api/v1/companies/{company}/consent/events/?page_size=200",
     "/api/v1/companies/{company}/consent/requests/?page_size=200",
+    "/api/v1/companies/{company}/bank-feed-accounts/?page_size=200",
+    "/api/v1/companies/{company}/bank-feed-accounts/acc-current/transactions/?page_size=200"
+    "&state=waiting",
+    "/api/v1/companies/{company}/bank-feed-accounts/acc-current/pushes/?page_size=200",
 ]
 
 

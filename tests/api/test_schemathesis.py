@@ -33,6 +33,7 @@ def _config(tmp_path: Path, world) -> Path:
         "operation_id": str(world.operation.pk),
         "receipt_id": world.receipt_id,
         "event_id": str(world.event.pk),
+        "account_id": world.bank_account.account_id,
     }
     lines = [CONFIG.read_text(), "[parameters]"]
     lines += [f"{name} = {json.dumps(value)}" for name, value in pinned.items()]
