@@ -204,7 +204,12 @@ class Stack:
 
 def main() -> int:
     make_var_private(VAR)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.dev")
+    from portal import celery
+
+    # Importing the portal package gave the environment production's default already; a shell
+    # that named no settings gets the development ones, which the whole stack inherits.
+    if not celery.SETTINGS_NAMED:
+        os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings.dev"
     os.environ.setdefault("DEBUG", "1")
     web_port = int(os.environ.get("PORT", "8000"))
     # Set before anything starts: the seed command, web server, worker and beat inherit it.

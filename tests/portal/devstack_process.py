@@ -26,6 +26,7 @@ TEST_SETTINGS = (
     "DEBUG",
     "SECRET_KEY",
     "CONSENT_BASE_URL",
+    "DJANGO_SETTINGS_MODULE",
 )
 
 
@@ -75,7 +76,6 @@ def running_devstack(tmp_path: Path) -> Iterator[Devstack]:
         SANDBOX_PORT=str(sandbox_port),
         PORTAL_VAR_DIR=str(tmp_path / "var"),
         DATABASE_URL=f"sqlite:///{tmp_path / 'portal.sqlite3'}",
-        DJANGO_SETTINGS_MODULE="portal.settings.dev",
     )
     process = subprocess.Popen(
         [sys.executable, "-m", "portal.devstack"],
