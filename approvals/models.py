@@ -26,6 +26,10 @@ class FourEyesPolicy(models.Model):
         help_text="Registering, disabling or deleting a webhook consumer waits for a second "
         "person.",
     )
+    company_erasure = models.BooleanField(
+        default=True,
+        help_text="Erasing a company (GDPR: deleted at Codat and here) waits for a second person.",
+    )
 
     class Meta:
         verbose_name = verbose_name_plural = "four-eyes thresholds"
@@ -40,6 +44,7 @@ class ApprovalAction(models.TextChoices):
     CONSUMER_REGISTER = "consumer_register", "register a webhook consumer"
     CONSUMER_DELETE = "consumer_delete", "delete a webhook consumer"
     CONSUMER_DISABLE = "consumer_disable", "disable a webhook consumer"
+    COMPANY_ERASE = "company_erase", "erase a company (GDPR)"
 
 
 class ApprovalState(models.TextChoices):

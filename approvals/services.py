@@ -119,6 +119,7 @@ def _publish_consent_text(arguments: dict, maker) -> str:
         product=Product.objects.get(pk=arguments["product_id"]),
         purpose=arguments["purpose"],
         retention=arguments["retention"],
+        retention_days=arguments.get("retention_days"),
         user=maker,
     )
     return f"{text} is the current version"
@@ -150,6 +151,17 @@ def _disable_consumer(arguments: dict, maker) -> str:
     return f"replaced by disabled copy #{copy.pk}" if copy else "nothing to disable"
 
 
+def _erase_company(arguments: dict, maker) -> str:
+    from companies.erasure import company_erase
+    from companies.models import Company
+
+    company = Company.objects.get(pk=arguments["company_id"])
+    erasure = company_erase(
+        company=company, requested_by=maker, approval_id=arguments.get("approval_id")
+    )
+    return f"erasure #{erasure.pk}: deletion at Codat under way"
+
+
 APPROVABLE = {
     ApprovalAction.OPERATIONS_START: Approvable("companies.run_operations", _run_operations),
     ApprovalAction.CONSENT_TEXT_PUBLISH: Approvable(
@@ -158,6 +170,7 @@ APPROVABLE = {
     ApprovalAction.CONSUMER_REGISTER: Approvable("webhooks.manage_consumers", _register_consumer),
     ApprovalAction.CONSUMER_DELETE: Approvable("webhooks.manage_consumers", _delete_consumer),
     ApprovalAction.CONSUMER_DISABLE: Approvable("webhooks.manage_consumers", _disable_consumer),
+    ApprovalAction.COMPANY_ERASE: Approvable("companies.erase_company", _erase_company),
 }
 
 
@@ -165,14 +178,47 @@ def consent_text_publish_needs_approval() -> bool:
     return policy().consent_text_publish
 
 
+def company_erasure_needs_approval() -> bool:
+    return policy().company_erasure
+
+
+def company_erase_or_request_approval(*, company, maker):
+    """`company_erase`, or, when the policy asks for a second person, an approval request for
+    it. Returns (erasure, None) when it started and (None, approval) when it waits."""
+    from companies.erasure import company_erase, company_erasure_check
+
+    if not company_erasure_needs_approval():
+        return company_erase(company=company, requested_by=maker), None
+    company_erasure_check(company=company, requested_by=maker)
+    with transaction.atomic():
+        approval = approval_request(
+            action=ApprovalAction.COMPANY_ERASE,
+            arguments={"company_id": company.pk},
+            # The Codat id, not the name: the request outlives the company's data.
+            summary=f"erase company {company.codat_id} (GDPR)",
+            maker=maker,
+        )
+        # The tombstone names the approval the erasure ran under.
+        approval.arguments["approval_id"] = approval.pk
+        approval.save(update_fields=["arguments"])
+    return None, approval
+
+
 def consumer_changes_need_approval() -> bool:
     return policy().consumer_changes
 
 
-def consent_text_publish_request(*, maker, product, purpose: str, retention: str):
+def consent_text_publish_request(
+    *, maker, product, purpose: str, retention: str, retention_days: int | None = None
+):
     return approval_request(
         action=ApprovalAction.CONSENT_TEXT_PUBLISH,
-        arguments={"product_id": product.pk, "purpose": purpose, "retention": retention},
+        arguments={
+            "product_id": product.pk,
+            "purpose": purpose,
+            "retention": retention,
+            "retention_days": retention_days,
+        },
         summary=f"publish a new consent text for {product.name}",
         maker=maker,
     )

@@ -602,3 +602,13 @@ def push_outcome_observed(*, push_operation_key, status: str, error: str = "") -
         )
     account_push_soon(push.account_id)
     return True
+
+
+# -- GDPR erasure -----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def company_bank_feeds_erase(*, company: Company) -> int:
+    """An erased company's bank-feed connections, with their source accounts, transactions
+    and pushes."""
+    return BankFeedConnection.objects.filter(company=company).delete()[0]

@@ -28,7 +28,7 @@ from core.admin_mixins import (
     RelatedChoicesListFilter,
     count_of_rows,
 )
-from core.roles import can_run_operations
+from core.roles import can_erase_companies, can_export_company_data, can_run_operations
 from operations.admin import CompanyOperationsAdminMixin
 from operations.kinds import SPECS, Consent
 from operations.models import OperationKind
@@ -344,7 +344,20 @@ def company_page_context(request, company) -> dict:
         "can_send_consent": can_send,
         "can_record_consent": user.has_perm(RECORD_CONSENT),
         "grace_minutes": settings.CODAT_RATE_LIMIT_FRESHNESS_GRACE_MINUTES,
+        "gdpr_links": gdpr_links(user, company),
     }
+
+
+def gdpr_links(user, company) -> list[tuple[str, str]]:
+    """The company's data export and its erasure, for those who may (audit/admin.py)."""
+    links = []
+    if can_export_company_data(user):
+        links.append(
+            ("Export its data (JSON)", reverse("admin:audit_company_export", args=[company.pk]))
+        )
+    if can_erase_companies(user) and company.codat_deleted_at is None:
+        links.append(("Erase it (GDPR)…", reverse("admin:audit_company_erase", args=[company.pk])))
+    return links
 
 
 @admin.register(Connection)

@@ -374,3 +374,53 @@ class ProductReadStatus(models.Model):
 
     def __str__(self):
         return f"{self.data_type_id} for {self.product_id}: {self.last_status or 'not read yet'}"
+
+
+class ErasureState(models.TextChoices):
+    # The delete_company operation is asking Codat (or waiting for a second person's approval).
+    REQUESTED = "requested", "Deleting at Codat"
+    # Codat deleted the company and the portal's copies are gone; consent evidence is kept
+    # until its retention ends.
+    ERASED = "erased", "Erased (consent evidence kept under retention)"
+    # The retention run removed the last consent evidence: only this record is left.
+    EVIDENCE_PURGED = "evidence_purged", "Erased, evidence deleted"
+    FAILED = "failed", "Codat refused the deletion"
+
+
+class CompanyErasure(models.Model):
+    """A GDPR erasure of one company, and afterwards its tombstone: that a company with this
+    Codat id was erased, when, by whom and under which approval. It keeps no personal data
+    (no name, no contacts) and no foreign key to the company, whose row goes in the end.
+    """
+
+    codat_id = models.UUIDField("Codat id", unique=True)
+    state = models.CharField(
+        max_length=16, choices=ErasureState.choices, default=ErasureState.REQUESTED
+    )
+    requested_at = models.DateTimeField(auto_now_add=True)
+    # The staff member by id and login name, as the audit trail keeps them: a later deleted
+    # account neither rewrites nor blocks the record.
+    requested_by_id = models.BigIntegerField(null=True, blank=True)
+    requested_by = models.CharField(max_length=150, blank=True)
+    approval_id = models.BigIntegerField(
+        null=True, blank=True, help_text="the four-eyes approval it ran under, if one was needed"
+    )
+    erased_at = models.DateTimeField(
+        null=True, blank=True, help_text="Codat confirmed; the portal's copies were deleted"
+    )
+    evidence_purged_at = models.DateTimeField(
+        null=True, blank=True, help_text="the retention run deleted the last consent evidence"
+    )
+    failure_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ("-requested_at", "-id")
+        permissions = (("erase_company", "Can erase a company (GDPR)"),)
+        constraints = (
+            models.CheckConstraint(
+                condition=Q(state__in=ErasureState.values), name="company_erasure_state_valid"
+            ),
+        )
+
+    def __str__(self):
+        return f"Erasure of company {self.codat_id} ({self.get_state_display()})"

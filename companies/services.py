@@ -556,3 +556,43 @@ def pull_operation_mirror_from_codat(
         from_event=False,
     )
     return operation
+
+
+# --- GDPR erasure (companies/erasure.py runs it) ------------------------------------------------
+
+ERASED_COMPANY_NAME = "Erased company"
+
+
+@transaction.atomic
+def company_mirror_erase(*, company: Company) -> dict[str, int]:
+    """The mirror's copies of an erased company's data go (Codat has deleted the company).
+
+    The company row itself stays while consent evidence kept under retention points at it, with
+    nothing left on it but its Codat id: no name, description, tags or link.
+    `company_row_delete` removes it once the retention run has deleted the last evidence.
+    """
+    counts = {
+        "product read statuses": ProductReadStatus.objects.filter(
+            assignment__company=company
+        ).delete()[0],
+        "reads": PullOperation.objects.filter(company=company).delete()[0],
+        "data-type statuses": DataTypeStatus.objects.filter(company=company).delete()[0],
+        "connections": Connection.objects.filter(company=company).delete()[0],
+    }
+    now = timezone.now()
+    Company.objects.filter(pk=company.pk).update(
+        name=ERASED_COMPANY_NAME,
+        description="",
+        tags={},
+        redirect="",
+        last_sync=None,
+        codat_deleted_at=company.codat_deleted_at or now,
+        observed_at=now,
+    )
+    return counts
+
+
+@transaction.atomic
+def company_row_delete(*, company: Company) -> None:
+    """The emptied row of an erased company, once no consent evidence points at it any more."""
+    Company.objects.filter(pk=company.pk).delete()

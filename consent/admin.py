@@ -7,6 +7,7 @@ links are shown once, because only the token's hash is kept.
 
 import io
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
@@ -100,6 +101,7 @@ class ConsentTextAdmin(admin.ModelAdmin):
         "version",
         "purpose",
         "retention",
+        "retention_days",
         "content",
         "content_hash",
         "created_at",
@@ -132,6 +134,7 @@ class ConsentTextAdmin(admin.ModelAdmin):
                     product=product,
                     purpose=form.cleaned_data["purpose"],
                     retention=form.cleaned_data["retention"],
+                    retention_days=form.cleaned_data["retention_days"],
                 )
                 messages.warning(request, f"{approval.summary}: waits for a second person.")
                 return redirect("admin:approvals_approvalrequest_change", approval.pk)
@@ -140,6 +143,7 @@ class ConsentTextAdmin(admin.ModelAdmin):
                 product=product,
                 purpose=form.cleaned_data["purpose"],
                 retention=form.cleaned_data["retention"],
+                retention_days=form.cleaned_data["retention_days"],
                 user=request.user,
             )
             if before is not None and text.pk == before.pk:
@@ -163,12 +167,15 @@ class ConsentTextAdmin(admin.ModelAdmin):
     def _initial(self, request) -> dict:
         product = Product.objects.filter(pk=request.GET.get("product") or None).first()
         if product is None:
-            return {}
+            return {"retention_days": settings.CONSENT_DEFAULT_RETENTION_DAYS}
         current = selectors.consent_text_current(product=product)
         return {
             "product": product,
             "purpose": current.purpose if current else product.description,
             "retention": current.retention if current else "",
+            "retention_days": (
+                current.retention_days if current else settings.CONSENT_DEFAULT_RETENTION_DAYS
+            ),
         }
 
 

@@ -14,6 +14,14 @@ class ConsentTextForm(forms.Form):
     product = forms.ModelChoiceField(queryset=Product.objects.all())
     purpose = forms.CharField(widget=forms.Textarea(attrs={"rows": 4}))
     retention = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
+    retention_days = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=36500,
+        label="Retention in days",
+        help_text="How long the consent evidence is kept after the company is erased: the "
+        "retention above, as a number (2190 is six years). Empty: the current version's.",
+    )
 
 
 class CampaignForm(forms.Form):

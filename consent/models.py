@@ -45,6 +45,12 @@ class ConsentText(models.Model):
     # and the settings when the version is made.
     purpose = models.TextField()
     retention = models.TextField()
+    # The retention in days, for the retention run: consent evidence of an erased company is
+    # deleted this many days after the erasure (consent/services.py).
+    retention_days = models.PositiveIntegerField(
+        default=2190,
+        help_text="Days the consent evidence is kept after the company is erased.",
+    )
     content = models.JSONField()
     content_hash = models.CharField(max_length=64)
     created_at = models.DateTimeField(default=timezone.now)

@@ -63,12 +63,19 @@ def consent_text_content(*, product: Product, purpose: str, retention: str) -> d
 
 @transaction.atomic
 def consent_text_publish(
-    *, product: Product, purpose: str | None = None, retention: str | None = None, user=None
+    *,
+    product: Product,
+    purpose: str | None = None,
+    retention: str | None = None,
+    retention_days: int | None = None,
+    user=None,
 ) -> ConsentText:
     """Publish a new text version of the product if anything shown changed; return the current.
 
     Purpose and retention default to the latest version's (or the product's description and
-    the default retention). The catalogue calls it when a product or a data type changes
+    the default retention). `retention_days` is the same retention as a number, for the
+    retention run; it is not part of what is shown (nor of the hash), but changing it makes a
+    new version too. The catalogue calls it when a product or a data type changes
     (products.services, products.admin), so the pages only read the current version.
     """
     # Lock the product so that two publishers cannot both take the next version number.
@@ -78,15 +85,24 @@ def consent_text_publish(
         purpose = latest.purpose if latest else (product.description or product.name)
     if retention is None:
         retention = latest.retention if latest else settings.CONSENT_DEFAULT_RETENTION
+    if retention_days is None:
+        retention_days = (
+            latest.retention_days if latest else settings.CONSENT_DEFAULT_RETENTION_DAYS
+        )
     content = consent_text_content(product=product, purpose=purpose, retention=retention)
     digest = content_hash(content)
-    if latest is not None and latest.content_hash == digest:
+    if (
+        latest is not None
+        and latest.content_hash == digest
+        and latest.retention_days == retention_days
+    ):
         return latest
     text = ConsentText(
         product=product,
         version=(latest.version + 1) if latest else 1,
         purpose=purpose,
         retention=retention,
+        retention_days=retention_days,
         content=content,
         content_hash=digest,
         created_by=user,
@@ -103,6 +119,7 @@ def consent_text_publish(
             "hash": digest,
             "purpose": purpose,
             "retention": retention,
+            "retention_days": retention_days,
         },
     )
     logger.info(
@@ -751,3 +768,78 @@ def new_company_consent_requests_create(
             companies=[company], product=product, user=user
         )
     return issued
+
+
+# --- GDPR erasure and retention ------------------------------------------------------------------
+
+
+@transaction.atomic
+def company_consent_contacts_erase(*, company: Company) -> int:
+    """An erased company's consent requests keep what the evidence points at (the request, its
+    token's hash) but lose the e-mail address they were sent to."""
+    return ConsentRequest.objects.filter(company=company).exclude(email="").update(email="")
+
+
+def _evidence_delete(events) -> int:
+    """Delete consent events: the one delete the append-only trigger lets through, because this
+    transaction says it is the retention run's (a transaction-local setting, cleared again right
+    after, so nothing later in the transaction can delete evidence either)."""
+    from django.db import connection, models
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('consent.retention_purge', 'on', true)")
+        # The queryset's own delete() refuses on purpose; this is the retention run's. (A failed
+        # delete aborts the transaction, and the setting ends with it.)
+        deleted, _ = models.QuerySet.delete(events)
+        cursor.execute("SELECT set_config('consent.retention_purge', 'off', true)")
+    return deleted
+
+
+def consent_evidence_retention_run(*, now=None) -> dict[str, int]:
+    """The scheduled retention run: the consent evidence of each erased company is deleted once
+    its text's retention (`ConsentText.retention_days`, counted from the erasure) has passed;
+    when none is left, the company's requests and its emptied row go too, and only the
+    erasure's tombstone remains. Evidence of companies that were not erased is never touched."""
+    from datetime import timedelta
+
+    from companies.models import CompanyErasure, ErasureState
+    from companies.services import company_row_delete
+
+    now = now or timezone.now()
+    counts = {"events deleted": 0, "companies done": 0}
+    erased = CompanyErasure.objects.filter(state=ErasureState.ERASED).values_list("pk", flat=True)
+    for erasure_pk in list(erased):
+        with transaction.atomic():
+            erasure = (
+                CompanyErasure.objects.select_for_update(skip_locked=True)
+                .filter(pk=erasure_pk, state=ErasureState.ERASED)
+                .first()
+            )
+            if erasure is None:
+                continue
+            company = Company.objects.filter(codat_id=erasure.codat_id).first()
+            if company is not None:
+                events = ConsentEvent.objects.filter(company=company).select_related("text")
+                due = [
+                    event.pk
+                    for event in events
+                    if erasure.erased_at + timedelta(days=event.text.retention_days) <= now
+                ]
+                if due:
+                    counts["events deleted"] += _evidence_delete(
+                        ConsentEvent.objects.filter(pk__in=due)
+                    )
+                if ConsentEvent.objects.filter(company=company).exists():
+                    continue
+                ConsentRequest.objects.filter(company=company).delete()
+                company_row_delete(company=company)
+            erasure.state = ErasureState.EVIDENCE_PURGED
+            erasure.evidence_purged_at = now
+            erasure.save(update_fields=["state", "evidence_purged_at"])
+            counts["companies done"] += 1
+            audit_record(
+                action="gdpr.consent_evidence_deleted",
+                target=erasure,
+                changes={"codat_id": erasure.codat_id, "retention_ended": now},
+            )
+    return counts

@@ -15,3 +15,12 @@ def consent_reconcile_task() -> dict:
     counts = consent_reconcile()
     logger.info("consent_reconcile.done", extra=counts)
     return counts
+
+
+@shared_task(name="consent.tasks.consent_evidence_retention", acks_late=True, ignore_result=True)
+def consent_evidence_retention_task() -> dict:
+    from consent.services import consent_evidence_retention_run
+
+    counts = consent_evidence_retention_run()
+    logger.info("consent_evidence_retention.done", extra=counts)
+    return counts

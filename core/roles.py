@@ -93,6 +93,11 @@ def can_run_operations(user) -> bool:
     return user.is_active and user.has_perm("companies.run_operations")
 
 
+def can_erase_companies(user) -> bool:
+    """GDPR erasure (companies/erasure.py): an admin's, as `companies.erase_company` is."""
+    return user.is_active and user.has_perm("companies.erase_company")
+
+
 def can_export_company_data(user) -> bool:
     return user.is_active and user.has_perm("audit.export_company_data")
 

@@ -41,10 +41,15 @@ class Target(enum.Enum):
     # One bank-feed connection of a company, or one of its source accounts (bankfeeds/); not
     # offered as a bulk action over selected companies.
     BANK_FEED = "bank_feed"
+    # A company being erased (GDPR): one row per erasure (companies/erasure.py), never a bulk
+    # action.
+    ERASURE = "erasure"
 
 
 # Targets whose rows name an existing company (the limiter's per-company budget keys on it).
-TARGETS_WITH_COMPANY = frozenset({Target.COMPANY, Target.COMPANY_PRODUCT, Target.BANK_FEED})
+TARGETS_WITH_COMPANY = frozenset(
+    {Target.COMPANY, Target.COMPANY_PRODUCT, Target.BANK_FEED, Target.ERASURE}
+)
 
 
 class DataTypes(enum.Enum):
@@ -152,6 +157,8 @@ class OperationSpec:
             return f"{operation.company.name} · bank feed" + (
                 f" account {account}" if account else ""
             )
+        if self.target is Target.ERASURE:
+            return f"{operation.company.name} · erasure"
         return "the client's account at Codat"
 
     def assignment_after(self, state: str) -> str | None:
@@ -215,6 +222,10 @@ def _create_company(client: CodatClient, operation: Operation) -> dict:
         # Codat keeps the first answer 90 minutes per key; the tag lookup above covers longer.
         idempotency_key=key,
     )
+
+
+def _delete_company(client: CodatClient, operation: Operation) -> None:
+    client.delete_company(_company(operation))
 
 
 def _register_consumer(client: CodatClient, operation: Operation) -> dict:
@@ -287,6 +298,13 @@ def _company_create_outcome(operation: Operation, state: str, error: str) -> Non
     from bankfeeds.calls import company_created
 
     company_created(operation, state, error)
+
+
+def _company_erasure_outcome(operation: Operation, state: str, error: str) -> None:
+    # Codat confirmed (or refused): the portal's copies go, or the erasure records why not.
+    from companies.erasure import company_erasure_codat_answered
+
+    company_erasure_codat_answered(operation=operation, state=state, error=error)
 
 
 def _consumer_outcome(operation: Operation, state: str, error: str) -> None:
@@ -421,6 +439,15 @@ SPECS: dict[str, OperationSpec] = {
             call=_list_consumers,
             describe=lambda companies, product, types: "Read the webhook consumers at Codat",
             record_success=_consumers_listed,
+        ),
+        OperationSpec(
+            kind=OperationKind.DELETE_COMPANY,
+            target=Target.ERASURE,
+            call=_delete_company,
+            describe=lambda companies, product, types: "Delete a company at Codat (erasure)",
+            # Already gone at Codat is the goal reached.
+            not_found_is_success=True,
+            after_finish=_company_erasure_outcome,
         ),
         # -- bank feeds (bankfeeds/calls.py) --
         OperationSpec(

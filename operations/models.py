@@ -31,6 +31,7 @@ class OperationKind(models.TextChoices):
     SET_BANK_FEED_MAPPING = "set_bank_feed_mapping", "Map a bank-feed source account"
     PUSH_BANK_TRANSACTIONS = "push_bank_transactions", "Push bank transactions"
     CHECK_BANK_FEED_PUSH = "check_bank_feed_push", "Check a bank-transactions push"
+    DELETE_COMPANY = "delete_company", "Delete company (GDPR erasure)"
 
 
 # Kinds whose rows act on no existing company (operations/kinds.py says what each acts on).

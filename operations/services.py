@@ -383,3 +383,18 @@ def job_retry_failed(*, job: Job, requested_by=None) -> int:
         )
         enqueue_on_commit(ids)
     return len(ids)
+
+
+# -- GDPR erasure -----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def company_operations_erase(*, company: Company, keep: Operation) -> int:
+    """An erased company's operation rows (their parameters and results carry its data), but
+    `keep`, the delete_company row that erased it. A job left with no rows goes too: its
+    description may name the company."""
+    rows = Operation.objects.filter(company=company).exclude(pk=keep.pk)
+    job_ids = set(rows.exclude(job=None).values_list("job_id", flat=True))
+    deleted = rows.delete()[0]
+    Job.objects.filter(pk__in=job_ids, operations__isnull=True).delete()
+    return deleted

@@ -67,6 +67,14 @@ def periodic_tasks() -> list[dict]:
             "every": 5 * 60,
             "expires": 4 * 60,
         },
+        {
+            # Consent evidence of erased companies, once each text's retention has passed
+            # (GDPR; companies/erasure.py). Retention is counted in days: daily is on time.
+            "name": "consent: delete evidence of erased companies past its retention",
+            "task": "consent.tasks.consent_evidence_retention",
+            "every": 24 * 60 * 60,
+            "expires": 23 * 60 * 60,
+        },
     ]
 
 

@@ -79,3 +79,9 @@ def product_define(
     product_reads_follow(CompanyProduct.objects.filter(product=product))
     consent_text_publish(product=product)
     return product
+
+
+@transaction.atomic
+def company_products_erase(*, company) -> int:
+    """An erased company's product assignments (GDPR erasure, companies/erasure.py)."""
+    return CompanyProduct.objects.filter(company=company).delete()[0]

@@ -296,6 +296,8 @@ def webhook_event_process(
                 "event_id",
                 "generated_at",
                 "company_codat_id",
+                # Emptied when the event was about an erased company (_apply).
+                *(("body", "headers") if not event.body else ()),
             ]
         )
         return state
@@ -308,6 +310,12 @@ def _apply(event: WebhookEvent) -> tuple[str, str]:
         return EventState.QUARANTINED, str(error)
     event.event_id, event.event_type = envelope.event_id, envelope.event_type
     event.generated_at, event.company_codat_id = envelope.generated_at, company_codat_id(envelope)
+    if event.company_codat_id and _company_erased(event.company_codat_id):
+        # Late news of an erased company (Codat's own company.deleted, most often): applying it
+        # would bring the company back, and keeping it would keep its data. Only the fact that
+        # an event came is kept.
+        event.body, event.headers = "", {}
+        return EventState.SUPERSEDED, "The company was erased (GDPR): the event was not kept."
     handler = handler_for(envelope.event_type)
     if handler is None:
         return EventState.UNKNOWN_TYPE, f"no handler for event type {envelope.event_type!r}"
@@ -324,6 +332,12 @@ def _apply(event: WebhookEvent) -> tuple[str, str]:
             extra={"event_pk": event.pk, "event_type": envelope.event_type, "reason": reason},
         )
         return EventState.QUARANTINED, reason
+
+
+def _company_erased(codat_id) -> bool:
+    from companies.erasure import company_is_erased
+
+    return company_is_erased(codat_id)
 
 
 def webhook_event_record_failure(*, event_pk: int, error: BaseException) -> None:
@@ -375,3 +389,25 @@ def pretty_body(event: WebhookEvent) -> str:
         return json.dumps(json.loads(event.body), indent=2, sort_keys=True)
     except (ValueError, RecursionError):
         return event.body
+
+
+# -- GDPR erasure ----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def company_webhook_data_erase(*, company) -> dict[str, int]:
+    """Every webhook event about an erased company (matched by its Codat id too: an event the
+    ledger could not tie to the row), and the write outcomes and bank-feed source accounts
+    the webhooks fed."""
+    from django.db.models import Q
+
+    from webhooks.models import BankFeedSourceAccount, WriteOutcome
+
+    about = Q(company=company) | Q(company_codat_id=company.codat_id)
+    return {
+        "webhook events": WebhookEvent.objects.filter(about).delete()[0],
+        "write outcomes": WriteOutcome.objects.filter(company=company).delete()[0],
+        "webhook source accounts": BankFeedSourceAccount.objects.filter(company=company).delete()[
+            0
+        ],
+    }

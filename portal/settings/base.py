@@ -248,6 +248,10 @@ CONSENT_DEFAULT_RETENTION = env.str(
     default="We keep this data while you use this service and delete it within 90 days "
     "after you withdraw consent or close your account, unless the law requires us to keep it.",
 )
+# The same retention in days, for texts published without one: consent evidence of an erased
+# company is deleted this long after the erasure (six years: the limitation period for claims in
+# England and Wales, within which the evidence may be needed).
+CONSENT_DEFAULT_RETENTION_DAYS = env.int("CONSENT_DEFAULT_RETENTION_DAYS", default=2190)
 # Links in e-mails and campaign CSVs are absolute: this is the public address of the portal.
 # `make run` sets it to its own web server's address (PORT) when it is not given.
 CONSENT_BASE_URL = env.str("CONSENT_BASE_URL", default="http://127.0.0.1:8000")

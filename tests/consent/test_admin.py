@@ -178,6 +178,30 @@ def test_the_history_entry_of_a_published_text_points_at_the_new_version(client,
     assert LogEntry.objects.count() == 1
 
 
+def test_the_retention_in_days_is_published_with_the_text_and_bad_days_are_refused(client, product):
+    login(client, "admin")
+    first = selectors.consent_text_current(product=product)
+    add = reverse("admin:consent_consenttext_add")
+    assert client.get(add, {"product": product.pk}).context["form"].initial["retention_days"] == (
+        first.retention_days
+    )
+    same = {"product": product.pk, "purpose": first.purpose, "retention": first.retention}
+
+    refused = client.post(add, {**same, "retention_days": "0"})
+    assert refused.status_code == 200
+    assert "retention_days" in refused.context["form"].errors
+    assert ConsentText.objects.filter(product=product).count() == 1
+
+    # Only the number changes: a new version, the words and the hash as they were.
+    client.post(add, {**same, "retention_days": "365"})
+    latest = selectors.consent_text_current(product=product)
+    assert (latest.version, latest.retention_days) == (2, 365)
+    assert (latest.content_hash, latest.retention) == (first.content_hash, first.retention)
+    # Left empty: the current version's number, so nothing changes.
+    client.post(add, same)
+    assert selectors.consent_text_current(product=product).version == 2
+
+
 def test_the_reconcile_task_runs_the_reconciler(company, product):
     assert consent_reconcile_task() == {"expired": 0, "removals": 0}
 

@@ -32,6 +32,7 @@ ADMIN_PHRASES = {
     "schedules": {"django_celery_beat.change_periodictask"},
     "webhook consumers": {"webhooks.manage_consumers"},
     "staff accounts": {"auth.add_user", "auth.change_user"},
+    "erase companies (GDPR)": {"companies.erase_company"},
 }
 
 
