@@ -6,13 +6,15 @@ site, so every `@admin.register` stays as it is.
 django-otp's OTPAdminSite does the same but is fixed at import; the setting is read per request
 here so one process (and the tests) can run either way. The sign-in form and page are
 django-otp's: the password, then a code from the authenticator app (TOTP) or one of the staff
-member's recovery codes (a static device).
+member's recovery codes (a static device), or a passkey instead of all of that
+(django-otp-webauthn: the button under the form); staff add passkeys on the Passkeys page.
 """
 
 from django.conf import settings
 from django.contrib import admin
-from django.urls import reverse
-from django_otp.admin import OTPAdminAuthenticationForm, _admin_template_for_django_version
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django_otp.admin import OTPAdminAuthenticationForm
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -36,13 +38,13 @@ def _portal_pages(request) -> dict | None:
     """The pages no model list reaches, as one more "app" of the admin's menu, so they are in the
     sidebar of every page and on the home page, with only those the user may open."""
     user = request.user
-    pages = [("Dashboard", reverse("admin:index"))]
+    pages = [("Dashboard", reverse("admin:index")), ("Your passkeys", reverse("admin:passkeys"))]
     if user.has_perm("operations.view_operation"):
         stale = reverse("admin:operations_operation_stale")
         pages += [("Stale reads", stale), ("Scheduled reads", f"{stale}?all=1")]
     if user.has_perm("operations.view_job"):
         pages.append(("Jobs", reverse("admin:operations_job_changelist")))
-    if len(pages) == 1:
+    if len(pages) == 2:
         return None
     return {
         "name": "Pages",
@@ -74,7 +76,25 @@ class PortalAdminSite(admin.AdminSite):
 
     @property
     def login_template(self):
-        return _admin_template_for_django_version() if settings.STAFF_REQUIRE_2FA else None
+        # Django's or django-otp's sign-in page, with the passkey button under it.
+        return (
+            "admin/staff_login_2fa.html" if settings.STAFF_REQUIRE_2FA else "admin/staff_login.html"
+        )
+
+    def get_urls(self):
+        passkeys = path("passkeys/", self.admin_view(self.passkeys_view), name="passkeys")
+        return [passkeys, *super().get_urls()]
+
+    def passkeys_view(self, request):
+        """The signed-in staff member's own passkeys, and the button that adds one."""
+        from django_otp_webauthn.models import WebAuthnCredential
+
+        context = {
+            **self.each_context(request),
+            "title": "Your passkeys",
+            "passkeys": WebAuthnCredential.objects.filter(user=request.user).order_by("pk"),
+        }
+        return TemplateResponse(request, "admin/passkeys.html", context)
 
     def has_permission(self, request):
         if not super().has_permission(request):

@@ -11,6 +11,8 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz/", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    # Passkey ceremonies (django-otp-webauthn): JSON endpoints the sign-in and passkeys pages call.
+    path("webauthn/", include("django_otp_webauthn.urls", namespace="otp_webauthn")),
     path("consent/", include("consent.urls")),
     path("bank-feeds/", include("bankfeeds.urls")),
     path("webhooks/", include("webhooks.urls")),

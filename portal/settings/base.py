@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    "django_otp_webauthn",
     "axes",
     "rest_framework",
     "drf_spectacular",
@@ -115,6 +116,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
+    # Sign-in with a passkey (a WebAuthn credential the staff member enrolled).
+    "django_otp_webauthn.backends.WebAuthnBackend",
 ]
 
 # --- Staff sign-in: throttling, lockout, two-factor --------------------------------------------
@@ -135,6 +138,16 @@ OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Codat portal")
 # The admin never shows a device's secret or its QR code: `manage.py staff_2fa_enrol` prints
 # them once, to the person enrolling.
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+# Passkeys (WebAuthn, django-otp-webauthn) sign staff in beside the TOTP code: a passkey is a
+# second factor in itself (the device and its PIN or fingerprint). The relying party id is the
+# portal's domain (passkeys are bound to it: changing it makes staff enrol again); the allowed
+# origins are the addresses staff open the portal at, https:// but for localhost.
+OTP_WEBAUTHN_RP_ID = env.str("OTP_WEBAUTHN_RP_ID", default="localhost")
+OTP_WEBAUTHN_RP_NAME = env.str("OTP_WEBAUTHN_RP_NAME", default="Codat portal")
+OTP_WEBAUTHN_ALLOWED_ORIGINS = env.list(
+    "OTP_WEBAUTHN_ALLOWED_ORIGINS", default=["http://localhost:8000"]
+)
+LOGIN_REDIRECT_URL = "/admin/"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

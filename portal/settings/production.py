@@ -17,6 +17,13 @@ from portal.settings.base import CODAT_API_KEY, CODAT_BASE_URL, CONSENT_BASE_URL
 
 # Every staff account signs in with a second factor (STAFF_REQUIRE_2FA=0 turns it off).
 STAFF_REQUIRE_2FA = env.bool("STAFF_REQUIRE_2FA", default=True)
+# Passkeys are bound to the portal's public address (the one consent links use), unless told
+# otherwise: its host name is the relying party, its origin the one passkeys are used at.
+_PUBLIC = urlsplit(CONSENT_BASE_URL)
+OTP_WEBAUTHN_RP_ID = env.str("OTP_WEBAUTHN_RP_ID", default=_PUBLIC.hostname or "")
+OTP_WEBAUTHN_ALLOWED_ORIGINS = env.list(
+    "OTP_WEBAUTHN_ALLOWED_ORIGINS", default=[f"{_PUBLIC.scheme}://{_PUBLIC.netloc}"]
+)
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)

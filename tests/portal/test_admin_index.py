@@ -32,6 +32,7 @@ def test_the_admin_home_links_stale_reads_scheduled_reads_and_jobs_for_every_rol
     stale = reverse("admin:operations_operation_stale")
     assert page_links(response.content.decode()) == {
         "Dashboard": reverse("admin:index"),
+        "Your passkeys": reverse("admin:passkeys"),
         "Stale reads": stale,
         "Scheduled reads": f"{stale}?all=1",
         "Jobs": reverse("admin:operations_job_changelist"),
