@@ -25,13 +25,18 @@ def _ip(request):
 @receiver(user_logged_in, dispatch_uid="audit.signed_in")
 def record_sign_in(sender, request, user, **kwargs):
     device = getattr(user, "otp_device", None)
+    second_factor = device.__class__.__name__ if device is not None else ""
+    # A passkey signs in before django-otp marks the session verified with it, so the device
+    # is not on the user yet: the backend that took the passkey says it.
+    if not second_factor and getattr(user, "backend", "").endswith(".WebAuthnBackend"):
+        second_factor = "WebAuthnCredential"
     audit_record(
         action="auth.signed_in",
         actor=user,
         via=Via.SESSION,
         ip=_ip(request),
         target=user,
-        changes={"second_factor": device.__class__.__name__ if device is not None else ""},
+        changes={"second_factor": second_factor},
     )
 
 

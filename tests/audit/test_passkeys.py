@@ -112,6 +112,7 @@ def test_a_passkey_is_enrolled_and_signs_in_alone_and_recovery_codes_still_work(
     assert page.locator("#user-tools").inner_text().upper().find(user.username.upper()) >= 0
     assert WebAuthnCredential.objects.get(user=user).last_used_at is not None
     assert signed_in.count() == before + 1
+    assert signed_in.first().changes == {"second_factor": "WebAuthnCredential"}
 
     # and a recovery code still gets in (a new browser without the passkey)
     other = chromium.new_context().new_page()
