@@ -78,6 +78,11 @@ def _bulk_review(action: str, **fields):
 
 
 LINES: list[tuple[str, object]] = [
+    ("dashboard (admin home)", "/admin/"),
+    ("company page (long history)", "/admin/companies/company/{company}/change/"),
+    ("stale reads", "/admin/operations/operation/stale/"),
+    ("scheduled reads (all)", "/admin/operations/operation/stale/?all=1"),
+    ("failing reads", "/admin/operations/operation/stale/?failing=1"),
     ("company list", "/admin/companies/company/"),
     (
         "company list, by connection status",
