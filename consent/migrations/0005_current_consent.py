@@ -41,6 +41,10 @@ def backfill(apps, schema_editor):
             ],
             batch_size=2000,
         )
+    if schema_editor.connection.vendor == "postgresql":
+        # Statistics for the new table now, so the first plans over it (the dashboard's
+        # counts) are not made for an empty one.
+        schema_editor.execute("ANALYZE consent_currentconsent")
 
 
 class Migration(migrations.Migration):
