@@ -162,9 +162,59 @@ def _operations_sweep(marks: Landmarks) -> dict:
     return {**counts, "queries": len(captured)}
 
 
+def _consent_reconcile_with_policy(marks: Landmarks) -> dict:
+    """A pass with a 10-day reconfirmation policy, so that the book's older grants lapse and
+    their expiries are written; rolled back, so the book stays as built."""
+    from django.conf import settings
+    from django.db import transaction
+
+    class RollBack(Exception):
+        pass
+
+    previous = settings.CONSENT_RECONFIRM_AFTER_DAYS
+    settings.CONSENT_RECONFIRM_AFTER_DAYS = 10
+    try:
+        with transaction.atomic():
+            figures = _consent_reconcile(marks)
+            raise RollBack
+    except RollBack:
+        return figures
+    finally:
+        settings.CONSENT_RECONFIRM_AFTER_DAYS = previous
+
+
+def _mirror_reconcile_choice(marks: Landmarks) -> dict:
+    """The mirror reconciler's choice of the companies mirrored longest ago (its Codat calls,
+    the company list import, are left out: no Codat here)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from companies.codat_import import companies_mirrored_longest_ago
+
+    with CaptureQueriesContext(connection) as captured:
+        chosen = companies_mirrored_longest_ago(limit=200)
+    return {"companies": len(chosen), "queries": len(captured)}
+
+
+def _missed_events_slice(marks: Landmarks) -> dict:
+    """The missed-event reconciliation's next slice of 50 companies (from the middle of the
+    book), without its Codat calls."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from webhooks.reconciliation import companies_to_reconcile
+
+    with CaptureQueriesContext(connection) as captured:
+        chosen = list(companies_to_reconcile().filter(pk__gt=marks.company)[:50])
+    return {"companies": len(chosen), "queries": len(captured)}
+
+
 # Background work at the book's size: (label, callable(landmarks)), timed once each.
 BACKGROUND: list[tuple[str, object]] = [
     ("consent_reconcile (one pass)", _consent_reconcile),
+    ("consent_reconcile (10-day policy, rolled back)", _consent_reconcile_with_policy),
+    ("mirror reconciler (choice of 200 companies)", _mirror_reconcile_choice),
+    ("missed-event reconciliation (next 50 companies)", _missed_events_slice),
     ("operations sweeper (one pass, no sends)", _operations_sweep),
 ]
 
