@@ -2,7 +2,9 @@
 
 Every decision (grant, decline, withdraw, reconfirm, expire) is one `ConsentEvent` per product,
 written in the same transaction as its effect on Codat operations (consent/effects.py, the one
-seam to operations), so the evidence and what it caused commit or roll back together.
+seam to operations), so the evidence and what it caused commit or roll back together. The same
+transaction steps the company's stored current consent (`CurrentConsent`) by the event, under
+the company's lock, so the table is always what the log adds up to.
 """
 
 import ipaddress
