@@ -39,7 +39,7 @@ def build_companies(args):
     from companies.models import Company, DataTypeStatus, ProductReadStatus, PullOperation
     from companies.services import product_reads_follow
     from consent.models import ConsentEvent
-    from consent.services import consent_text_publish
+    from consent.services import consent_text_publish, current_consent_refold
     from operations.models import Operation
     from products.models import CompanyProduct, Product, ProductDataType
     from webhooks.models import WebhookEvent
@@ -133,6 +133,7 @@ def build_companies(args):
             ),
             batch_size=BATCH,
         )
+        current_consent_refold(company_ids=[company.pk])
         PullOperation.objects.bulk_create(
             (
                 PullOperation(

@@ -76,6 +76,15 @@ def companies_import_with_details_from_codat() -> int:
     return imported
 
 
+def companies_mirrored_longest_ago(*, limit: int) -> list[int]:
+    """Companies whose data status was mirrored longest ago (or never), first `limit`."""
+    return list(
+        Company.objects.annotate(status_mirrored=Max("data_type_statuses__mirrored_at"))
+        .order_by(F("status_mirrored").asc(nulls_first=True), "id")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
 def mirror_reconcile(*, companies_per_run: int = 200) -> dict[str, int]:
     """Heal the mirror from Codat (a missed webhook): all companies and their products, then
     connections, data status and history for the companies mirrored longest ago."""
@@ -83,12 +92,7 @@ def mirror_reconcile(*, companies_per_run: int = 200) -> dict[str, int]:
     from companies.tasks import reconcile_company_task
     from operations.tasks import QUEUE
 
-    # Companies whose data status was mirrored longest ago (or never) go first.
-    stalest = list(
-        Company.objects.annotate(status_mirrored=Max("data_type_statuses__mirrored_at"))
-        .order_by(F("status_mirrored").asc(nulls_first=True), "id")
-        .values_list("pk", flat=True)[:companies_per_run]
-    )
+    stalest = companies_mirrored_longest_ago(limit=companies_per_run)
     for company_id in stalest:
         reconcile_company_task.apply_async((company_id,), queue=QUEUE)
     return {"imported": imported, "companies_queued": len(stalest)}

@@ -1,7 +1,10 @@
 """Consent: texts shown to SMB owners, the links that ask for consent, and the evidence log.
 
-The evidence (`ConsentEvent`) is append-only, in the database as well as here: current consent
-is derived from it by `consent.selectors`, never stored as a mutable flag.
+The evidence (`ConsentEvent`) is append-only, in the database as well as here. `CurrentConsent`
+is what the evidence adds up to per company and product, kept beside it by consent/services.py in
+the same transaction as each event, so that counting consent over 100,000 companies reads one row
+per pair instead of replaying their events; the event log stays the evidence it is checked
+against (tests/consent/test_current_consent.py).
 """
 
 import uuid
@@ -265,6 +268,53 @@ class ConsentEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("Consent events are append-only and are never deleted.")
+
+
+class StoredConsentState(models.TextChoices):
+    """What a company's events for one product add up to, before the clock is applied: a grant
+    older than the reconfirmation policy is stored as active, and read as needing
+    reconfirmation (consent.selectors)."""
+
+    ACTIVE = "active", "Active"
+    # An expiry was recorded after the last grant or reconfirmation.
+    RECONFIRM_NEEDED = "reconfirm_needed", "Reconfirmation needed"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+    DECLINED = "declined", "Declined"
+
+
+class CurrentConsent(models.Model):
+    """One company's consent for one product as its events add up to now: the replay of
+    `consent.selectors._replay`, stored. Written only by consent/services.py, in the transaction
+    that records the event; a pair with no grant, withdrawal or decline has no row."""
+
+    company = models.ForeignKey(
+        "companies.Company", on_delete=models.PROTECT, related_name="current_consents"
+    )
+    product = models.ForeignKey(
+        "products.Product", on_delete=models.PROTECT, related_name="current_consents"
+    )
+    state = models.CharField(max_length=16, choices=StoredConsentState.choices)
+    # The data types the grant in force covers; empty once withdrawn or declined.
+    data_types = models.JSONField(default=list)
+    granted_at = models.DateTimeField(null=True, blank=True)
+    # The last grant or reconfirmation: what the reconfirmation policy counts from.
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    last_event = models.ForeignKey(ConsentEvent, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        constraints = (
+            models.UniqueConstraint(fields=("company", "product"), name="current_consent_pair"),
+            models.CheckConstraint(
+                condition=Q(state__in=StoredConsentState.values), name="current_consent_state_valid"
+            ),
+        )
+        indexes = (
+            # The dashboard's and the bulk reviews' counts: per product, by state.
+            models.Index(fields=("product", "state"), name="current_consent_by_product"),
+        )
+
+    def __str__(self):
+        return f"{self.company_id} · {self.product_id}: {self.state}"
 
 
 class CompanyConsent(Company):

@@ -1,7 +1,10 @@
 """What consent covers: the one place that answers it, for the pages, the admin and the gate
 of operations (`companies_refused_for_consent`).
 
-Current consent is derived from the append-only event log, never stored as a flag.
+Current consent is read from `CurrentConsent`, which consent/services.py keeps in step with the
+append-only event log (the evidence) as each event is written; `_replay` is the fold of the log
+that defines what the table holds, and the clock (the reconfirmation policy) is applied on
+reading.
 """
 
 from collections.abc import Iterable
@@ -10,12 +13,17 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
-from django.db.models import Count, Exists, F, Max, OuterRef, Q, Subquery, TextField, Value
-from django.db.models.functions import Cast, Concat
+from django.db.models import BooleanField, Count, Exists, F, Func, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from companies.models import Company
-from consent.models import ConsentAction, ConsentEvent, ConsentRequest, ConsentText
+from consent.models import (
+    ConsentAction,
+    ConsentEvent,
+    ConsentRequest,
+    ConsentText,
+    CurrentConsent,
+)
 from products.models import HELD_STATUSES, CompanyProduct, Product, ProductDataType
 
 
@@ -62,52 +70,59 @@ def reconfirm_deadline(confirmed_at: datetime) -> datetime | None:
     return confirmed_at + timedelta(days=days)
 
 
-def _replay(product_id: int, events, now: datetime) -> ProductConsent:
-    """Fold one product's events, oldest first, into its current consent."""
-    current = ProductConsent(product_id=product_id)
-    for event in events:
-        if event.action == ConsentAction.GRANT:
-            current = ProductConsent(
-                product_id=product_id,
-                state=ConsentState.ACTIVE,
-                data_types=frozenset(event.data_types),
-                granted_at=event.occurred_at,
-                confirmed_at=event.occurred_at,
-                last_event=event,
-            )
-        elif event.action == ConsentAction.RECONFIRM and current.can_reconfirm:
-            current = ProductConsent(
-                product_id=product_id,
-                state=ConsentState.ACTIVE,
-                data_types=current.data_types,
-                granted_at=current.granted_at,
-                confirmed_at=event.occurred_at,
-                last_event=event,
-            )
-        elif event.action == ConsentAction.EXPIRE and current.can_reconfirm:
-            current = ProductConsent(
-                product_id=product_id,
-                state=ConsentState.RECONFIRM_NEEDED,
-                data_types=current.data_types,
-                granted_at=current.granted_at,
-                confirmed_at=current.confirmed_at,
-                last_event=event,
-            )
-        elif event.action in (ConsentAction.WITHDRAW, ConsentAction.DECLINE):
-            current = ProductConsent(
-                product_id=product_id,
-                state=(
-                    ConsentState.WITHDRAWN
-                    if event.action == ConsentAction.WITHDRAW
-                    else ConsentState.DECLINED
-                ),
-                last_event=event,
-            )
+def consent_after_event(current: ProductConsent, event) -> ProductConsent:
+    """One event's step of the fold: the consent `current` becomes once `event` (the next in
+    time order, then id) is recorded. The clock is not applied here (`_by_clock` is): this is
+    what `CurrentConsent` stores. `event` needs `action`, `data_types` and `occurred_at`."""
+    product_id = current.product_id
+    if event.action == ConsentAction.GRANT:
+        return ProductConsent(
+            product_id=product_id,
+            state=ConsentState.ACTIVE,
+            data_types=frozenset(event.data_types),
+            granted_at=event.occurred_at,
+            confirmed_at=event.occurred_at,
+            last_event=event,
+        )
+    if event.action == ConsentAction.RECONFIRM and current.can_reconfirm:
+        return ProductConsent(
+            product_id=product_id,
+            state=ConsentState.ACTIVE,
+            data_types=current.data_types,
+            granted_at=current.granted_at,
+            confirmed_at=event.occurred_at,
+            last_event=event,
+        )
+    if event.action == ConsentAction.EXPIRE and current.can_reconfirm:
+        return ProductConsent(
+            product_id=product_id,
+            state=ConsentState.RECONFIRM_NEEDED,
+            data_types=current.data_types,
+            granted_at=current.granted_at,
+            confirmed_at=current.confirmed_at,
+            last_event=event,
+        )
+    if event.action in (ConsentAction.WITHDRAW, ConsentAction.DECLINE):
+        return ProductConsent(
+            product_id=product_id,
+            state=(
+                ConsentState.WITHDRAWN
+                if event.action == ConsentAction.WITHDRAW
+                else ConsentState.DECLINED
+            ),
+            last_event=event,
+        )
+    return current
+
+
+def _by_clock(current: ProductConsent, now: datetime) -> ProductConsent:
+    """Active consent whose last confirmation is older than the reconfirmation policy allows
+    needs reconfirming, whether or not the reconciler has recorded the expiry yet."""
     if current.state == ConsentState.ACTIVE:
         deadline = reconfirm_deadline(current.confirmed_at)
         if deadline is not None and now >= deadline:
-            current = ProductConsent(
-                product_id=product_id,
+            return ProductConsent(
+                product_id=current.product_id,
                 state=ConsentState.RECONFIRM_NEEDED,
                 data_types=current.data_types,
                 granted_at=current.granted_at,
@@ -115,6 +130,15 @@ def _replay(product_id: int, events, now: datetime) -> ProductConsent:
                 last_event=current.last_event,
             )
     return current
+
+
+def _replay(product_id: int, events, now: datetime) -> ProductConsent:
+    """Fold one product's events, oldest first, into its current consent: the definition that
+    `CurrentConsent` is held to (tests/consent/test_current_consent.py)."""
+    current = ProductConsent(product_id=product_id)
+    for event in events:
+        current = consent_after_event(current, event)
+    return _by_clock(current, now)
 
 
 def _fold(events, now: datetime) -> dict[int, dict[int, ProductConsent]]:
@@ -131,49 +155,97 @@ def _fold(events, now: datetime) -> dict[int, dict[int, ProductConsent]]:
     }
 
 
-def _events_oldest_first():
-    return ConsentEvent.objects.order_by("occurred_at", "id")
+def consent_replayed(*, company_ids: Iterable[int] | None = None, now: datetime | None = None):
+    """Current consent per company and product replayed from the event log: the evidence's own
+    answer, for checking the stored table against (tests, and anyone auditing it). Reads every
+    event of the companies: not for pages."""
+    events = ConsentEvent.objects.order_by("occurred_at", "id")
+    if company_ids is not None:
+        events = events.filter(company_id__in=list(company_ids))
+    return _fold(events, now or timezone.now())
 
 
-# What replaying and the reconciler read of each event when many companies are asked at once.
-_LEAN_EVENT_FIELDS = (
+def stored_consent_folded(events: Iterable) -> Iterable[tuple[int, int, ProductConsent]]:
+    """(company pk, product pk, consent before the clock) for each pair with a decision, from
+    `events` ordered by company, product, time and id: what `CurrentConsent` holds for them.
+    Used to build the table from the log (its migration, consent.services)."""
+    pair, current = None, None
+    for event in events:
+        if (event.company_id, event.product_id) != pair:
+            if current is not None and current.state != ConsentState.NONE:
+                yield (*pair, current)
+            pair = (event.company_id, event.product_id)
+            current = ProductConsent(product_id=event.product_id)
+        current = consent_after_event(current, event)
+    if current is not None and current.state != ConsentState.NONE:
+        yield (*pair, current)
+
+
+def stored_consent_of(row) -> ProductConsent:
+    """What a `CurrentConsent` row stores, before the clock (`last_event` left out): the
+    consent the next event steps from (`consent_after_event`)."""
+    return ProductConsent(
+        product_id=row.product_id,
+        state=ConsentState(row.state),
+        data_types=frozenset(row.data_types or ()),
+        granted_at=row.granted_at,
+        confirmed_at=row.confirmed_at,
+    )
+
+
+_LEAN_STORED_FIELDS = (
     "company_id",
     "product_id",
-    "action",
+    "state",
     "data_types",
-    "occurred_at",
-    "text_id",
-    "text_hash",
+    "granted_at",
+    "confirmed_at",
+    "last_event_id",
 )
+
+
+def _stored_by_company(rows, now: datetime) -> dict[int, dict[int, ProductConsent]]:
+    states: dict[int, dict[int, ProductConsent]] = {}
+    for row in rows:
+        current = ProductConsent(
+            product_id=row.product_id,
+            state=ConsentState(row.state),
+            data_types=frozenset(row.data_types or ()),
+            granted_at=row.granted_at,
+            confirmed_at=row.confirmed_at,
+            last_event=row.last_event if "last_event" in row._state.fields_cache else None,
+        )
+        states.setdefault(row.company_id, {})[row.product_id] = _by_clock(current, now)
+    return states
 
 
 def consent_states_of_companies(
     *, company_ids: Iterable[int] | None = None, product=None, now: datetime | None = None
 ) -> dict[int, dict[int, ProductConsent]]:
-    """Current consent per company (pk) and product (pk), for many companies in one query.
+    """Current consent per company (pk) and product (pk), for many companies in one query,
+    read from `CurrentConsent`.
 
-    `company_ids` None means every company that has any consent event. The events carry only
-    the fields the replay needs: follow `last_event.text` or `.product` one at a time, never
-    in a loop.
+    `company_ids` None means every company that has any consent decision. `last_event` is not
+    loaded (None): ask `consent_states` or `consent_state` for one company's.
     """
-    events = _events_oldest_first()
+    rows = CurrentConsent.objects.all()
     if company_ids is not None:
-        events = events.filter(company_id__in=list(company_ids))
+        rows = rows.filter(company_id__in=list(company_ids))
     if product is not None:
-        events = events.filter(product=product)
-    return _fold(events.only(*_LEAN_EVENT_FIELDS), now or timezone.now())
+        rows = rows.filter(product=product)
+    return _stored_by_company(rows.only(*_LEAN_STORED_FIELDS), now or timezone.now())
 
 
 def consent_states(*, company, now: datetime | None = None) -> dict[int, ProductConsent]:
-    """Every product the company ever had a consent event for, by product id. One query."""
-    events = _events_oldest_first().filter(company=company)
-    return _fold(events, now or timezone.now()).get(company.pk, {})
+    """Every product the company ever decided on, by product id. One query."""
+    rows = CurrentConsent.objects.filter(company=company).select_related("last_event")
+    return _stored_by_company(rows, now or timezone.now()).get(company.pk, {})
 
 
 def consent_state(*, company, product, now: datetime | None = None) -> ProductConsent:
-    events = _events_oldest_first().filter(company=company, product=product)
-    states = _fold(events, now or timezone.now()).get(company.pk, {})
-    return states.get(product.pk, ProductConsent(product_id=product.pk))
+    rows = CurrentConsent.objects.filter(company=company, product=product)
+    states = _stored_by_company(rows.select_related("last_event"), now or timezone.now())
+    return states.get(company.pk, {}).get(product.pk, ProductConsent(product_id=product.pk))
 
 
 def required_data_types_of(products) -> dict[int, frozenset[str]]:
@@ -260,46 +332,22 @@ def _refusal_without_product(covered: frozenset[str] | None, *, asked: frozenset
     return ""
 
 
-# -- the same fold, set-based, for selections of any size ---------------------------------------
+# -- current consent as SQL, for selections of any size -------------------------------------------
 #
-# `_replay` folds a company's events for a product in Python, which is right for one company
-# and too slow for 100,000 (every event read into Python). The fold has a shape SQL can say:
-# the newest grant, withdrawal or decline decides whether there is consent at all (each of them
-# replaces whatever came before); after a grant, the newest reconfirmation or expiry decides
-# whether it still needs reconfirming and since when it counts. tests/consent/
-# test_consent_sql_fold.py holds the two folds to the same answers over random histories.
+# The bulk actions' review joins every selected company to its consent in one query: the stored
+# rows with the clock applied in SQL as `_by_clock` applies it in Python.
 
 _CURRENT_CONSENT_SQL = """
-    SELECT anchor.company_id, anchor.product_id,
+    SELECT company_id, product_id,
         CASE
-            WHEN anchor.action = 'withdraw' THEN 'withdrawn'
-            WHEN anchor.action = 'decline' THEN 'declined'
-            WHEN later.action = 'expire' THEN 'reconfirm_needed'
-            WHEN %(reconfirm_days)s::integer IS NOT NULL
-                AND COALESCE(later.occurred_at, anchor.occurred_at)
-                    + make_interval(days => %(reconfirm_days)s::integer) <= %(now)s
+            WHEN state = 'active' AND %(reconfirm_days)s::integer IS NOT NULL
+                AND confirmed_at + make_interval(days => %(reconfirm_days)s::integer) <= %(now)s
                 THEN 'reconfirm_needed'
-            ELSE 'active'
+            ELSE state
         END AS state,
-        CASE WHEN anchor.action = 'grant' THEN anchor.data_types END AS data_types
-    FROM (
-        SELECT DISTINCT ON (company_id, product_id)
-            id, company_id, product_id, action, data_types, occurred_at
-        FROM consent_consentevent
-        WHERE action IN ('grant', 'withdraw', 'decline') {product_filter}
-        ORDER BY company_id, product_id, occurred_at DESC, id DESC
-    ) AS anchor
-    -- The newest reconfirmation or expiry counts only if it came after the anchor (a grant).
-    LEFT JOIN (
-        SELECT DISTINCT ON (company_id, product_id)
-            id, company_id, product_id, action, occurred_at
-        FROM consent_consentevent
-        WHERE action IN ('reconfirm', 'expire') {product_filter}
-        ORDER BY company_id, product_id, occurred_at DESC, id DESC
-    ) AS later
-        ON later.company_id = anchor.company_id AND later.product_id = anchor.product_id
-        AND anchor.action = 'grant'
-        AND (later.occurred_at, later.id) > (anchor.occurred_at, anchor.id)
+        CASE WHEN state IN ('active', 'reconfirm_needed') THEN data_types END AS data_types
+    FROM consent_currentconsent
+    {product_filter}
 """
 
 
@@ -313,7 +361,7 @@ def current_consent_sql(*, product=None, now: datetime | None = None) -> tuple[s
     }
     product_filter = ""
     if product is not None:
-        product_filter = "AND product_id = %(consent_product)s"
+        product_filter = "WHERE product_id = %(consent_product)s"
         params["consent_product"] = product.pk
     return _CURRENT_CONSENT_SQL.format(product_filter=product_filter), params
 
@@ -348,32 +396,6 @@ def consent_covers(company, product, *, now: datetime | None = None) -> bool:
     )
 
 
-# A grant, a withdrawal or a decline sets a product's consent whatever came before it: the replay
-# of `_replay` starts afresh at each. Reconfirmations and expiries only move what one set.
-_DECISIONS = (ConsentAction.GRANT, ConsentAction.WITHDRAW, ConsentAction.DECLINE)
-
-
-def _since_last_decision(events, *, company):
-    """`events` (one company's) cut to those a replay needs: from each product's latest decision
-    on. A product with no decision yet has no consent, whatever else it has. One aggregate query
-    (down the (company, product, occurred_at) index) for the decisions' times.
-
-    Every event at or after the latest decision's time is kept: that takes in the decision and
-    all that followed it, and whatever shares its time but sorts before it is replayed before a
-    decision, which sets the consent afresh."""
-    latest = (
-        ConsentEvent.objects.filter(company=company, action__in=_DECISIONS)
-        .order_by()
-        .values("product_id")
-        .annotate(decided_at=Max("occurred_at"))
-        .values_list("product_id", "decided_at")
-    )
-    needed = Q(pk__in=[])
-    for product_id, decided_at in latest:
-        needed |= Q(product_id=product_id, occurred_at__gte=decided_at)
-    return events.filter(needed)
-
-
 @dataclass(frozen=True)
 class ProductCoverage:
     """A company's consent for one product and whether it covers the product today."""
@@ -392,14 +414,10 @@ def consent_coverage_of_company(
     *, company, products, now: datetime | None = None
 ) -> dict[int, ProductCoverage]:
     """For each of `products`, the company's consent now and whether it covers the product's
-    required data types (the company page's header). Three queries whatever the number of
-    products, reading only the events since each product's latest decision, however long the
-    company's consent history."""
+    required data types (the company page's header). Two queries whatever the number of
+    products, however long the company's consent history."""
     products = list(products)
-    events = _events_oldest_first().filter(company=company).only(*_LEAN_EVENT_FIELDS)
-    states = _fold(_since_last_decision(events, company=company), now or timezone.now()).get(
-        company.pk, {}
-    )
+    states = consent_states(company=company, now=now)
     required = required_data_types_of(products)
     coverage = {}
     for product in products:
@@ -545,12 +563,11 @@ def consent_receipts_for_company(*, company, limit: int = 50) -> list[ReceiptSum
 
 # -- coverage across the book (the dashboard, the company consent list's filter) ---------------
 #
-# The same rules as `_replay` and `_product_refusal`, written as conditions the database
-# evaluates, so that counting consent across 100,000 companies never loads their events: the
-# latest grant, withdrawal or decline of a (company, product) decides; a grant stays active
-# unless an expiry after it was not reconfirmed, or its last confirmation is older than the
-# reconfirmation policy allows; and it covers the product only if it holds every data type the
-# product requires today. tests/consent/test_coverage.py holds these to the replay.
+# The same rules as `_by_clock` and `_product_refusal`, written as conditions the database
+# evaluates on `CurrentConsent`, so that counting consent across 100,000 companies reads one row
+# per company and product: a stored grant is in force unless its last confirmation is older than
+# the reconfirmation policy allows, and it covers the product only if it holds every data type
+# the product requires today. tests/consent/test_coverage.py holds these to the replay.
 
 DECISIONS = (ConsentAction.GRANT, ConsentAction.WITHDRAW, ConsentAction.DECLINE)
 
@@ -564,73 +581,48 @@ class Coverage(models.TextChoices):
     MISSING = "missing", "Missing"
 
 
-def _later(events, than: str = "occurred_at", pk: str = "pk"):
-    """`events` that come after the outer event (by time, then id, as the replay orders)."""
-    return events.filter(
-        Q(occurred_at__gt=OuterRef(than)) | Q(occurred_at=OuterRef(than), pk__gt=OuterRef(pk))
-    )
+class _ArrayHolds(Func):
+    """Whether a JSON list of strings (the grant's data types) holds a string: jsonb's `?` on
+    PostgreSQL, which reads the stored array as it is (five times faster at 100,000 grants than
+    matching its text); on SQLite, where JSON is stored as text, the quoted identifier in the
+    text (identifiers hold no quotes)."""
 
+    arg_joiner = " ? "
+    template = "(%(expressions)s)"
+    output_field = BooleanField()
 
-def _latest_decisions():
-    """Per (company, product), the event that decides its consent: the latest grant,
-    withdrawal or decline."""
-    decisions = ConsentEvent.objects.filter(action__in=DECISIONS)
-    later = _later(
-        ConsentEvent.objects.filter(
-            company=OuterRef("company"), product=OuterRef("product"), action__in=DECISIONS
-        )
-    )
-    return decisions.filter(~Exists(later))
+    def as_sqlite(self, compiler, connection, **extra_context):
+        array, item = (compiler.compile(expression) for expression in self.source_expressions)
+        return f"({array[0]} LIKE '%%\"' || {item[0]} || '\"%%')", (*array[1], *item[1])
 
 
 def _required_type_not_granted():
     """A data type the outer grant's product requires today that the grant does not hold.
-
-    The grant's JSON list is read as text, where each identifier appears quoted
-    ('"invoices"'): the same on PostgreSQL and SQLite, and identifiers hold no quotes. Written as
-    NOT EXISTS over the product's data types rather than one LIKE per data type, so the planner
-    estimates the grants in force sensibly (a chain of LIKEs made it expect one row and pick a
-    plan quadratic in the number of companies)."""
+    Written as NOT EXISTS over the product's data types rather than one test per data type, so
+    the planner estimates the grants in force sensibly (a chain of tests made it expect one row
+    and pick a plan quadratic in the number of companies)."""
     return (
         ProductDataType.objects.filter(product=OuterRef("product"), is_optional=False)
-        .annotate(
-            _quoted=Concat(Value('"'), F("data_type_id"), Value('"'), output_field=TextField()),
-            _grant_text=Cast(OuterRef("data_types"), TextField()),
-        )
-        .exclude(_grant_text__contains=F("_quoted"))
+        .annotate(_granted=_ArrayHolds(OuterRef("data_types"), F("data_type_id")))
+        .filter(_granted=False)
     )
+
+
+def _in_force_and_covering(*, now: datetime) -> Q:
+    """The condition on a `CurrentConsent` row that its consent allows a read (what
+    `_product_refusal` passes): active, confirmed within the reconfirmation policy, holding
+    every data type its product requires today."""
+    condition = Q(state=ConsentState.ACTIVE) & ~Q(Exists(_required_type_not_granted()))
+    days = settings.CONSENT_RECONFIRM_AFTER_DAYS
+    if days:
+        condition &= Q(confirmed_at__gt=now - timedelta(days=days))
+    return condition
 
 
 def _active_grants(*, now: datetime):
-    """The latest decisions that are grants still in force and covering their product: one
-    row per (company, product) whose consent allows a read (what `_product_refusal` passes)."""
-    same_pair = ConsentEvent.objects.filter(
-        company=OuterRef("company"), product=OuterRef("product")
-    )
-    reconfirmed_after_expiry = ConsentEvent.objects.filter(
-        company=OuterRef("company"),
-        product=OuterRef("product"),
-        action=ConsentAction.RECONFIRM,
-        occurred_at__gt=OuterRef("occurred_at"),
-    )
-    unreconfirmed_expiry = same_pair.filter(
-        action=ConsentAction.EXPIRE, occurred_at__gt=OuterRef("occurred_at")
-    ).filter(~Exists(reconfirmed_after_expiry))
-    grants = (
-        _latest_decisions()
-        .filter(action=ConsentAction.GRANT)
-        .filter(~Exists(unreconfirmed_expiry))
-        .filter(~Exists(_required_type_not_granted()))
-    )
-    days = settings.CONSENT_RECONFIRM_AFTER_DAYS
-    if days:
-        cutoff = now - timedelta(days=days)
-        recent_reconfirmation = same_pair.filter(
-            action=ConsentAction.RECONFIRM,
-            occurred_at__gt=cutoff,
-        ).filter(occurred_at__gt=OuterRef("occurred_at"))
-        grants = grants.filter(Q(occurred_at__gt=cutoff) | Exists(recent_reconfirmation))
-    return grants
+    """The stored consents in force and covering their product: one row per (company,
+    product) whose consent allows a read."""
+    return CurrentConsent.objects.filter(_in_force_and_covering(now=now))
 
 
 def _open_requests(*, now: datetime):
@@ -655,7 +647,7 @@ class CoverageConditions:
 
     granted: models.QuerySet
     asked: models.QuerySet
-    refused: models.QuerySet  # latest decision a withdrawal or a decline
+    refused: models.QuerySet  # stored consent withdrawn or declined
 
     def exists(self, kind: str, company, product) -> Exists:
         rows = {
@@ -687,8 +679,8 @@ def coverage_conditions(*, now: datetime | None = None) -> CoverageConditions:
     return CoverageConditions(
         granted=_active_grants(now=now),
         asked=_open_requests(now=now),
-        refused=_latest_decisions().filter(
-            action__in=(ConsentAction.WITHDRAW, ConsentAction.DECLINE)
+        refused=CurrentConsent.objects.filter(
+            state__in=(ConsentState.WITHDRAWN, ConsentState.DECLINED)
         ),
     )
 
@@ -739,17 +731,21 @@ def consent_coverage_by_product(*, now: datetime | None = None) -> list[ProductC
             .annotate(n=Count(company_field, distinct=True))
         )
 
-    granted = per_product(conditions.granted)
+    def pairs_per_product(rows) -> dict[int, int]:
+        # Stored consent has one row per (company, product): no DISTINCT (a sort) needed.
+        return dict(rows.order_by().values_list("product_id").annotate(n=Count("pk")))
+
+    granted = pairs_per_product(conditions.granted)
     asked = per_product(
         conditions.asked.filter(
             ~conditions.exists("granted", OuterRef("consentrequest__company"), product)
         ),
         "consentrequest__company",
     )
-    withdrawn = per_product(
+    withdrawn = pairs_per_product(
         conditions.refused.filter(~conditions.exists("asked", company, product))
     )
-    missing = per_product(
+    missing = pairs_per_product(
         CompanyProduct.objects.filter(status__in=HELD_STATUSES).filter(
             conditions.coverage_condition(Coverage.MISSING, company, product)
         )

@@ -2,17 +2,21 @@
 
 Every decision (grant, decline, withdraw, reconfirm, expire) is one `ConsentEvent` per product,
 written in the same transaction as its effect on Codat operations (consent/effects.py, the one
-seam to operations), so the evidence and what it caused commit or roll back together.
+seam to operations), so the evidence and what it caused commit or roll back together. The same
+transaction steps the company's stored current consent (`CurrentConsent`) by the event, under
+the company's lock, so the table is always what the log adds up to.
 """
 
 import ipaddress
 import logging
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -30,11 +34,12 @@ from consent.models import (
     ConsentRequest,
     ConsentRequestReason,
     ConsentText,
+    CurrentConsent,
 )
-from consent.selectors import ConsentState, consent_state
+from consent.selectors import ConsentState, ProductConsent, consent_state
 from consent.texts import content_hash, text_document
 from consent.tokens import manage_token_for, token_hash, token_new
-from products.models import Product, ProductDataType
+from products.models import CompanyProduct, Product, ProductDataType
 
 logger = logging.getLogger(__name__)
 
@@ -382,6 +387,9 @@ def _event(
     request: ConsentRequest | None = None,
     now=None,
 ) -> ConsentEvent:
+    # Events of a company are written one at a time, in time order, so that the stored consent
+    # steps through them as the replay of the log does.
+    _lock_company_consent(company)
     event = ConsentEvent(
         receipt_id=receipt_id,
         occurred_at=now or timezone.now(),
@@ -400,6 +408,7 @@ def _event(
     )
     event.full_clean()
     event.save()
+    _current_consent_follow(event)
     if actor.user is not None:
         # Staff recording what the customer said: on the audit trail as staff, with the evidence.
         audit_record(
@@ -579,60 +588,171 @@ def consent_reconfirm(*, company, product, actor: Actor) -> ConsentEvent:
     return event
 
 
+# --- Current consent (the table the pages and the gate read) -----------------------------------
+
+
+_STORED_FIELDS = ("state", "data_types", "granted_at", "confirmed_at", "last_event")
+
+
+def _current_consent_write(rows: list[CurrentConsent]) -> None:
+    """Insert or replace the stored consent of each row's (company, product), one statement."""
+    CurrentConsent.objects.bulk_create(
+        rows,
+        update_conflicts=True,
+        unique_fields=("company", "product"),
+        update_fields=_STORED_FIELDS,
+        batch_size=2000,
+    )
+
+
+def _stored_row(company_id: int, current: ProductConsent, last_event_id: int) -> CurrentConsent:
+    return CurrentConsent(
+        company_id=company_id,
+        product_id=current.product_id,
+        state=current.state,
+        data_types=sorted(current.data_types),
+        granted_at=current.granted_at,
+        confirmed_at=current.confirmed_at,
+        last_event_id=last_event_id,
+    )
+
+
+def _current_consent_follow(event: ConsentEvent) -> None:
+    """Step the stored consent of the event's (company, product) by the event, in the event's
+    transaction (the caller holds the company's lock). Two queries."""
+    stored = CurrentConsent.objects.filter(
+        company_id=event.company_id, product_id=event.product_id
+    ).first()
+    before = (
+        selectors.stored_consent_of(stored)
+        if stored is not None
+        else ProductConsent(product_id=event.product_id)
+    )
+    after = selectors.consent_after_event(before, event)
+    if after.state == ConsentState.NONE:
+        return  # a reconfirmation or an expiry with nothing to act on, as the replay ignores it
+    last_event_id = event.pk if after.last_event is event else stored.last_event_id
+    _current_consent_write([_stored_row(event.company_id, after, last_event_id)])
+
+
+def current_consent_refold(*, company_ids=None, batch: int = 5000) -> int:
+    """Store, from the event log, the current consent of `company_ids` (every company with
+    events when None): for events written around the services (the scale book, test
+    factories, the table's own migration does the same with the historical models). Reads the
+    events in batches of companies; returns how many rows were written."""
+    if company_ids is None:
+        company_ids = ConsentEvent.objects.order_by().values_list("company_id", flat=True)
+        company_ids = company_ids.distinct()
+    company_ids = sorted(set(company_ids))
+    written = 0
+    for start in range(0, len(company_ids), batch):
+        chunk = company_ids[start : start + batch]
+        events = (
+            ConsentEvent.objects.filter(company_id__in=chunk)
+            .order_by("company_id", "product_id", "occurred_at", "id")
+            .only("company_id", "product_id", "action", "data_types", "occurred_at")
+        )
+        rows = [
+            _stored_row(company_id, current, current.last_event.pk)
+            for company_id, _product_id, current in selectors.stored_consent_folded(
+                events.iterator(chunk_size=5000)
+            )
+        ]
+        _current_consent_write(rows)
+        written += len(rows)
+    return written
+
+
 # --- Reconciler --------------------------------------------------------------------------------
 
 
-def _lapse_unrecorded(current) -> bool:
-    return (
-        current.state == ConsentState.RECONFIRM_NEEDED
-        and current.last_event.action != ConsentAction.EXPIRE
-    )
+# A reconciler pass works in batches of this many companies, each its own transaction, so that its
+# memory and its locks do not grow with the book.
+RECONCILE_BATCH = 2000
 
 
-def _expire_lapsed(states, *, now) -> list[ConsentEvent]:
-    """Write an `expire` event for each consent in `states` past its reconfirmation deadline.
+def _lapsed_unrecorded(*, now):
+    """Stored consents active by the log but past the reconfirmation deadline by the clock: an
+    expiry is due in the evidence (the selectors already count them as lapsed)."""
+    cutoff = now - timedelta(days=settings.CONSENT_RECONFIRM_AFTER_DAYS)
+    return CurrentConsent.objects.filter(state=ConsentState.ACTIVE, confirmed_at__lte=cutoff)
+
+
+def _expire_lapsed(*, now, batch: int = RECONCILE_BATCH) -> list[ConsentEvent]:
+    """Write an `expire` event for each consent past its reconfirmation deadline, and step the
+    stored consent with it.
 
     Refreshes already stop at the deadline (the selectors count it); the event makes the
-    lapse visible in the evidence and on the dashboard. Four queries, whatever the number.
+    lapse visible in the evidence and on the dashboard. Per batch of companies a fixed number of
+    queries, whatever the size of the book.
     """
-    lapsed_companies = sorted(
-        company_id
-        for company_id, by_product in states.items()
-        if any(_lapse_unrecorded(current) for current in by_product.values())
-    )
-    if not lapsed_companies:
-        return []
-    with transaction.atomic():
-        # Decisions lock their company (_lock_company_consent): take the same locks, in pk
-        # order, and read the log again under them, so that a reconfirmation committed since
-        # the first read is not followed by an expiry.
-        list(
-            Company.objects.select_for_update()
-            .filter(pk__in=lapsed_companies)
-            .order_by("pk")
-            .values_list("pk", flat=True)
+    written: list[ConsentEvent] = []
+    after_company = 0
+    while True:
+        companies = list(
+            _lapsed_unrecorded(now=now)
+            .filter(company_id__gt=after_company)
+            .order_by("company_id")
+            .values_list("company_id", flat=True)
+            .distinct()[:batch]
         )
-        fresh = selectors.consent_states_of_companies(company_ids=lapsed_companies, now=now)
-        events = [
-            ConsentEvent(
-                receipt_id=uuid.uuid4(),
-                occurred_at=now,
-                company_id=company_id,
-                product_id=product_id,
-                action=ConsentAction.EXPIRE,
-                data_types=sorted(current.data_types),
-                text_id=current.last_event.text_id,
-                text_hash=current.last_event.text_hash,
-                channel=ConsentChannel.SYSTEM,
+        if not companies:
+            return written
+        after_company = companies[-1]
+        written += _expire_lapsed_of(companies, now=now)
+
+
+@transaction.atomic
+def _expire_lapsed_of(company_ids: list[int], *, now) -> list[ConsentEvent]:
+    # Decisions lock their company (_lock_company_consent): take the same locks, in pk
+    # order, and read the stored consent again under them, so that a reconfirmation committed
+    # since the first read is not followed by an expiry.
+    list(
+        Company.objects.select_for_update()
+        .filter(pk__in=company_ids)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    lapsed = list(
+        _lapsed_unrecorded(now=now)
+        .filter(company_id__in=company_ids)
+        .select_related("last_event")
+        .only(
+            *_STORED_FIELDS[:-1],
+            "company_id",
+            "product_id",
+            "last_event__text_id",
+            "last_event__text_hash",
+        )
+    )
+    events = [
+        ConsentEvent(
+            receipt_id=uuid.uuid4(),
+            occurred_at=now,
+            company_id=stored.company_id,
+            product_id=stored.product_id,
+            action=ConsentAction.EXPIRE,
+            data_types=sorted(stored.data_types),
+            text_id=stored.last_event.text_id,
+            text_hash=stored.last_event.text_hash,
+            channel=ConsentChannel.SYSTEM,
+        )
+        for stored in lapsed
+    ]
+    # One INSERT for all, without full_clean (a query per foreign key and constraint): each
+    # value is copied from an event already recorded, and the table's constraints and
+    # append-only trigger still hold.
+    ConsentEvent.objects.bulk_create(events)
+    _current_consent_write(
+        [
+            _stored_row(
+                stored.company_id,
+                selectors.consent_after_event(selectors.stored_consent_of(stored), event),
+                event.pk,
             )
-            for company_id, by_product in fresh.items()
-            for product_id, current in by_product.items()
-            if _lapse_unrecorded(current)
+            for stored, event in zip(lapsed, events, strict=True)
         ]
-        # One INSERT for all, without full_clean (a query per foreign key and constraint): each
-        # value is copied from an event already recorded, and the table's constraints and
-        # append-only trigger still hold.
-        ConsentEvent.objects.bulk_create(events)
+    )
     for event in events:
         logger.info(
             "consent_event.recorded",
@@ -647,26 +767,45 @@ def _expire_lapsed(states, *, now) -> list[ConsentEvent]:
     return events
 
 
+def _ended_with_product_live(*, batch: int = RECONCILE_BATCH):
+    """(company pk, product pk) pairs whose consent was withdrawn or declined while the company
+    still holds the product live, in batches ordered by company: the removals to ask (again)."""
+    live = CompanyProduct.objects.filter(
+        company=OuterRef("company"), product=OuterRef("product"), status__in=effects.LIVE_STATUSES
+    )
+    ended = CurrentConsent.objects.filter(
+        state__in=(ConsentState.WITHDRAWN, ConsentState.DECLINED)
+    ).filter(Exists(live))
+    after = (0, 0)
+    while True:
+        pairs = list(
+            ended.filter(
+                Q(company_id__gt=after[0]) | Q(company_id=after[0], product_id__gt=after[1])
+            )
+            .order_by("company_id", "product_id")
+            .values_list("company_id", "product_id")[:batch]
+        )
+        if not pairs:
+            return
+        after = pairs[-1]
+        yield pairs
+
+
 def consent_reconcile(*, now=None) -> dict:
     """One reconciler pass: record lapses, and make sure every product whose consent ended
     has its removal under way (a removal whose operation was lost or failed is asked again).
 
-    Set-based: the same number of queries for ten companies or a hundred thousand (one read of
-    the log, then a fixed number per step; removals once per product, see
-    `effects.removals_for_ended_consent`).
+    Reads only what needs acting on from `CurrentConsent` (never the whole log), in batches of
+    companies: the same queries per batch for ten companies or a hundred thousand (removals once
+    per product and batch, see `effects.removals_for_ended_consent`).
     """
     now = now or timezone.now()
-    states = selectors.consent_states_of_companies(now=now)
     expired = []
     if settings.CONSENT_RECONFIRM_AFTER_DAYS:
-        expired = _expire_lapsed(states, now=now)
-    ended = [
-        (company_id, product_id)
-        for company_id, by_product in states.items()
-        for product_id, current in by_product.items()
-        if current.state in (ConsentState.WITHDRAWN, ConsentState.DECLINED)
-    ]
-    removals = effects.removals_for_ended_consent(ended=ended)
+        expired = _expire_lapsed(now=now)
+    removals = 0
+    for pairs in _ended_with_product_live():
+        removals += effects.removals_for_ended_consent(ended=pairs)
     return {"expired": len(expired), "removals": removals}
 
 

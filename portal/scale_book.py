@@ -167,6 +167,27 @@ def _statements(companies: int, first: int) -> list[tuple[str, str]]:
             """,
         ),
         (
+            # Each held assignment's reads per data type of its product (what the stale-reads
+            # page and the dashboard's freshness read): due from up to four days back, so the
+            # hourly and daily products have stale reads; one in three last failed.
+            "product read statuses",
+            f"""
+            INSERT INTO companies_productreadstatus (assignment_id, product_id, data_type_id,
+                last_status, last_read_at, last_successful_read, last_read_issues, due_from,
+                observed_at, last_event_at, mirrored_at)
+            SELECT cp.id, cp.product_id, pdt.data_type_id,
+                   CASE WHEN (cp.id + length(pdt.data_type_id)) % 3 = 0 THEN 'FetchError'
+                        ELSE 'Complete' END,
+                   now() - (cp.id % 96) * interval '1 hour',
+                   now() - (cp.id % 96) * interval '1 hour', '[]'::jsonb,
+                   now() - (cp.id % 96) * interval '1 hour', now(), now(), now()
+            FROM products_companyproduct cp
+            JOIN companies_company c ON c.id = cp.company_id
+            JOIN products_productdatatype pdt ON pdt.product_id = cp.product_id
+            WHERE {this_book} AND cp.status IN ('pending_add', 'active', 'pending_removal')
+            """,
+        ),
+        (
             # Twelve data types each (of 43): most read, some never, a few in error.
             "data-type statuses",
             f"""
@@ -295,6 +316,7 @@ def _statements(companies: int, first: int) -> list[tuple[str, str]]:
 def scale_book_build(*, companies: int, allow_non_empty: bool = False, log=print) -> BookFigures:
     """Write a book of `companies` companies (and the rows they imply) in one transaction."""
     from companies.models import Company
+    from consent.services import current_consent_refold
 
     if connection.vendor != "postgresql":
         raise NotPostgres(
@@ -320,6 +342,16 @@ def scale_book_build(*, companies: int, allow_non_empty: bool = False, log=print
                 cursor.execute(sql)
                 figures.rows[table] = cursor.rowcount
                 log(f"  {table}: {cursor.rowcount:,} rows in {time.monotonic() - step:.1f} s")
+        # The events above were written around consent's services: store what they add up to,
+        # as the services would have (the same fold, from the log).
+        step = time.monotonic()
+        figures.rows["current consent"] = current_consent_refold(
+            company_ids=range(first, first + companies)
+        )
+        log(
+            f"  current consent: {figures.rows['current consent']:,} rows"
+            f" in {time.monotonic() - step:.1f} s"
+        )
     with connection.cursor() as cursor:
         # Fresh statistics and visibility maps (index-only scans), as autovacuum would leave
         # them, so the first plans over the book are the ones it will keep. VACUUM cannot run

@@ -146,6 +146,16 @@ class ConsentEventFactory(factory.django.DjangoModelFactory):
         )
     )
 
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        # Written around consent's services (any time, any order): the stored current consent
+        # is folded again from the company's log, as its migration builds it.
+        from consent.services import current_consent_refold
+
+        event = super()._create(model_class, *args, **kwargs)
+        current_consent_refold(company_ids=[event.company_id])
+        return event
+
 
 class JobFactory(factory.django.DjangoModelFactory):
     class Meta:

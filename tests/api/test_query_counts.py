@@ -14,6 +14,7 @@ from django.utils import timezone
 from bankfeeds.models import BankFeedPush, BankTransaction, SourceAccount
 from companies.models import Company, Connection, DataTypeStatus
 from consent.models import ConsentEvent, ConsentRequest
+from consent.services import current_consent_refold
 from operations.models import Job, Operation
 from products.models import CompanyProduct, ProductDataType
 from tests.api.conftest import call
@@ -82,6 +83,7 @@ def add_rows(world, start: int, stop: int) -> None:
         )
         for _ in numbers
     )
+    current_consent_refold(company_ids=[world.company.pk])
     requests = ConsentRequest.objects.bulk_create(
         ConsentRequest(
             token_hash=uuid.uuid4().hex * 2,

@@ -1,7 +1,8 @@
-"""The set-based fold of the consent log (consent.selectors.current_consent_sql, which the bulk
-actions' review reads for 100,000 companies at once) says what the Python fold says (`_replay`,
-the definition), for any history: random ones here, with and without the reconfirmation
-policy, including histories the services never write (a reconfirmation with no grant)."""
+"""Current consent as SQL (consent.selectors.current_consent_sql, which the bulk actions' review
+reads for 100,000 companies at once: the stored `CurrentConsent` rows with the clock applied)
+says what the replay of the log says (`_replay`, the definition), for any history: random ones
+here, written in any time order, with and without the reconfirmation policy, including histories
+the services never write (a reconfirmation with no grant)."""
 
 import json
 import random
@@ -11,7 +12,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from consent.selectors import ConsentState, consent_states_of_companies, current_consent_sql
+from consent.selectors import ConsentState, consent_replayed, current_consent_sql
 from tests.factories import CompanyFactory, ConsentEventFactory, ProductFactory
 
 pytestmark = [
@@ -60,7 +61,7 @@ def _python_states(*, now):
             current.state,
             current.data_types if current.state != ConsentState.NONE else frozenset(),
         )
-        for company_id, by_product in consent_states_of_companies(now=now).items()
+        for company_id, by_product in consent_replayed(now=now).items()
         for product_id, current in by_product.items()
         if current.state != ConsentState.NONE
     }
