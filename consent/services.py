@@ -915,7 +915,10 @@ def new_company_consent_requests_create(
 @transaction.atomic
 def company_consent_contacts_erase(*, company: Company) -> int:
     """An erased company's consent requests keep what the evidence points at (the request, its
-    token's hash) but lose the e-mail address they were sent to."""
+    token's hash) but lose the e-mail address they were sent to. Its stored current consent goes
+    too: it is derived from the evidence (which stays, under retention), and an erased company
+    holds nothing it could cover; the retention run could not delete the events it points at."""
+    CurrentConsent.objects.filter(company=company).delete()
     return ConsentRequest.objects.filter(company=company).exclude(email="").update(email="")
 
 

@@ -48,7 +48,7 @@ def refuse_every_delete(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("consent", "0004_consent_event_company_timeline_index"),
+        ("consent", "0005_current_consent"),
     ]
 
     operations = [
