@@ -4,7 +4,7 @@ operators, and the edit form for admins (a set operation)."""
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.http import urlencode
@@ -65,8 +65,11 @@ class SyncSettingsAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/syncsettings/page.html", context)
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        # The one row has no page of its own: the sync settings page shows it.
-        return HttpResponseRedirect(self._page_url())
+        # The one row has no page of its own: the sync settings page shows it. Any other id
+        # names nothing.
+        if object_id == "1" and self.has_view_permission(request):
+            return HttpResponseRedirect(self._page_url())
+        raise Http404("No such sync settings.")
 
     def read_view(self, request):
         if request.method != "POST":
