@@ -34,6 +34,7 @@ PORTAL_APPS = (
     "bankfeeds",
     "django_celery_beat",
     "approvals",
+    "syncsettings",
 )
 # An operator's rights beyond reading, each by name: a blanket grant of every custom permission
 # once gave operators webhooks.manage_consumers, and with it a way to send company data to a
@@ -96,6 +97,16 @@ def can_run_operations(user) -> bool:
 def can_erase_companies(user) -> bool:
     """GDPR erasure (companies/erasure.py): an admin's, as `companies.erase_company` is."""
     return user.is_active and user.has_perm("companies.erase_company")
+
+
+def can_change_sync_settings(user) -> bool:
+    """Edit Codat's sync settings (what Codat reads for every company): admins."""
+    return user.is_active and user.has_perm("syncsettings.change_sync_settings")
+
+
+def can_override_dual_sync(user) -> bool:
+    """Add a custom product to companies at dual-sync risk, with a written reason: admins."""
+    return user.is_active and user.has_perm("syncsettings.override_dual_sync")
 
 
 def can_export_company_data(user) -> bool:

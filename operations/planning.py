@@ -64,7 +64,7 @@ class Plan:
 def checked_spec(kind: str, product: Product | None, data_types: Sequence[str]) -> OperationSpec:
     """The kind's spec, once the request makes sense for it; OperationRefused says why not."""
     spec = spec_for(kind)
-    if not spec.on_companies:
+    if not spec.on_companies or not spec.offered_in_bulk:
         raise OperationRefused(f"{spec.kind.label} is not an action on selected companies.")
     refusal = spec.check_request(product, data_types)
     if refusal:
@@ -97,6 +97,7 @@ def plan_chunk(
     product: Product | None,
     data_types: Sequence[str],
     extra: str,
+    parameters: dict | None = None,
 ) -> None:
     keys = {
         company_id: dedupe_key(
@@ -115,6 +116,7 @@ def plan_chunk(
     refused = companies_refused_for_consent(
         spec, company_ids=company_ids, product=product, data_types=data_types
     )
+    guarded = spec.guard(company_ids, product, parameters or {}) if spec.guard else {}
     statuses = {}
     if spec.assignment is not None:
         statuses = dict(
@@ -132,6 +134,9 @@ def plan_chunk(
             continue
         if spec.assignment is not None and spec.assignment.skip(statuses.get(company_id)):
             plan.skipped[company_id] = spec.assignment.skip_reason.format(product=product.name)
+            continue
+        if company_id in guarded:
+            plan.skipped[company_id] = guarded[company_id]
             continue
         plan.queued.append(company_id)
 
@@ -218,6 +223,7 @@ def operations_preview(
     company_ids: Iterable[int],
     product: Product | None = None,
     data_types: Sequence[str] = (),
+    parameters: dict | None = None,
 ) -> Plan:
     """What `operations_start` would do, without writing anything (the confirmation page)."""
     spec = checked_spec(kind, product, data_types)
@@ -231,6 +237,7 @@ def operations_preview(
             product=product,
             data_types=data_types,
             extra="",
+            parameters=parameters,
         )
     return plan
 
@@ -284,15 +291,16 @@ grouped AS (
         s.id,
         live.company_id IS NOT NULL AS is_live,
         {assignment} AS assignment,
+        {guard} AS guard,
         {consent_columns}
     FROM selected s
     LEFT JOIN live ON live.company_id = s.id
     {joins}
 )
-SELECT is_live, assignment, consent_state, consent_covered, count(*),
+SELECT is_live, assignment, consent_state, consent_covered, guard, count(*),
     (array_agg(id ORDER BY id))[1:%(shown)s]
 FROM grouped
-GROUP BY is_live, assignment, consent_state, consent_covered
+GROUP BY is_live, assignment, consent_state, consent_covered, guard
 """
 
 # Consent enters the summary as which of the data types that matter (`needed`: the product's
@@ -347,6 +355,7 @@ def operations_preview_summary(
     companies,
     product: Product | None = None,
     data_types: Sequence[str] = (),
+    parameters: dict | None = None,
 ) -> PlanSummary:
     """What `operations_start` would do to the companies of the queryset `companies`, counted
     in SQL (PostgreSQL) with the same precedence as `plan_chunk`: an identical live row is
@@ -363,6 +372,7 @@ def operations_preview_summary(
                 company_ids=companies.values_list("pk", flat=True),
                 product=product,
                 data_types=data_types,
+                parameters=parameters,
             ),
             product=product,
             data_types=data_types,
@@ -417,7 +427,22 @@ def operations_preview_summary(
         key_suffix=key_suffix,
         shown=LEFT_OUT_SHOWN,
     )
+    # The kind's guard (a dual-sync risk, a refresh that does not fit the company's mode): the
+    # index of the first of its filters the company meets, as plan_chunk asks it after consent
+    # and the assignment.
+    guarded = spec.guard_groups(product, parameters or {}) if spec.guard_groups else []
+    guard_cases = []
+    for index, (condition, _reason) in enumerate(guarded):
+        guard_sql, guard_params = (
+            Company.objects.filter(condition).order_by().values("pk").query.sql_with_params()
+        )
+        names = [f"guard_{index}_{i}" for i in range(len(guard_params))]
+        guard_sql = guard_sql % tuple(f"%({name})s" for name in names)
+        params.update(zip(names, guard_params, strict=True))
+        guard_cases.append(f"WHEN s.id IN ({guard_sql}) THEN {index}")
+    guard = f"CASE {' '.join(guard_cases)} END" if guard_cases else "NULL::integer"
     sql = _SUMMARY_SQL.format(
+        guard=guard,
         selected=selected_sql,
         consent=consent_sql,
         assignment=assignment,
@@ -431,7 +456,7 @@ def operations_preview_summary(
 
     summary = PlanSummary(kind=kind)
     left_out: dict[int, str] = {}
-    for is_live, status, consent_state, covered_flags, count, first_ids in groups:
+    for is_live, status, consent_state, covered_flags, guard_index, count, first_ids in groups:
         covered = {t for t, flag in zip(needed, covered_flags or (), strict=False) if flag}
         if is_live:
             summary.joined += count
@@ -454,6 +479,8 @@ def operations_preview_summary(
                 summary.awaiting_consent += count
         if not reason and spec.assignment is not None and spec.assignment.skip(status):
             reason = spec.assignment.skip_reason.format(product=product.name)
+        if not reason and guard_index is not None:
+            reason = guarded[guard_index][1]
         if not reason:
             summary.queued += count
             continue

@@ -36,6 +36,7 @@ def test_the_admin_home_links_stale_reads_scheduled_reads_and_jobs_for_every_rol
         "Stale reads": stale,
         "Scheduled reads": f"{stale}?all=1",
         "Jobs": reverse("admin:operations_job_changelist"),
+        "Sync settings": reverse("admin:syncsettings_clientsyncsettings_changelist"),
     }
     # The models are still listed under the pages.
     assert b"Companies (Codat mirror)" in response.content
