@@ -119,9 +119,20 @@ def main() -> int:
             f" {result['webhooks']} write webhooks delivered"
         )
         print(
-            f"push to outcome (median): {result['outcome_p50']:.2f} s;"
-            f" outcome to the account's next push (median): {result['gap_p50']:.2f} s"
+            f"medians: {result['slot_p50']:.2f} s waiting for the limiter's slot,"
+            f" {result['outcome_p50']:.2f} s push to outcome,"
+            f" {result['gap_p50']:.2f} s outcome to the account's next push;"
+            f" an account's turn {result['turn_p50']:.2f} s"
         )
+        if result["turn_p50"]:
+            # Codat takes one push per account at a time: the accounts' turns bound the calls.
+            bound = min(args.accounts / result["turn_p50"], args.rate)
+            print(
+                f"gap left: one push in flight per account, so {args.accounts} accounts make at"
+                f" most {args.accounts} / {result['turn_p50']:.2f} s = {bound:.1f} pushes/s of"
+                f" the {args.rate:g} allowed ({bound / args.rate:.2f}); a last, part-full push"
+                f" per account carries fewer than 1,000"
+            )
         print(f"transactions/s reaching the sandbox: {result['landed'] / result['wall']:.1f}")
         print(f"ceiling (L x 1,000 per push): {ceiling:,.0f} /s")
         print(f"ratio: {result['landed'] / result['wall'] / ceiling:.3f}")
@@ -279,11 +290,9 @@ def push_run(sandbox, app, worker_env, connection, args, worker_class) -> dict:
         for m in sandbox.request("GET", "/_sandbox/webhooks/messages").json()
         if ".write." in (m.get("eventType") or "")
     ]
-    outcome_p50, gap_p50 = push_timings()
     return {
         "webhooks": len(webhooks),
-        "outcome_p50": outcome_p50,
-        "gap_p50": gap_p50,
+        **push_timings(),
         "wall": wall,
         "landed": total,
         "pushes": len(pushes),
@@ -293,9 +302,10 @@ def push_run(sandbox, app, worker_env, connection, args, worker_class) -> dict:
     }
 
 
-def push_timings() -> tuple[float, float]:
-    """Medians over the run's pushes: sent -> outcome recorded, and an outcome -> the same
-    account's next push created (the pusher's own turn-around)."""
+def push_timings() -> dict[str, float]:
+    """Medians over the run's pushes: created -> sent (the wait for the fleet limiter's slot),
+    sent -> outcome recorded, an outcome -> the same account's next push created (the pusher's
+    own turn-around), and one push created -> the account's next (the account's whole turn)."""
     from bankfeeds.models import BankFeedPush
 
     pushes = list(
@@ -303,20 +313,27 @@ def push_timings() -> tuple[float, float]:
         .order_by("account_id", "created_at")
         .values("account_id", "created_at", "sent_at", "completed_at")
     )
-    outcome = [
-        (p["completed_at"] - p["sent_at"]).total_seconds()
-        for p in pushes
-        if p["sent_at"] and p["completed_at"]
-    ]
-    gaps = [
-        (after["created_at"] - before["completed_at"]).total_seconds()
-        for before, after in itertools.pairwise(pushes)
-        if before["account_id"] == after["account_id"] and before["completed_at"]
-    ]
-    return (
-        statistics.median(outcome) if outcome else 0.0,
-        statistics.median(gaps) if gaps else 0.0,
-    )
+
+    def median(values) -> float:
+        return statistics.median(values) if values else 0.0
+
+    pairs = [(a, b) for a, b in itertools.pairwise(pushes) if a["account_id"] == b["account_id"]]
+    return {
+        "slot_p50": median(
+            [(p["sent_at"] - p["created_at"]).total_seconds() for p in pushes if p["sent_at"]]
+        ),
+        "outcome_p50": median(
+            [
+                (p["completed_at"] - p["sent_at"]).total_seconds()
+                for p in pushes
+                if p["sent_at"] and p["completed_at"]
+            ]
+        ),
+        "gap_p50": median(
+            [(b["created_at"] - a["completed_at"]).total_seconds() for a, b in pairs]
+        ),
+        "turn_p50": median([(b["created_at"] - a["created_at"]).total_seconds() for a, b in pairs]),
+    }
 
 
 if __name__ == "__main__":

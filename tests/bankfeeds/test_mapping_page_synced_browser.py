@@ -1,7 +1,7 @@
 """The SMB's page in Chromium after the bank's transactions have landed at Codat: each account
 shows how many synced and the deliveries with their outcome (JavaScript off, as the owner may
 have it). Pushes run through the real pusher against the sandbox over HTTP, the rows in this
-process. TOUR_SCREENSHOTS=1 writes docs/screenshots/bank-feeds-synced.png for the README."""
+process. (The README's screenshot of this page comes from test_tour_bank_feeds.py.)"""
 
 from datetime import timedelta
 
@@ -20,7 +20,7 @@ from bankfeeds.services import (
 from tests.bankfeeds.helpers import ACCOUNT, run_due_operations, transactions
 from tests.bankfeeds.test_flow import _mapped, _onboarded, _sandbox_pushes
 from tests.consent.test_browser import browser  # noqa: F401 (the fixture)
-from tests.portal.test_tour import SCREEN, screenshot
+from tests.portal.test_tour import SCREEN
 
 pytestmark = [
     pytest.mark.sandbox,
@@ -93,5 +93,4 @@ def test_after_pushes_land_the_owner_sees_what_synced_and_the_deliveries(
     assert body_rows.count() == 2
     cells = [body_rows.nth(i).locator("td").all_inner_texts() for i in range(2)]
     assert [(row[1], row[3]) for row in cells] == [("200", "Success"), ("1000", "Success")]
-    screenshot(page, "bank-feeds-synced")
     context.close()
