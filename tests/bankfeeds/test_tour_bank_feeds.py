@@ -9,26 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.consent.test_browser import CHROMIUM, playwright_or_skip
 from tests.portal.devstack_process import running_devstack
-from tests.portal.test_tour import SCREEN, screenshot
+from tests.portal.test_tour import SCREEN, browser, screenshot  # noqa: F401 (browser: the fixture)
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
 TRANSACTIONS = 30
-
-
-@pytest.fixture
-def browser():
-    sync_playwright = playwright_or_skip()
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        yield chromium
-        chromium.close()
 
 
 def _reload_until(page, check, *, timeout=90, message="") -> None:
@@ -55,7 +42,7 @@ def _csv(now: datetime) -> str:
     return "\n".join(lines) + "\n"
 
 
-def test_the_bank_feeds_tour_on_make_runs_demo_data(tmp_path, browser):
+def test_the_bank_feeds_tour_on_make_runs_demo_data(tmp_path, browser):  # noqa: F811
     with running_devstack(tmp_path) as stack:
         admin = stack.admin_url
         username, password = stack.login
