@@ -29,6 +29,7 @@ from api.permissions import scopes_of
 from api.problems import UNPROCESSABLE, Conflict, ConflictWithIds
 from api.serializers import (
     BankFeedAccountOutput,
+    BankFeedConnectionOutput,
     BankFeedPushOutput,
     BankTransactionOutput,
     CompanyProductOutput,
@@ -46,9 +47,25 @@ from api.serializers import (
 from audit.context import acting, client_ip
 from audit.models import Via
 from bankfeeds import selectors as bankfeed_selectors
-from bankfeeds.models import SourceAccount, TransactionState, TransactionType
-from bankfeeds.rules import BankFeedInvalid
-from bankfeeds.services import TransactionConflict, transactions_submit
+from bankfeeds.models import (
+    AccountType,
+    BankFeedConnection,
+    Platform,
+    SourceAccount,
+    TransactionState,
+    TransactionType,
+)
+from bankfeeds.rules import ROUTING_TYPES, BankFeedInvalid
+from bankfeeds.services import (
+    TransactionConflict,
+    bank_feed_company_onboard,
+    bank_feed_connection_create,
+    bank_feed_link_refresh,
+    source_account_create,
+    source_account_delete,
+    source_account_update,
+    transactions_submit,
+)
 from codat.data_types import ALL_DATA_TYPES
 from companies.models import Company, ConnectionStatus, DatasetStatus
 from consent.receipts import receipt_document
@@ -715,7 +732,257 @@ class BankTransactionInput(serializers.Serializer):
     reconciled = serializers.BooleanField(required=False, allow_null=True)
 
 
+CONNECTION_ID = OpenApiParameter(
+    "connection_id",
+    str,
+    OpenApiParameter.PATH,
+    description="The portal's id for the connection (`id` in its listing).",
+)
+PLATFORM_HELP = "Codat's bank-feeds platform key: " + ", ".join(
+    f"`{value}` {label}" for value, label in Platform.choices
+)
+
+
+def connection_or_404(company: Company, connection_id: str) -> BankFeedConnection:
+    connection = bankfeed_selectors.company_connection_get(
+        company=company, connection_id=_int_or_404(connection_id, "bank-feed connection")
+    )
+    if connection is None:
+        raise exceptions.NotFound(f"The company has no bank-feed connection {connection_id!r}.")
+    return connection
+
+
+def _bank_feed_rules(call, **kwargs):
+    """Run a bank-feed service: its rules' refusals become 422s naming the field (as the
+    transactions' do); a refusal of state (OperationRefused) is api/problems.py's 409."""
+    try:
+        return call(**kwargs)
+    except BankFeedInvalid as error:
+        raise unprocessable(error.field, error.reason) from None
+
+
+class BankFeedCompanyOnboardApi(ApiView):
+    scopes = {"POST": SCOPE_OPERATE}
+
+    @extend_schema_serializer(component_name="BankFeedCompanyInput")
+    class InputSerializer(serializers.Serializer):
+        name = serializers.CharField(max_length=255, trim_whitespace=False)
+        description = serializers.CharField(
+            max_length=4000, required=False, allow_blank=True, default=""
+        )
+        platform = serializers.ChoiceField(choices=Platform.values, help_text=PLATFORM_HELP)
+
+        def validate_name(self, value):
+            if not value.strip():
+                raise serializers.ValidationError("A company needs a name.", code=UNPROCESSABLE)
+            return value.strip()
+
+    class CreateOutput(serializers.Serializer):
+        operation = OperationOutput()
+
+    @extend_schema(
+        operation_id="bank_feed_companies_create",
+        request=InputSerializer,
+        responses={202: CreateOutput},
+        description=(
+            "Onboard a business for bank feeds: create the company at Codat and, once it "
+            "exists, its connection to the platform. Follow the operation "
+            "(`GET /operations/{id}/`): when it succeeded its `company` is the new company's "
+            "id, whose `bank-feed-connections/` give the SMB's link. Source accounts may be "
+            "created as soon as the connection is listed; they are sent once it exists at Codat."
+        ),
+    )
+    @idempotent
+    def post(self, request):
+        data = _input(self.InputSerializer, request)
+        operation = _bank_feed_rules(
+            bank_feed_company_onboard,
+            name=data["name"],
+            description=data["description"],
+            platform=data["platform"],
+            requested_by=request.user,
+        )
+        return Response(
+            {"operation": OperationOutput(operation).data}, status=status.HTTP_202_ACCEPTED
+        )
+
+
+class BankFeedConnectionListApi(ApiView):
+    scopes = {"GET": SCOPE_READ, "POST": SCOPE_OPERATE}
+
+    @extend_schema_serializer(component_name="BankFeedConnectionInput")
+    class InputSerializer(serializers.Serializer):
+        platform = serializers.ChoiceField(choices=Platform.values, help_text=PLATFORM_HELP)
+
+    @extend_schema(
+        operation_id="bank_feed_connections_list",
+        parameters=[COMPANY_ID],
+        responses=BankFeedConnectionOutput(many=True),
+        description=(
+            "The company's bank-feed connections with the SMB's links: `link_url` to authorise "
+            "the platform (QuickBooks Online's expires at `link_expires_at`; ask for a fresh "
+            "one with `POST .../link/`) and `mapping_url`, the portal's page where the business "
+            "maps its accounts and sees what synced."
+        ),
+    )
+    def get(self, request, company_id):
+        company = company_or_404(company_id)
+        connections = bankfeed_selectors.company_connections(company=company)
+        return self.paginated(connections, BankFeedConnectionOutput, ordering="id")
+
+    @extend_schema(
+        operation_id="bank_feed_connections_create",
+        parameters=[COMPANY_ID],
+        request=InputSerializer,
+        responses={202: BankFeedConnectionOutput},
+        description="Connect an existing company to a bank-feeds platform (created at Codat "
+        "by a worker: `state` is `creating` until then).",
+    )
+    @idempotent
+    def post(self, request, company_id):
+        company = company_or_404(company_id)
+        data = _input(self.InputSerializer, request)
+        connection = _bank_feed_rules(
+            bank_feed_connection_create,
+            company=company,
+            platform=data["platform"],
+            requested_by=request.user,
+        )
+        return Response(BankFeedConnectionOutput(connection).data, status=status.HTTP_202_ACCEPTED)
+
+
+class BankFeedConnectionDetailApi(ApiView):
+    @extend_schema(
+        operation_id="bank_feed_connections_retrieve",
+        parameters=[COMPANY_ID, CONNECTION_ID],
+        responses=BankFeedConnectionOutput,
+    )
+    def get(self, request, company_id, connection_id):
+        connection = connection_or_404(company_or_404(company_id), connection_id)
+        return Response(BankFeedConnectionOutput(connection).data)
+
+
+class BankFeedConnectionLinkApi(ApiView):
+    scopes = {"POST": SCOPE_OPERATE}
+
+    class LinkOutput(serializers.Serializer):
+        operation = OperationOutput()
+        connection = BankFeedConnectionOutput()
+
+    @extend_schema(
+        operation_id="bank_feed_connections_link_refresh",
+        parameters=[COMPANY_ID, CONNECTION_ID],
+        request=None,
+        responses={202: LinkOutput},
+        description=(
+            "Read the connection's link again: for QuickBooks Online a fresh one-time code (each "
+            "expires an hour after it is read). When the operation has succeeded, the "
+            "connection's `link_url` and `link_expires_at` are the new ones. 409 while the "
+            "connection does not exist at Codat yet."
+        ),
+    )
+    @idempotent
+    def post(self, request, company_id, connection_id):
+        connection = connection_or_404(company_or_404(company_id), connection_id)
+        operation = _bank_feed_rules(
+            bank_feed_link_refresh, connection=connection, requested_by=request.user
+        )
+        body = {
+            "operation": OperationOutput(operation).data,
+            "connection": BankFeedConnectionOutput(connection).data,
+        }
+        return Response(body, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema_field(
+    {"type": "object", "additionalProperties": {"type": "string", "maxLength": 255}}
+)
+class _PlainObject(serializers.DictField):
+    pass
+
+
+class SourceAccountFieldsInput(serializers.Serializer):
+    """Codat's SourceAccountV2 fields, for the schema: bankfeeds/rules.py checks them."""
+
+    accountName = serializers.CharField(max_length=255)
+    accountType = serializers.ChoiceField(choices=AccountType.values)
+    accountNumber = serializers.CharField(max_length=64)
+    sortCode = serializers.CharField(
+        max_length=16, required=False, allow_blank=True, help_text="Required for GBP accounts."
+    )
+    currency = serializers.CharField(max_length=3, help_text="ISO 4217, e.g. GBP.")
+    balance = _Amount(help_text="The account's balance now.")
+    routingInfo = inline_serializer(
+        "SourceAccountRoutingInfo",
+        {
+            "type": serializers.ChoiceField(choices=ROUTING_TYPES, required=False),
+            "bankCode": serializers.CharField(max_length=255, required=False),
+        },
+        required=False,
+    )
+    accountInfo = _PlainObject(required=False, help_text="Codat's accountInfo, as given.")
+
+
+def _source_account_fields(request, *, with_id: bool) -> dict:
+    """The body as Codat names its fields, checked by bankfeeds/rules.py in the service (the
+    same rules as the admin's), so a refusal names Codat's field (`sortCode`)."""
+    if not isinstance(request.data, dict):
+        raise unprocessable("body", "Send a JSON object.")
+    data = dict(request.data)
+    if not with_id:
+        data.pop("id", None)
+    return data
+
+
 class BankFeedAccountListApi(ApiView):
+    scopes = {"GET": SCOPE_READ, "POST": SCOPE_OPERATE}
+
+    @extend_schema_serializer(component_name="SourceAccountCreateInput")
+    class InputSerializer(SourceAccountFieldsInput):
+        id = serializers.CharField(max_length=255, help_text="The bank's id for the account.")
+        connection_id = serializers.IntegerField(
+            required=False,
+            help_text="The connection to create it on (`bank-feed-connections/`); may be left "
+            "out when the company has one.",
+        )
+
+    @extend_schema(
+        operation_id="bank_feed_accounts_create",
+        parameters=[COMPANY_ID],
+        request=InputSerializer,
+        responses={202: BankFeedAccountOutput},
+        description=(
+            "Create a source account (Codat's v2 fields), checked before anything is sent: a "
+            "field that breaks Codat's rules is a 422 naming it. It is sent to Codat at once if "
+            "the connection exists there, otherwise as soon as it does; `state` follows."
+        ),
+    )
+    @idempotent
+    def post(self, request, company_id):
+        company = company_or_404(company_id)
+        data = _source_account_fields(request, with_id=True)
+        connection_id = data.pop("connection_id", None)
+        if connection_id is None:
+            connection = bankfeed_selectors.company_only_connection(company=company)
+            if connection is None:
+                raise unprocessable(
+                    "connection_id",
+                    "The company has no bank-feed connection or more than one: name it.",
+                )
+        else:
+            if isinstance(connection_id, bool) or not isinstance(connection_id, int):
+                raise unprocessable("connection_id", "must be the connection's id (a number)")
+            connection = bankfeed_selectors.company_connection_get(
+                company=company, connection_id=connection_id
+            )
+            if connection is None:
+                raise unprocessable("connection_id", "The company has no such connection.")
+        account = _bank_feed_rules(
+            source_account_create, connection=connection, data=data, requested_by=request.user
+        )
+        account = bankfeed_selectors.source_account_with_progress(account=account)
+        return Response(BankFeedAccountOutput(account).data, status=status.HTTP_202_ACCEPTED)
+
     @extend_schema(
         operation_id="bank_feed_accounts_list",
         parameters=[COMPANY_ID],
@@ -730,6 +997,59 @@ class BankFeedAccountListApi(ApiView):
         company = company_or_404(company_id)
         accounts = bankfeed_selectors.company_source_accounts(company=company)
         return self.paginated(accounts, BankFeedAccountOutput, ordering="id")
+
+
+class BankFeedAccountUpdateApi(ApiView):
+    scopes = {"POST": SCOPE_OPERATE}
+
+    @extend_schema_serializer(component_name="SourceAccountUpdateInput")
+    class InputSerializer(SourceAccountFieldsInput):
+        pass
+
+    @extend_schema(
+        operation_id="bank_feed_accounts_update",
+        parameters=[COMPANY_ID, ACCOUNT_ID],
+        request=InputSerializer,
+        responses={202: BankFeedAccountOutput},
+        description=(
+            "Change the account at Codat: give all its v2 fields again (its id stays). Checked "
+            "first, as on creation; `state` is `updating` until Codat has it. 409 for an "
+            "account being deleted or deleted."
+        ),
+    )
+    @idempotent
+    def post(self, request, company_id, account_id):
+        account = source_account_or_404(company_or_404(company_id), account_id)
+        data = _source_account_fields(request, with_id=False)
+        account = _bank_feed_rules(
+            source_account_update, account=account, data=data, requested_by=request.user
+        )
+        account = bankfeed_selectors.source_account_with_progress(account=account)
+        return Response(BankFeedAccountOutput(account).data, status=status.HTTP_202_ACCEPTED)
+
+
+class BankFeedAccountDeleteApi(ApiView):
+    scopes = {"POST": SCOPE_OPERATE}
+
+    @extend_schema(
+        operation_id="bank_feed_accounts_delete",
+        parameters=[COMPANY_ID, ACCOUNT_ID],
+        request=None,
+        responses={202: BankFeedAccountOutput},
+        description=(
+            "Delete the account at Codat: its feed stops (what it already wrote stays in the "
+            "accounting software). `state` is `deleting`, then `deleted`; its transactions and "
+            "pushes stay readable here."
+        ),
+    )
+    @idempotent
+    def post(self, request, company_id, account_id):
+        account = source_account_or_404(company_or_404(company_id), account_id)
+        account = _bank_feed_rules(
+            source_account_delete, account=account, requested_by=request.user
+        )
+        account = bankfeed_selectors.source_account_with_progress(account=account)
+        return Response(BankFeedAccountOutput(account).data, status=status.HTTP_202_ACCEPTED)
 
 
 class BankFeedTransactionListApi(ApiView):

@@ -1,9 +1,18 @@
 """Output shapes shared by several endpoints. Inputs and filters sit with their view."""
 
+from datetime import datetime
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from bankfeeds.models import BankFeedPush, BankTransaction, SourceAccount, TransactionState
+from bankfeeds.models import (
+    BankFeedConnection,
+    BankFeedPush,
+    BankTransaction,
+    SourceAccount,
+    TransactionState,
+)
+from bankfeeds.rules import LINK_LIFETIME
 from companies.models import Company, Connection, DataTypeStatus
 from consent.models import ConsentEvent, ConsentRequest
 from operations.models import Job, Operation
@@ -212,12 +221,61 @@ class WebhookEventDetailOutput(WebhookEventOutput):
 # -- bank feeds -------------------------------------------------------------------------------
 
 
+class BankFeedConnectionOutput(serializers.ModelSerializer):
+    """A company's connection to a bank-feeds platform and the SMB's links."""
+
+    id = serializers.IntegerField(read_only=True, help_text="The portal's id for the connection.")
+    codat_id = serializers.UUIDField(
+        read_only=True, allow_null=True, help_text="Codat's id, once Codat has created it."
+    )
+    platform_name = serializers.CharField(source="get_platform_display", read_only=True)
+    link_expires_at = serializers.SerializerMethodField()
+    mapping_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = BankFeedConnection
+        fields = (
+            "id",
+            "codat_id",
+            "platform",
+            "platform_name",
+            "state",
+            "link_url",
+            "link_url_fetched_at",
+            "link_expires_at",
+            "mapping_url",
+            "last_error",
+            "created_at",
+        )
+
+    def get_link_expires_at(self, connection) -> datetime | None:
+        """When the link's one-time code stops working (QuickBooks Online: an hour after it
+        was read); null where the link does not expire."""
+        lifetime = LINK_LIFETIME.get(connection.platform)
+        if lifetime is None or connection.link_url_fetched_at is None:
+            return None
+        return connection.link_url_fetched_at + lifetime
+
+    def get_mapping_url(self, connection) -> str | None:
+        """The SMB's page for mapping its accounts (and seeing what synced), once the
+        connection exists at Codat; it works for BANK_FEEDS_MAPPING_LINK_DAYS."""
+        from bankfeeds.services import mapping_link_path
+        from consent.services import public_url
+
+        if connection.codat_id is None:
+            return None
+        return public_url(mapping_link_path(connection=connection))
+
+
 class BankFeedAccountOutput(serializers.ModelSerializer):
     """A source account with its mapping at Codat and how many of its transactions are where."""
 
     id = serializers.CharField(source="account_id", help_text="The bank's id for the account.")
     platform = serializers.CharField(source="connection.platform")
     connection = serializers.UUIDField(source="connection.codat_id", allow_null=True)
+    connection_id = serializers.IntegerField(
+        read_only=True, help_text="The portal's id for the connection (bank-feed-connections)."
+    )
     transactions = serializers.SerializerMethodField()
     latest_synced = serializers.DateTimeField(
         read_only=True,
@@ -234,6 +292,7 @@ class BankFeedAccountOutput(serializers.ModelSerializer):
             "currency",
             "platform",
             "connection",
+            "connection_id",
             "state",
             "mapping_status",
             "target_account_name",

@@ -12,6 +12,9 @@ urlpatterns = [
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
     path("companies/", apis.CompanyListApi.as_view(), name="companies"),
+    path(
+        "bank-feed-companies/", apis.BankFeedCompanyOnboardApi.as_view(), name="bank-feed-companies"
+    ),
     path("companies/<str:company_id>/", apis.CompanyDetailApi.as_view(), name="company"),
     path(
         "companies/<str:company_id>/products/",
@@ -57,6 +60,31 @@ urlpatterns = [
         "companies/<str:company_id>/bank-feed-accounts/",
         apis.BankFeedAccountListApi.as_view(),
         name="bank-feed-accounts",
+    ),
+    path(
+        "companies/<str:company_id>/bank-feed-accounts/<str:account_id>/update/",
+        apis.BankFeedAccountUpdateApi.as_view(),
+        name="bank-feed-account-update",
+    ),
+    path(
+        "companies/<str:company_id>/bank-feed-accounts/<str:account_id>/delete/",
+        apis.BankFeedAccountDeleteApi.as_view(),
+        name="bank-feed-account-delete",
+    ),
+    path(
+        "companies/<str:company_id>/bank-feed-connections/",
+        apis.BankFeedConnectionListApi.as_view(),
+        name="bank-feed-connections",
+    ),
+    path(
+        "companies/<str:company_id>/bank-feed-connections/<str:connection_id>/",
+        apis.BankFeedConnectionDetailApi.as_view(),
+        name="bank-feed-connection",
+    ),
+    path(
+        "companies/<str:company_id>/bank-feed-connections/<str:connection_id>/link/",
+        apis.BankFeedConnectionLinkApi.as_view(),
+        name="bank-feed-connection-link",
     ),
     path(
         "companies/<str:company_id>/bank-feed-accounts/<str:account_id>/transactions/",

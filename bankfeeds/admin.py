@@ -222,9 +222,13 @@ class SourceAccountAdmin(BankFeedAdmin):
         "mapping_status",
         "target_account_name",
         "feed_start_date",
+        "mapping_error",
         "mapping_observed_at",
         "transaction_states",
     )
+    # Only these, in this order: the raw JSON of Codat's target options and routing details
+    # would sit at the top in codes, and the mapping's words say the same.
+    fields = readonly_fields
     inlines = (PushInline,)
     actions = ("delete_at_codat",)
     change_form_template = "admin/bankfeeds/sourceaccount/change_form.html"

@@ -379,9 +379,11 @@ def _push_already_at_codat(client, push: BankFeedPush, transaction_ids: list[str
 
 
 def push_answered(operation: Operation, answer: dict) -> tuple[dict, dict]:
-    from bankfeeds.services import push_outcome_observed
+    from bankfeeds.services import push_outcome_lock, push_outcome_observed
+    from webhooks.models import WriteOutcome
 
     key = answer["pushOperationKey"]
+    push_outcome_lock(key)
     BankFeedPush.objects.filter(pk=operation.parameters["bankFeedPush"]).update(
         push_operation_key=key, status=PushStatus.PENDING
     )
@@ -390,6 +392,18 @@ def push_answered(operation: Operation, answer: dict) -> tuple[dict, dict]:
         push_outcome_observed(
             push_operation_key=key, status=answer["status"], error=_push_error(answer)
         )
+    else:
+        # The write webhook may have come before this answer was recorded (Codat can finish a
+        # push at once): its outcome is kept, keyed by the push, so apply it now.
+        reported = (
+            WriteOutcome.objects.filter(
+                push_operation_key=key, status__in=("Success", "Failed", "TimedOut")
+            )
+            .values_list("status", flat=True)
+            .first()
+        )
+        if reported:
+            push_outcome_observed(push_operation_key=key, status=reported)
     return {"pushOperationKey": key, "status": answer.get("status"), "warnings": len(warnings)}, {}
 
 

@@ -21,6 +21,9 @@ MAX_TRANSACTIONS_PER_PUSH = 1000  # CreateBankTransactions.transactions maxItems
 BALANCE_REQUIRED = frozenset({Platform.XERO, Platform.SAGE, Platform.NETSUITE, Platform.FREEAGENT})
 # How far before the feed start date a transaction may be dated, where the platform says.
 BACKDATING_LIMIT = {Platform.QBO: timedelta(days=7)}
+# How long the SMB's link works once read, where the platform says: QuickBooks Online's carries a
+# one-time code that expires after an hour (a fresh link is a new read of the connection).
+LINK_LIFETIME = {Platform.QBO: timedelta(hours=1)}
 ROUTING_TYPES = ("bankcode", "rtn", "aba", "swift", "bsb", "iban", "nz2", "trno", "sortcode", "blz")
 # ISO 4217 codes are three capital letters; whether Codat knows a given code is Codat's to say
 # (no currency list is kept here, so a new currency needs no release).

@@ -7,8 +7,10 @@ from django.db.models import Count, Max, Q, QuerySet
 
 from bankfeeds.models import (
     AccountState,
+    BankFeedConnection,
     BankFeedPush,
     BankTransaction,
+    ConnectionState,
     SourceAccount,
     TransactionState,
 )
@@ -81,3 +83,21 @@ def account_latest_pushes(*, accounts, limit: int = 5) -> dict[int, list[BankFee
     """Account pk -> its `limit` latest pushes, newest first (one query per account: the SMB's
     page shows a handful of accounts)."""
     return {account.pk: account_pushes(account=account, limit=limit) for account in accounts}
+
+
+def company_connections(*, company) -> QuerySet[BankFeedConnection]:
+    return BankFeedConnection.objects.filter(company=company).select_related("company")
+
+
+def company_connection_get(*, company, connection_id: int) -> BankFeedConnection | None:
+    return company_connections(company=company).filter(pk=connection_id).first()
+
+
+def company_only_connection(*, company) -> BankFeedConnection | None:
+    """The company's one bank-feed connection Codat has not refused; None if it has 0 or 2+."""
+    live = list(company_connections(company=company).exclude(state=ConnectionState.FAILED)[:2])
+    return live[0] if len(live) == 1 else None
+
+
+def source_account_with_progress(*, account: SourceAccount) -> SourceAccount:
+    return accounts_with_progress().get(pk=account.pk)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
@@ -561,6 +561,29 @@ def push_check(*, push: BankFeedPush) -> Operation:
         parameters={"bankFeedPush": push.pk, "accountId": push.account.account_id},
         company=push.account.connection.company,
     )
+
+
+# The class half of the two-key advisory lock on a push's outcome (any fixed 32-bit number; this
+# one spells "bfpo"); the other half is the push operation key's hash.
+PUSH_OUTCOME_LOCK_CLASS = 0x6266706F
+
+
+def push_outcome_lock(push_operation_key) -> None:
+    """Hold, until the transaction commits, the lock on one push operation key's outcome.
+
+    Codat can answer a push and report its outcome in a webhook at almost the same moment: the
+    event's transaction may look for the push before the push's own transaction has recorded
+    the key, while that one looks for a reported outcome before the event's has committed, and
+    both miss (the push then waited for the polling fallback). Taken by both before they look,
+    the lock puts them in turn, and the second sees what the first committed.
+    """
+    if connection.vendor != "postgresql":  # SQLite, the development fallback, has one writer
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, hashtext(%s))",
+            [PUSH_OUTCOME_LOCK_CLASS, str(push_operation_key)],
+        )
 
 
 @transaction.atomic

@@ -239,8 +239,11 @@ def data_type_write(event: Envelope) -> str:
 def _bank_feed_push_outcome(key, status: str) -> None:
     """A bank-transactions push of the portal's moves to its outcome (bankfeeds/); a repeated or
     late event changes nothing there."""
-    from bankfeeds.services import push_outcome_observed
+    from bankfeeds.services import push_outcome_lock, push_outcome_observed
 
+    # Held until the event's transaction commits, with the WriteOutcome the push's own answer
+    # looks for if this event came first (bankfeeds.calls.push_answered).
+    push_outcome_lock(key)
     if status in ("Success", "Failed", "TimedOut"):
         push_outcome_observed(push_operation_key=key, status=status)
 

@@ -10,8 +10,17 @@ import pytest
 from core.roles import API_SCOPES
 from tests.api.conftest import call
 
-# (method, path with {company} {product} {other} {job} {operation} {receipt} {event} {account},
-#  scope needed, body, success status)
+# (method, path with {company} {product} {other} {job} {operation} {receipt} {event} {account}
+#  {connection}, scope needed, body, success status)
+NEW_ACCOUNT = {
+    "id": "acc-savings",
+    "accountName": "Business Savings",
+    "accountType": "savings",
+    "accountNumber": "12345678",
+    "sortCode": "040004",
+    "currency": "GBP",
+    "balance": "1200.50",
+}
 ENDPOINTS = [
     ("GET", "/api/v1/companies/", "read", None, 200),
     ("POST", "/api/v1/companies/", "operate", {"name": "New Ltd", "products": ["expenses"]}, 202),
@@ -39,6 +48,44 @@ ENDPOINTS = [
         201,
     ),
     ("GET", "/api/v1/companies/{company}/bank-feed-accounts/", "read", None, 200),
+    ("POST", "/api/v1/companies/{company}/bank-feed-accounts/", "operate", NEW_ACCOUNT, 202),
+    (
+        "POST",
+        "/api/v1/companies/{company}/bank-feed-accounts/{account}/update/",
+        "operate",
+        {k: v for k, v in NEW_ACCOUNT.items() if k != "id"},
+        202,
+    ),
+    (
+        "POST",
+        "/api/v1/companies/{company}/bank-feed-accounts/{account}/delete/",
+        "operate",
+        None,
+        202,
+    ),
+    ("GET", "/api/v1/companies/{company}/bank-feed-connections/", "read", None, 200),
+    (
+        "POST",
+        "/api/v1/companies/{company}/bank-feed-connections/",
+        "operate",
+        {"platform": "gbol"},
+        202,
+    ),
+    ("GET", "/api/v1/companies/{company}/bank-feed-connections/{connection}/", "read", None, 200),
+    (
+        "POST",
+        "/api/v1/companies/{company}/bank-feed-connections/{connection}/link/",
+        "operate",
+        None,
+        202,
+    ),
+    (
+        "POST",
+        "/api/v1/bank-feed-companies/",
+        "operate",
+        {"name": "Feed Ltd", "platform": "hcws"},
+        202,
+    ),
     (
         "GET",
         "/api/v1/companies/{company}/bank-feed-accounts/{account}/transactions/",
@@ -102,6 +149,7 @@ def test_each_principal_gets_the_status_its_scopes_allow(
         receipt=world.receipt_id,
         event=world.event.pk,
         account=world.bank_account.account_id,
+        connection=world.bank_account.connection_id,
     )
     response = call(method, url, keys[principal], body)
     assert response.status_code == expected_status(principal, needed, success), response.content
@@ -130,7 +178,8 @@ def test_the_matrix_covers_every_operation_of_the_schema(db):
             .replace("{operation}", "{operation_id}")
             .replace("{receipt}", "{receipt_id}")
             .replace("{event}", "{event_id}")
-            .replace("{account}", "{account_id}"),
+            .replace("{account}", "{account_id}")
+            .replace("{connection}", "{connection_id}"),
         )
         for method, path, *_ in ENDPOINTS
     }

@@ -132,3 +132,36 @@ def test_source_account_events_move_the_mapping_and_an_older_one_does_not_undo_a
     )
     account.refresh_from_db()
     assert account.mapping_status == MappingStatus.DISCONNECTED
+
+
+def test_an_outcome_reported_before_the_push_was_answered_is_applied_when_the_answer_lands(
+    client, secret
+):
+    # Codat can finish a push and send its write webhook before the worker has recorded the
+    # push's answer: the event finds no push with that key yet.
+    from bankfeeds import calls
+    from operations.models import Operation, OperationKind
+
+    key = "7c3a4b9e-2f0e-4c1c-9d0a-1f2e3d4c5b6a"
+    account = mapped_account()
+    transactions_submit(
+        account=account, rows=transactions(4, start=timezone.now() - timedelta(hours=1))
+    )
+    push = account_push_next(account_id=account.pk)
+    event = deliver(
+        client, secret, _write_event(account, key, "successful", "Success", datetime.now(tz=UTC))
+    )
+    assert event.state == EventState.APPLIED
+    push.refresh_from_db()
+    assert push.status == PushStatus.SENDING  # nothing to move yet
+    # when the push's answer (Pending) is recorded
+    operation = Operation.objects.get(
+        kind=OperationKind.PUSH_BANK_TRANSACTIONS, parameters__bankFeedPush=push.pk
+    )
+    calls.push_answered(operation, {"pushOperationKey": key, "status": "Pending"})
+    # then the outcome already reported applies: no wait for the polling fallback
+    push.refresh_from_db()
+    assert push.status == PushStatus.SUCCESS
+    assert set(BankTransaction.objects.filter(account=account).values_list("state", flat=True)) == {
+        "synced"
+    }

@@ -16,11 +16,18 @@ REPO = Path(__file__).resolve().parent.parent.parent
 
 @contextlib.contextmanager
 def gunicorn_portal(
-    *, database_url: str, redis_url: str, secrets: list[str], workers: int = 4, threads: int = 1
+    *,
+    database_url: str,
+    redis_url: str,
+    secrets: list[str],
+    workers: int = 4,
+    threads: int = 1,
+    port: int | None = None,
 ):
     """Yield the base URL of gunicorn serving portal.wsgi with production settings (the tests'
-    and bench/webhook_ingest.py's). More than one thread makes gthread workers."""
-    port = free_port()
+    and the benches'). More than one thread makes gthread workers. `port`: one chosen before
+    (a webhook consumer's URL names it before the receiver can start), else a free one."""
+    port = port or free_port()
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "portal.settings.production",
