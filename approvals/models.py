@@ -40,6 +40,8 @@ class ApprovalAction(models.TextChoices):
     CONSUMER_REGISTER = "consumer_register", "register a webhook consumer"
     CONSUMER_DELETE = "consumer_delete", "delete a webhook consumer"
     CONSUMER_DISABLE = "consumer_disable", "disable a webhook consumer"
+    SYNC_MIGRATION_START = "sync_migration_start", "start a sync migration run"
+    SYNC_MIGRATION_CONTINUE = "sync_migration_continue", "continue a sync migration past its canary"
 
 
 class ApprovalState(models.TextChoices):

@@ -150,6 +150,26 @@ def _disable_consumer(arguments: dict, maker) -> str:
     return f"replaced by disabled copy #{copy.pk}" if copy else "nothing to disable"
 
 
+def _start_sync_migration(arguments: dict, maker) -> str:
+    from syncmigration.models import MigrationRun
+    from syncmigration.services import migration_run_start
+
+    run = migration_run_start(
+        run=MigrationRun.objects.get(pk=arguments["run_id"]), user=maker, approved=True
+    )
+    return f"{run} started: {len(run.company_ids)} companies"
+
+
+def _continue_sync_migration(arguments: dict, maker) -> str:
+    from syncmigration.models import MigrationRun
+    from syncmigration.services import migration_run_continue
+
+    run = migration_run_continue(
+        run=MigrationRun.objects.get(pk=arguments["run_id"]), user=maker, approved=True
+    )
+    return f"{run} continues past its canary"
+
+
 APPROVABLE = {
     ApprovalAction.OPERATIONS_START: Approvable("companies.run_operations", _run_operations),
     ApprovalAction.CONSENT_TEXT_PUBLISH: Approvable(
@@ -158,6 +178,12 @@ APPROVABLE = {
     ApprovalAction.CONSUMER_REGISTER: Approvable("webhooks.manage_consumers", _register_consumer),
     ApprovalAction.CONSUMER_DELETE: Approvable("webhooks.manage_consumers", _delete_consumer),
     ApprovalAction.CONSUMER_DISABLE: Approvable("webhooks.manage_consumers", _disable_consumer),
+    ApprovalAction.SYNC_MIGRATION_START: Approvable(
+        "syncmigration.run_sync_migration", _start_sync_migration
+    ),
+    ApprovalAction.SYNC_MIGRATION_CONTINUE: Approvable(
+        "syncmigration.run_sync_migration", _continue_sync_migration
+    ),
 }
 
 
