@@ -1,5 +1,6 @@
 """Consent is consent's own suite (tests/consent/): here every company's consent covers every
-product unless a test puts it in `refuse_consent`, as in tests/operations/conftest.py.
+product unless a test puts it in `refuse_consent`, as in tests/operations/conftest.py, or is
+marked `real_consent` (a run driven by the worker, where only recorded consent counts).
 
 `migration_worker` is the operations worker with step 2's wait shortened to a few seconds
 (SYNC_MIGRATION_WAIT_SECONDS): the check that no client-level read still runs is kept."""
@@ -15,8 +16,10 @@ WAIT_SECONDS = 3
 
 
 @pytest.fixture(autouse=True)
-def refuse_consent(monkeypatch):
+def refuse_consent(request, monkeypatch):
     refused: dict[int, str] = {}
+    if request.node.get_closest_marker("real_consent"):
+        return refused  # the test records consent itself (its worker runs the real gate)
 
     def gate(*, company_ids, product=None, data_types=None):
         return {pk: reason for pk, reason in refused.items() if pk in set(company_ids)}

@@ -12,12 +12,12 @@ and slow; the issue asks for 200, which works the same way, only longer).
 """
 
 import os
-import time
 from collections import defaultdict
 from datetime import datetime
 
 import pytest
 
+from consent.models import ConsentRequest
 from operations import limiter
 from operations.models import ACTIVE_STATES, Operation
 from operations.sweeper import operations_sweep
@@ -27,6 +27,7 @@ from syncsettings.services import (
     client_sync_settings_read_request,
     company_sync_settings_read_request,
 )
+from tests.factories import ConsentEventFactory
 from tests.operations.helpers import (
     custom_product,
     link_company,
@@ -70,7 +71,7 @@ def codat_state(sandbox, companies) -> dict:
     client = sandbox.request("GET", "/profile/syncSettings").json()
     first = companies[0]
     override = sandbox.request("GET", f"/companies/{first.codat_id}/syncSettings").json()
-    consumers = sandbox.control("GET", "consumers").json()
+    consumers = sandbox.control("GET", "webhooks/consumers").json()
     products = sandbox_products(sandbox)
     return {
         "client": (client["settings"], client["overridesDefaults"]),
@@ -202,13 +203,19 @@ def calls_written(run) -> dict:
     }
 
 
+@pytest.mark.real_consent
 def test_a_fleet_migrates_with_faults_and_a_killed_worker_and_no_data_type_is_read_twice(
     sandbox, admin_user, migration_worker
 ):
-    # given: a linked fleet on client-level schedules that run on a fast clock
+    # given: a linked fleet on client-level schedules that run on a fast clock; all but the
+    # last two companies consented to the product
     product, companies = build_world(sandbox, FLEET)
     portal_learns_codat_state(companies)
-    sandbox.set_speed(SPEED)
+    consented, unconsented = companies[:-2], companies[-2:]
+    for company in consented:
+        ConsentEventFactory(company=company, product=product)
+    sandbox.advance(2 * 3600 + 120)  # the client-level schedules have been re-reading the fleet
+    sandbox.set_speed(SPEED)  # and go on doing so while the run starts
     run = services.migration_run_create(
         scope_kind="all",
         products=[product],
@@ -218,32 +225,41 @@ def test_a_fleet_migrates_with_faults_and_a_killed_worker_and_no_data_type_is_re
     )
     planned = dict(run.plan["calls"])
     assert planned[Stage.DISABLE_CLIENT_SYNC] == 4  # the client's settings and one override
-    assert planned[Stage.CANARY] + planned[Stage.ADD_PRODUCTS] == FLEET
+    assert planned[Stage.CANARY] + planned[Stage.ADD_PRODUCTS] == FLEET - 2
+    assert run.plan["products"][0]["lacking_consent"] == [c.pk for c in unconsented]
     sandbox.control("PUT", "faults", {"errorRate": 0.05, "errorStatus": 503})
 
-    # when: it runs to the canary, then on, with the worker killed in the middle of step 5
-    services.migration_run_start(run=run, user=admin_user)
-    wait_for_state(run, {RunState.CANARY_REVIEW})
-    services.migration_run_continue(run=run, user=admin_user)
+    # when: it runs to the canary, then on; the worker is killed twice on the way: while the
+    # run waits in step 2, and just after the operator continues past the canary
     killed = []
 
-    def kill_once_midway():
-        step = run.steps.filter(stage=Stage.ADD_PRODUCTS, direction=Direction.FORWARD).first()
-        if killed or step is None or not step.operation_ids.get("add"):
-            return
+    def kill_worker():
+        run.refresh_from_db()
         migration_worker.kill()
-        killed.append(time.monotonic())
+        killed.append(run.stage)
         migration_worker.start()
 
-    wait_for_state(run, {RunState.COMPLETED}, on_tick=kill_once_midway)
-    assert killed
+    def kill_while_waiting():
+        if not killed and run.stage == Stage.WAIT:
+            kill_worker()
+
+    services.migration_run_start(run=run, user=admin_user)
+    wait_for_state(run, {RunState.CANARY_REVIEW}, on_tick=kill_while_waiting)
+    services.migration_run_continue(run=run, user=admin_user)
+    kill_worker()
+    wait_for_state(run, {RunState.COMPLETED})
+    assert killed == [Stage.WAIT, Stage.ADD_PRODUCTS]
     # product schedules and client schedules (now off) have three sandbox hours to collide
     sandbox.control("PUT", "faults", {"errorRate": 0})
     sandbox.advance(3 * 3600)
 
     # then: every company holds the product, and no data type was read twice at once
     at_codat = sandbox_products(sandbox)
-    assert [c.pk for c in companies if product.identifier not in at_codat[str(c.codat_id)]] == []
+    holding = [c.pk for c in companies if product.identifier in at_codat[str(c.codat_id)]]
+    assert holding == [c.pk for c in consented], [(s.stage, s.outcome) for s in run.steps.all()]
+    # the others were asked, and their adds wait for the grant
+    asked = ConsentRequest.objects.filter(products=product, product_add_settled_at__isnull=True)
+    assert sorted(asked.values_list("company_id", flat=True)) == [c.pk for c in unconsented]
     reads = sandbox.request("GET", "/_sandbox/reads").json()
     assert {r["origin"]["kind"] for r in reads} >= {"clientSchedule", "productAdded"}
     assert dual_reads(reads) == []
@@ -311,3 +327,20 @@ def test_rolling_back_after_each_step_leaves_codat_as_the_snapshot(
     run = MigrationRun.objects.get(pk=run.pk)
     undone = set(run.steps.filter(direction=Direction.ROLLBACK).values_list("stage", flat=True))
     assert undone == set(STAGES[: STAGES.index(stage) + 1])
+
+
+def test_the_dual_read_check_finds_a_product_added_beside_running_client_level_schedules(
+    sandbox, operations_env
+):
+    # given: the same fleet, and the product added at Codat with no migration at all
+    product, companies = build_world(sandbox, 3)
+    sandbox.advance(2 * 3600 + 120)
+    for company in companies:
+        path = f"/companies/{company.codat_id}/products/{product.identifier}"
+        assert sandbox.request("PUT", path).status_code == 204
+
+    # when: both kinds of schedule run for a few sandbox hours
+    sandbox.advance(4 * 3600)
+
+    # then: the check that judges the migration sees the double reads
+    assert dual_reads(sandbox.request("GET", "/_sandbox/reads").json())
