@@ -17,6 +17,10 @@ STANDARD_EVENT_TYPES = (
     "connection.deleted",
     "read.completed",
     "read.completed.initial",
+    # The generic forms of a read's outcome, sent alongside the `{product}.` ones.
+    "read.completed.successful",
+    "read.completed.unsuccessful",
+    "read.completed.successful.initial",
     "client.rateLimit.reached",
     "client.rateLimit.reset",
     "bankFeeds.sourceAccount.connected",

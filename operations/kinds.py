@@ -107,6 +107,15 @@ class OperationSpec:
     # A row refused for lack of consent can wait for it: a consent request is sent and the row
     # is written when the customer agrees (consent/effects.py). Only adding a product does.
     can_wait_for_consent: bool = False
+    # Offered as an action over selected companies (the bulk form); kinds that need their own
+    # parameters (a company's sync settings) are requested through their services instead.
+    offered_in_bulk: bool = True
+    # Companies the request leaves out for a reason other than consent or the assignment,
+    # unless the request's parameters override it: (company ids, product, parameters) ->
+    # {company id: reason}; and the same as filters on Company with their reasons, for the
+    # confirmation page's summary, which counts in SQL: (product, parameters) -> [(Q, reason)].
+    guard: Callable[[Sequence[int], Product | None, dict], dict[int, str]] | None = None
+    guard_groups: Callable[[Product | None, dict], list[tuple[object, str]]] | None = None
 
     @property
     def needs_product(self) -> bool:
@@ -305,6 +314,30 @@ def _refuse_standard_product_refresh(product: Product | None, data_types: Sequen
     return ""
 
 
+def _sync_settings(name: str) -> Callable:
+    """A call or outcome function of syncsettings/calls.py, imported when it runs."""
+
+    def run(*args):
+        from syncsettings import calls
+
+        return getattr(calls, name)(*args)
+
+    run.__name__ = name
+    return run
+
+
+def _dual_sync_guard(company_ids, product, parameters):
+    from syncsettings.guard import dual_sync_left_out
+
+    return dual_sync_left_out(company_ids=company_ids, product=product, parameters=parameters)
+
+
+def _dual_sync_guard_groups(product, parameters):
+    from syncsettings.guard import dual_sync_left_out_groups
+
+    return dual_sync_left_out_groups(product=product, parameters=parameters)
+
+
 def _types(data_types: Sequence[str]) -> str:
     return f" ({', '.join(data_types)})" if data_types else ""
 
@@ -335,6 +368,10 @@ SPECS: dict[str, OperationSpec] = {
             ),
             opposite=OperationKind.REMOVE_PRODUCT,
             can_wait_for_consent=True,
+            # A custom product whose data types a client-level schedule still reads would be
+            # read twice (syncsettings/guard.py).
+            guard=_dual_sync_guard,
+            guard_groups=_dual_sync_guard_groups,
         ),
         OperationSpec(
             kind=OperationKind.REMOVE_PRODUCT,
@@ -492,12 +529,45 @@ SPECS: dict[str, OperationSpec] = {
             describe=lambda companies, product, types: "Check a bank-transactions push",
             record_success=_bank_feeds("push_read"),
         ),
+        # -- sync settings (syncsettings/calls.py) --
+        OperationSpec(
+            kind=OperationKind.READ_CLIENT_SYNC_SETTINGS,
+            target=Target.ACCOUNT,
+            call=_sync_settings("client_read_at_codat"),
+            describe=lambda companies, product, types: "Read the client's sync settings",
+            record_success=_sync_settings("client_read"),
+        ),
+        OperationSpec(
+            kind=OperationKind.SET_CLIENT_SYNC_SETTINGS,
+            target=Target.ACCOUNT,
+            call=_sync_settings("client_set_at_codat"),
+            describe=lambda companies, product, types: "Set the client's sync settings",
+            record_success=_sync_settings("client_set"),
+        ),
+        OperationSpec(
+            kind=OperationKind.READ_COMPANY_SYNC_SETTINGS,
+            target=Target.COMPANY,
+            call=_sync_settings("company_read_at_codat"),
+            describe=lambda companies, product, types: f"Read the sync settings of {companies}",
+            record_success=_sync_settings("company_read"),
+            offered_in_bulk=False,
+        ),
+        OperationSpec(
+            kind=OperationKind.SET_COMPANY_SYNC_SETTINGS,
+            target=Target.COMPANY,
+            call=_sync_settings("company_set_at_codat"),
+            describe=lambda companies, product, types: f"Set the sync settings of {companies}",
+            record_success=_sync_settings("company_set"),
+            offered_in_bulk=False,
+        ),
     )
 }
 
 # Kinds whose rows have an opposite on the same target (the worker's ordering check).
 KINDS_WITH_OPPOSITE = tuple(kind for kind, spec in SPECS.items() if spec.opposite)
-COMPANY_KINDS = tuple(kind for kind, spec in SPECS.items() if spec.on_companies)
+COMPANY_KINDS = tuple(
+    kind for kind, spec in SPECS.items() if spec.on_companies and spec.offered_in_bulk
+)
 
 
 def spec_for(kind: str) -> OperationSpec:

@@ -31,6 +31,10 @@ class OperationKind(models.TextChoices):
     SET_BANK_FEED_MAPPING = "set_bank_feed_mapping", "Map a bank-feed source account"
     PUSH_BANK_TRANSACTIONS = "push_bank_transactions", "Push bank transactions"
     CHECK_BANK_FEED_PUSH = "check_bank_feed_push", "Check a bank-transactions push"
+    READ_CLIENT_SYNC_SETTINGS = "read_client_sync_settings", "Read client sync settings"
+    SET_CLIENT_SYNC_SETTINGS = "set_client_sync_settings", "Set client sync settings"
+    READ_COMPANY_SYNC_SETTINGS = "read_company_sync_settings", "Read company sync settings"
+    SET_COMPANY_SYNC_SETTINGS = "set_company_sync_settings", "Set company sync settings"
 
 
 # Kinds whose rows act on no existing company (operations/kinds.py says what each acts on).
@@ -39,6 +43,8 @@ KINDS_WITHOUT_COMPANY = (
     OperationKind.REGISTER_CONSUMER,
     OperationKind.DELETE_CONSUMER,
     OperationKind.LIST_CONSUMERS,
+    OperationKind.READ_CLIENT_SYNC_SETTINGS,
+    OperationKind.SET_CLIENT_SYNC_SETTINGS,
 )
 KINDS_ON_A_CONSUMER = (OperationKind.REGISTER_CONSUMER, OperationKind.DELETE_CONSUMER)
 

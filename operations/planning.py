@@ -64,7 +64,7 @@ class Plan:
 def checked_spec(kind: str, product: Product | None, data_types: Sequence[str]) -> OperationSpec:
     """The kind's spec, once the request makes sense for it; OperationRefused says why not."""
     spec = spec_for(kind)
-    if not spec.on_companies:
+    if not spec.on_companies or not spec.offered_in_bulk:
         raise OperationRefused(f"{spec.kind.label} is not an action on selected companies.")
     refusal = spec.check_request(product, data_types)
     if refusal:
@@ -97,6 +97,7 @@ def plan_chunk(
     product: Product | None,
     data_types: Sequence[str],
     extra: str,
+    parameters: dict | None = None,
 ) -> None:
     keys = {
         company_id: dedupe_key(
@@ -115,6 +116,7 @@ def plan_chunk(
     refused = companies_refused_for_consent(
         spec, company_ids=company_ids, product=product, data_types=data_types
     )
+    guarded = spec.guard(company_ids, product, parameters or {}) if spec.guard else {}
     statuses = {}
     if spec.assignment is not None:
         statuses = dict(
@@ -132,6 +134,9 @@ def plan_chunk(
             continue
         if spec.assignment is not None and spec.assignment.skip(statuses.get(company_id)):
             plan.skipped[company_id] = spec.assignment.skip_reason.format(product=product.name)
+            continue
+        if company_id in guarded:
+            plan.skipped[company_id] = guarded[company_id]
             continue
         plan.queued.append(company_id)
 
@@ -218,6 +223,7 @@ def operations_preview(
     company_ids: Iterable[int],
     product: Product | None = None,
     data_types: Sequence[str] = (),
+    parameters: dict | None = None,
 ) -> Plan:
     """What `operations_start` would do, without writing anything (the confirmation page)."""
     spec = checked_spec(kind, product, data_types)
@@ -231,6 +237,7 @@ def operations_preview(
             product=product,
             data_types=data_types,
             extra="",
+            parameters=parameters,
         )
     return plan
 
@@ -347,6 +354,7 @@ def operations_preview_summary(
     companies,
     product: Product | None = None,
     data_types: Sequence[str] = (),
+    parameters: dict | None = None,
 ) -> PlanSummary:
     """What `operations_start` would do to the companies of the queryset `companies`, counted
     in SQL (PostgreSQL) with the same precedence as `plan_chunk`: an identical live row is
@@ -363,10 +371,24 @@ def operations_preview_summary(
                 company_ids=companies.values_list("pk", flat=True),
                 product=product,
                 data_types=data_types,
+                parameters=parameters,
             ),
             product=product,
             data_types=data_types,
         )
+    # Companies the kind's guard leaves out (a dual-sync risk) are counted apart, by filters on
+    # Company, and the rest go through the summary's SQL: a company is never counted twice.
+    guarded: list[tuple[object, str]] = []
+    if spec.guard_groups is not None:
+        guarded = spec.guard_groups(product, parameters or {})
+    guarded_counts: list[tuple[str, int, list[int]]] = []
+    for condition, reason in guarded:
+        selected = companies.filter(condition)
+        first = list(selected.order_by("pk").values_list("pk", flat=True)[:LEFT_OUT_SHOWN])
+        if first:
+            count = len(first) if len(first) < LEFT_OUT_SHOWN else selected.count()
+            guarded_counts.append((reason, count, first))
+        companies = companies.exclude(condition)
     selected_sql, selected_params = companies.order_by().values("pk").query.sql_with_params()
     # The selection's own placeholders are positional: name them, so one dict holds them all.
     names = [f"selection_{i}" for i in range(len(selected_params))]
@@ -431,6 +453,9 @@ def operations_preview_summary(
 
     summary = PlanSummary(kind=kind)
     left_out: dict[int, str] = {}
+    for reason, count, first_ids in guarded_counts:
+        summary.skipped_reasons[reason] = summary.skipped_reasons.get(reason, 0) + count
+        left_out.update(dict.fromkeys(first_ids, reason))
     for is_live, status, consent_state, covered_flags, count, first_ids in groups:
         covered = {t for t, flag in zip(needed, covered_flags or (), strict=False) if flag}
         if is_live:

@@ -59,14 +59,21 @@ def operations_start(
     requested_by=None,
     as_job: bool = True,
     connection_id: str = "",
+    parameters: dict | None = None,
 ) -> tuple[Job | None, Plan]:
     """Write one row per company that needs the call, with its desired state, in one transaction.
 
     Companies that already have an identical live row join it; companies the call makes no
     sense for (or consent does not allow) are skipped with a reason. The rows go to Celery
     once the transaction commits.
+
+    `parameters` go on every row (e.g. an admin's written override of the dual-sync guard,
+    syncsettings/guard.py), and into the audit entry.
     """
     spec = checked_spec(kind, product, data_types)
+    row_parameters = dict(parameters or {})
+    if connection_id:
+        row_parameters["connectionId"] = connection_id
     ids = sorted(set(company_ids))
     for attempt in range(3):
         plan = Plan(kind=kind)
@@ -91,6 +98,7 @@ def operations_start(
                         product=product,
                         data_types=data_types,
                         extra=connection_id,
+                        parameters=row_parameters,
                     )
                     plan.operations += write_chunk(
                         plan,
@@ -99,7 +107,7 @@ def operations_start(
                         product=product,
                         data_types=data_types,
                         extra=connection_id,
-                        parameters={"connectionId": connection_id} if connection_id else {},
+                        parameters=row_parameters,
                         job=job,
                         requested_by=requested_by,
                         now=now,
@@ -116,7 +124,7 @@ def operations_start(
                         len(plan.queued) + len(plan.joined), product, data_types
                     )
                     job.save(update_fields=["description"])
-                _audit_start(kind, job, plan, product, data_types, requested_by)
+                _audit_start(kind, job, plan, product, data_types, requested_by, parameters)
                 enqueue_on_commit([op.pk for op in plan.operations])
             return job, plan
         except IntegrityError:
@@ -128,7 +136,7 @@ def operations_start(
     raise AssertionError("unreachable")
 
 
-def _audit_start(kind, job, plan, product, data_types, requested_by) -> None:
+def _audit_start(kind, job, plan, product, data_types, requested_by, parameters) -> None:
     audit_record(
         action="operations.start",
         actor=requested_by,
@@ -145,6 +153,8 @@ def _audit_start(kind, job, plan, product, data_types, requested_by) -> None:
             "skipped": len(plan.skipped),
             # The companies acted on, by the portal's id; a long list is cut, the job has it all.
             "company_ids": sorted(plan.queued + list(plan.joined))[:500],
+            # What the request asked beyond the kind (an admin's written override reason).
+            **({"parameters": parameters} if parameters else {}),
         },
         people_only=True,
     )

@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "consent",
     "operations",
     "bankfeeds",
+    "syncsettings",
     "audit",
     "approvals",
     "syncmigration",

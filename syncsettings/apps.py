@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class SyncSettingsConfig(AppConfig):
+    name = "syncsettings"
+    verbose_name = "Sync settings"
