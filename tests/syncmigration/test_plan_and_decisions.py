@@ -14,7 +14,8 @@ from approvals.services import approval_decide, policy
 from audit.models import AuditEntry
 from syncmigration import services
 from syncmigration.models import MigrationRun, MigrationStep, RunState, Stage
-from syncsettings.models import ClientSyncSettings, CompanySyncSettings
+from syncsettings.models import ClientSyncSettings
+from syncsettings.services import client_sync_settings_record, company_sync_settings_record
 from tests.factories import CompanyFactory, CompanyProductFactory, ProductFactory, StaffFactory
 from webhooks.models import ConsumerStatus, WebhookConsumer
 
@@ -38,7 +39,7 @@ def world(no_celery):
     )
     standard = ProductFactory(identifier="lending", kind="standard")
     companies = [CompanyFactory(name=f"Company {n}") for n in range(10)]
-    ClientSyncSettings.objects.create(
+    client_sync_settings_record(
         client_id="client",
         settings=[
             {"dataType": "invoices", "fetchOnFirstLink": True, "syncSchedule": 24, "syncOrder": 0},
@@ -47,7 +48,7 @@ def world(no_celery):
         overrides_defaults=True,
         observed_at=timezone.now(),
     )
-    CompanySyncSettings.objects.create(
+    company_sync_settings_record(
         company=companies[0],
         settings=[
             {"dataType": "invoices", "fetchOnFirstLink": True, "syncSchedule": 2, "syncOrder": 0}
