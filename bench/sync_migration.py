@@ -212,6 +212,14 @@ def main() -> int:
                 raise SystemExit(f"{run} is {run.state}: {run.last_error}")
             time.sleep(0.2)
         wall = time.monotonic() - started - paused
+        calls = [
+            c
+            for c in sandbox.request("GET", "/_sandbox/calls").json()
+            if "/products/" in c["path"] and c["method"] == "PUT"
+        ]
+        times = sorted(c["realTime"] for c in calls)
+        add_rate = len(times) / (times[-1] - times[0]) if len(times) > 1 else 0.0
+        throttled = sum(1 for c in calls if c["status"] == 429)
     finally:
         stop.set()
         worker.stop()
@@ -235,6 +243,10 @@ def main() -> int:
             f"{seconds:>8.1f}"
         )
     print(f"dry run equals the run's calls: {written == planned}")
+    print(
+        f"step 5 (canary and the rest): {add_rate:.1f} add calls/s reached Codat "
+        f"({add_rate / args.rate:.2f} of L), {throttled} 429s"
+    )
     print(f"run wall time: {wall:.1f} s for {total_calls} calls")
     print(f"ideal at L (calls / L + step 2's wait): {ideal:.1f} s")
     print(f"ratio wall / ideal: {wall / ideal:.2f}")
@@ -255,15 +267,20 @@ def recreate_postgres_database(url: str) -> None:
 
 
 def play_beat(stop: threading.Event) -> None:
-    """What beat does in production: the sweeper, and the run's re-drive."""
+    """What beat does in production: the sweeper every CODAT_OPERATIONS_SWEEP_SECONDS, and the
+    run's re-drive (a run whose advancing task was lost)."""
+    from django.conf import settings
     from django.db import close_old_connections
 
     from operations.sweeper import operations_sweep
     from syncmigration.services import migration_runs_redrive
 
+    last_sweep = time.monotonic()
     while not stop.is_set():
         try:
-            operations_sweep()
+            if time.monotonic() - last_sweep >= settings.CODAT_OPERATIONS_SWEEP_SECONDS:
+                operations_sweep()
+                last_sweep = time.monotonic()
             migration_runs_redrive(stale_seconds=10)
         finally:
             close_old_connections()
