@@ -131,7 +131,7 @@ class MigrationRunAdmin(admin.ModelAdmin):
             estimated=selectors.format_seconds(plan.get("estimated_seconds", 0)),
             wait_planned=selectors.format_seconds(plan.get("wait_seconds", 0)),
             can_start=may_act and run.state == RunState.PLANNED,
-            can_continue=may_act and run.state == RunState.CANARY_REVIEW,
+            can_continue=may_act and run.state in (RunState.CANARY_REVIEW, RunState.STOPPED),
             can_roll_back=may_act and run.state in services.ROLLBACK_FROM,
             refresh=run.state in (RunState.RUNNING, RunState.ROLLING_BACK),
         )

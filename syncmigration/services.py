@@ -500,12 +500,24 @@ def migration_run_start(*, run: MigrationRun, user, approved: bool = False):
 
 
 def migration_run_continue(*, run: MigrationRun, user, approved: bool = False):
-    """Past the canary: step 5 for everyone else (or ask a second person first)."""
+    """Past the canary: step 5 for everyone else (or ask a second person first). A run stopped
+    by a failed call goes on from where it stopped (retry the failed rows from the step's job
+    first): the step looks at its rows again."""
     from approvals.models import ApprovalAction
     from approvals.services import approval_request
 
     with transaction.atomic():
         run = _lock(run)
+        if run.state == RunState.STOPPED:
+            rolling_back = run.steps.filter(direction=Direction.ROLLBACK).exists()
+            run.state = RunState.ROLLING_BACK if rolling_back else RunState.RUNNING
+            run.last_error = ""
+            run.save(update_fields=["state", "last_error"])
+            audit_record(
+                action="syncmigration.resumed", actor=user, target=run, changes={"stage": run.stage}
+            )
+            _enqueue_advance(run.pk)
+            return run
         if run.state not in (RunState.CANARY_REVIEW, RunState.AWAITING_CONTINUE_APPROVAL):
             raise MigrationRefused(
                 f"state: only a run paused after its canary can continue; this one is "
@@ -1067,11 +1079,16 @@ def _add_products(run: MigrationRun, step: MigrationStep) -> str | None:
 
 def _remove_products(run: MigrationRun, step: MigrationStep) -> str | None:
     ids = step.operation_ids
-    if "remove" not in ids:
-        forward = run.steps.get(stage=step.stage, direction=Direction.FORWARD)
+    forward = run.steps.get(stage=step.stage, direction=Direction.FORWARD)
+    if "cancelled" not in ids:
+        # Adds not yet sent are dropped, and adds waiting for consent stop waiting.
         for job in forward.jobs.all():
             job_cancel_rest(job=job)
         _settle_consent_requests(run)
+        step.operation_ids = {"cancelled": []}
+        step.save(update_fields=["operation_ids"])
+        return None
+    if "remove" not in ids:
         if not _rows_finished(forward.all_operation_ids, fail_on_failure=False):
             return None  # adds being attempted finish first; their removal follows
         snapshot = run.snapshot_assignments or {}
@@ -1097,7 +1114,7 @@ def _remove_products(run: MigrationRun, step: MigrationStep) -> str | None:
             step.jobs.add(job)
             removed += [operation.pk for operation in plan.operations]
             removed += [operation.pk for operation in plan.joined.values()]
-        step.operation_ids = {"remove": removed}
+        step.operation_ids = {**ids, "remove": removed}
         step.save(update_fields=["operation_ids"])
         return None
     if not _rows_finished(ids["remove"]):

@@ -286,3 +286,29 @@ def test_the_pages_menu_lists_migration_runs(world, client):
     client.force_login(StaffFactory(role="viewer"))
     page = client.get(reverse("admin:index"))
     assert reverse("admin:syncmigration_migrationrun_changelist").encode() in page.content
+
+
+def test_a_call_that_fails_for_good_stops_the_run_and_it_goes_on_once_retried(world):
+    from operations.models import Operation
+
+    product, _, _, admin = world
+    run = create(product, admin)
+    services.migration_run_start(run=run, user=admin)
+    services.migration_run_advance(run_id=run.pk)
+    reads = Operation.objects.filter(
+        pk__in=MigrationStep.objects.get(run=run).operation_ids["read"]
+    )
+    reads.update(state="failed", last_error="Codat answered 401")
+
+    services.migration_run_advance(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.state == RunState.STOPPED
+    assert "Codat answered 401" in run.last_error
+    assert run.snapshot_client_settings is None  # nothing was set from a failed read
+
+    reads.update(state="succeeded", last_error="")  # the operator retried them from the job
+    services.migration_run_continue(run=run, user=admin)
+    services.migration_run_advance(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.state == RunState.RUNNING
+    assert "set" in MigrationStep.objects.get(run=run).operation_ids
