@@ -49,7 +49,9 @@ def approval_request(*, action: str, arguments: dict, summary: str, maker) -> Ap
     return approval
 
 
-def operations_start_or_request_approval(*, maker, kind, company_ids, product=None, data_types=()):
+def operations_start_or_request_approval(
+    *, maker, kind, company_ids, product=None, data_types=(), parameters=None
+):
     """`operations_start`, or, above the admins' threshold, an approval request for it.
 
     Returns (job, plan, None) when it ran and (None, preview, approval) when it waits.
@@ -62,6 +64,7 @@ def operations_start_or_request_approval(*, maker, kind, company_ids, product=No
         "company_ids": company_ids,
         "product": product,
         "data_types": data_types,
+        "parameters": parameters,
     }
     preview = operations_preview(**arguments)
     acted_on = len(preview.queued) + len(preview.joined)
@@ -78,6 +81,7 @@ def operations_start_or_request_approval(*, maker, kind, company_ids, product=No
             "company_ids": company_ids,
             "product_id": product.pk if product is not None else None,
             "data_types": list(data_types),
+            **({"parameters": parameters} if parameters else {}),
         },
         summary=f"{what}: {acted_on} companies",
         maker=maker,
@@ -104,6 +108,7 @@ def _run_operations(arguments: dict, maker) -> str:
         company_ids=arguments["company_ids"],
         product=Product.objects.get(pk=product_id) if product_id else None,
         data_types=arguments.get("data_types", ()),
+        parameters=arguments.get("parameters"),
         requested_by=maker,
     )
     return f"job {job.pk}: {len(plan.queued)} queued, {len(plan.joined)} joined, " + (

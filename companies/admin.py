@@ -32,7 +32,9 @@ from core.roles import can_run_operations
 from operations.admin import CompanyOperationsAdminMixin
 from operations.kinds import SPECS, Consent
 from operations.models import OperationKind
-from products.models import HELD_STATUSES, CompanyProduct, Product
+from products.models import HELD_STATUSES, CompanyProduct, Product, ProductKind
+from syncsettings.models import SyncModeKind
+from syncsettings.selectors import company_sync_mode, with_sync_mode
 
 # Codat leaves a data type it never read without a status; the mirror keeps it empty.
 NEVER_READ = StatusHelp(
@@ -138,6 +140,23 @@ class HeldProductListFilter(admin.SimpleListFilter):
         )
 
 
+class SyncModeListFilter(admin.SimpleListFilter):
+    """Companies by how Codat reads them (syncsettings.selectors.with_sync_mode)."""
+
+    title = "sync mode"
+    parameter_name = "sync_mode"
+
+    def lookups(self, request, model_admin):
+        return SyncModeKind.choices
+
+    def queryset(self, request, queryset):
+        if self.value() is None:
+            return queryset
+        if self.value() not in SyncModeKind.values:
+            return queryset.none()
+        return queryset.filter(sync_mode=self.value())
+
+
 class ConnectionStatusListFilter(RelatedChoicesListFilter):
     title = "connection status"
     parameter_name = "connection_status"
@@ -172,9 +191,15 @@ class CompanyAdmin(CompanyOperationsAdminMixin, ReadOnlyMirrorAdmin):
         "connection_count",
         "linked_count",
         "product_count",
+        "sync_mode",
         "last_sync",
     )
-    list_filter = (ConnectionStatusListFilter, HeldProductListFilter, DataTypeStatusListFilter)
+    list_filter = (
+        ConnectionStatusListFilter,
+        HeldProductListFilter,
+        DataTypeStatusListFilter,
+        SyncModeListFilter,
+    )
     # What the search box looks in is get_search_results' (name, description, Codat id,
     # platform); the list here only shows the box.
     search_fields = ("name",)
@@ -198,8 +223,9 @@ class CompanyAdmin(CompanyOperationsAdminMixin, ReadOnlyMirrorAdmin):
     ordering = ("name", "id")
 
     def get_queryset(self, request):
-        # Counts are subqueries, computed for the rows of the page only (core.admin_mixins).
-        return (
+        # Counts are subqueries, computed for the rows of the page only (core.admin_mixins); so
+        # is the sync mode (EXISTS subqueries, no query per row).
+        return with_sync_mode(
             super()
             .get_queryset(request)
             .annotate(
@@ -267,6 +293,13 @@ class CompanyAdmin(CompanyOperationsAdminMixin, ReadOnlyMirrorAdmin):
     def product_count(self, company):
         return company._product_count
 
+    @admin.display(description="sync mode")
+    def sync_mode(self, company):
+        label = SyncModeKind(company.sync_mode).label
+        if company.sync_mode == SyncModeKind.DUAL_SYNC_RISK:
+            return format_html('<span class="badge badge-warn">{}</span>', label)
+        return label
+
 
 # -- the company page --------------------------------------------------------------------------
 
@@ -306,6 +339,26 @@ def product_actions(assignment, *, can_run: bool, consent_covers: bool) -> list[
     return offered
 
 
+# The refreshes of client-level sync settings, offered to a company Codat reads at client level
+# (the issue's "refresh by mode"; a product-level company refreshes each custom product).
+CLIENT_LEVEL_ACTIONS = (
+    (OperationKind.REFRESH_ALL_DATA, "Refresh all data…"),
+    (OperationKind.REFRESH_DATA_TYPE, "Refresh one data type…"),
+)
+CODAT_PRODUCTS_DOCS = "https://docs.codat.io/"
+
+
+def client_level_actions(mode, *, can_run: bool) -> list[dict]:
+    """The client-level refreshes, for a company whose mode they fit (the planner leaves the
+    others out with the reason: syncsettings.guard)."""
+    if not can_run or mode.mode != SyncModeKind.CLIENT_LEVEL:
+        return []
+    return [
+        {"kind": kind, "label": label, "title": SPECS[kind].kind.label}
+        for kind, label in CLIENT_LEVEL_ACTIONS
+    ]
+
+
 def company_page_context(request, company) -> dict:
     """What the company page shows beyond the mirror's fields; a fixed number of queries
     whatever the company's history (tests/companies/test_company_page.py counts them)."""
@@ -315,6 +368,7 @@ def company_page_context(request, company) -> dict:
     can_send = user.has_perm(SEND_CONSENT_REQUESTS)
     summary = selectors.company_summary(company=company, now=now)
     by_product, other = selectors.company_data_types(company=company, now=now)
+    sync_mode = company_sync_mode(company=company)
     return {
         "title": company.name,
         "subtitle": None,
@@ -344,6 +398,11 @@ def company_page_context(request, company) -> dict:
         "can_send_consent": can_send,
         "can_record_consent": user.has_perm(RECORD_CONSENT),
         "grace_minutes": settings.CODAT_RATE_LIMIT_FRESHNESS_GRACE_MINUTES,
+        "sync_mode": sync_mode,
+        "client_level_actions": client_level_actions(sync_mode, can_run=can_run),
+        "sync_settings_url": reverse("admin:syncsettings_clientsyncsettings_changelist"),
+        "standard_kind": ProductKind.STANDARD,
+        "codat_products_docs": CODAT_PRODUCTS_DOCS,
     }
 
 

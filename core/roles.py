@@ -34,6 +34,7 @@ PORTAL_APPS = (
     "bankfeeds",
     "django_celery_beat",
     "approvals",
+    "syncsettings",
     "syncmigration",
 )
 # An operator's rights beyond reading, each by name: a blanket grant of every custom permission
@@ -92,6 +93,16 @@ def sync_role_permissions() -> None:
 
 def can_run_operations(user) -> bool:
     return user.is_active and user.has_perm("companies.run_operations")
+
+
+def can_change_sync_settings(user) -> bool:
+    """Edit Codat's sync settings (what Codat reads for every company): admins."""
+    return user.is_active and user.has_perm("syncsettings.change_sync_settings")
+
+
+def can_override_dual_sync(user) -> bool:
+    """Add a custom product to companies at dual-sync risk, with a written reason: admins."""
+    return user.is_active and user.has_perm("syncsettings.override_dual_sync")
 
 
 def can_export_company_data(user) -> bool:

@@ -49,12 +49,13 @@ from core.admin_mixins import (
     shortened,
 )
 from core.csv_export import SafeCsvWriter
-from core.roles import can_run_operations
+from core.roles import can_override_dual_sync, can_run_operations
 from operations import limiter, planning, selectors, services
 from operations.forms import REFRESH_CHOICES, OperationRequestForm
 from operations.kinds import COMPANY_KINDS, SPECS
 from operations.models import FINISHED_STATES, Job, Operation, OperationKind, OperationState
 from products.models import Product, ProductKind
+from syncsettings.selectors import DUAL_SYNC_REASON_START
 
 # -- actions on the company list --------------------------------------------------------------
 
@@ -164,6 +165,9 @@ class CompanyOperationsAdminMixin:
             estimate=_estimate_text(plan.queued) if plan else "",
             left_out_more=plan.skipped - len(plan.left_out) if plan else 0,
             can_ask_consent=_can_ask_consent(request.user),
+            can_override_dual_sync=can_override_dual_sync(request.user),
+            dual_sync_left_out=bool(plan)
+            and any(reason.startswith(DUAL_SYNC_REASON_START) for reason in plan.skipped_reasons),
             custom_products=Product.objects.filter(kind=ProductKind.CUSTOM),
             confirm_url=reverse(
                 f"admin:{self.model._meta.app_label}_{self.model._meta.model_name}"
@@ -196,6 +200,15 @@ class CompanyOperationsAdminMixin:
                 form.add_error("list_query", "The selection is not readable; select again.")
             return self._render_confirmation(request, form, kind=kind, count=0, plan=None)
         arguments = form.service_arguments(companies)
+        if arguments.get("parameters") and not can_override_dual_sync(request.user):
+            return self._render_confirmation(
+                request,
+                form,
+                kind=kind,
+                count=companies.count(),
+                plan=None,
+                refused="Only an admin may add a product despite a dual-sync risk.",
+            )
         # The services that write, and the CSV of every left-out company, go company by
         # company; the review counts in SQL (planning.operations_preview_summary).
         by_company = {**arguments, "company_ids": companies.values_list("pk", flat=True)}

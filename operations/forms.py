@@ -6,6 +6,7 @@ from codat.data_types import ALL_DATA_TYPES
 from operations.kinds import COMPANY_KINDS, SPECS, DataTypes, spec_for
 from operations.models import OperationKind
 from products.models import Product
+from syncsettings.guard import DUAL_SYNC_OVERRIDE
 
 REFRESH_CHOICES = (
     (OperationKind.REFRESH_PRODUCT, "Refresh a custom product's data"),
@@ -31,6 +32,18 @@ class OperationRequestForm(forms.Form):
         choices=[("", "---------")] + [(t, t) for t in ALL_DATA_TYPES], required=False
     )
 
+    # An admin adding a custom product despite a dual-sync risk says why (syncsettings/guard.py);
+    # the reason is kept on each row and in the audit trail.
+    override_dual_sync = forms.BooleanField(
+        required=False, label="Add it anyway to the companies at dual-sync risk"
+    )
+    dual_sync_override_reason = forms.CharField(
+        required=False,
+        max_length=500,
+        label="Why (kept with each operation and in the audit trail)",
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+    )
+
     def clean_company_ids(self) -> list[int]:
         raw = self.cleaned_data["company_ids"]
         try:
@@ -51,7 +64,19 @@ class OperationRequestForm(forms.Form):
             self.add_error("product", "Choose a product.")
         if spec.data_types is DataTypes.EXACTLY_ONE and not cleaned.get("data_type"):
             self.add_error("data_type", "Choose a data type.")
+        if (
+            cleaned.get("override_dual_sync")
+            and not cleaned.get("dual_sync_override_reason", "").strip()
+        ):
+            self.add_error(
+                "dual_sync_override_reason",
+                "Write why the companies at dual-sync risk get the product anyway.",
+            )
         return cleaned
+
+    @property
+    def overrides_dual_sync(self) -> bool:
+        return bool(self.is_valid() and self.cleaned_data.get("override_dual_sync"))
 
     def service_arguments(self, companies) -> dict:
         """The arguments of the operations services, for the queryset of the companies the
@@ -59,9 +84,14 @@ class OperationRequestForm(forms.Form):
         spec = spec_for(self.cleaned_data["kind"])
         data_type = self.cleaned_data.get("data_type")
         one_type = spec.data_types is DataTypes.EXACTLY_ONE
-        return {
+        arguments = {
             "kind": spec.kind,
             "companies": companies,
             "product": self.cleaned_data.get("product") if spec.needs_product else None,
             "data_types": [data_type] if one_type and data_type else [],
         }
+        if self.cleaned_data.get("override_dual_sync"):
+            arguments["parameters"] = {
+                DUAL_SYNC_OVERRIDE: self.cleaned_data["dual_sync_override_reason"].strip()
+            }
+        return arguments

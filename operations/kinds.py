@@ -338,6 +338,20 @@ def _dual_sync_guard_groups(product, parameters):
     return dual_sync_left_out_groups(product=product, parameters=parameters)
 
 
+def _client_level_refresh_guard(company_ids, product, parameters):
+    from syncsettings.guard import client_level_refresh_left_out
+
+    return client_level_refresh_left_out(
+        company_ids=company_ids, product=product, parameters=parameters
+    )
+
+
+def _client_level_refresh_guard_groups(product, parameters):
+    from syncsettings.guard import client_level_refresh_left_out_groups
+
+    return client_level_refresh_left_out_groups(product=product, parameters=parameters)
+
+
 def _types(data_types: Sequence[str]) -> str:
     return f" ({', '.join(data_types)})" if data_types else ""
 
@@ -414,6 +428,9 @@ SPECS: dict[str, OperationSpec] = {
             describe=lambda companies, product, types: f"Refresh all data of {companies}",
             consent=Consent.DATA_TYPES,
             consent_again_before_call=True,
+            # Refresh by mode: companies read at product level refresh their products.
+            guard=_client_level_refresh_guard,
+            guard_groups=_client_level_refresh_guard_groups,
         ),
         OperationSpec(
             kind=OperationKind.REFRESH_DATA_TYPE,
@@ -424,6 +441,8 @@ SPECS: dict[str, OperationSpec] = {
             consent=Consent.DATA_TYPES,
             consent_again_before_call=True,
             record_success=_pull_queued,
+            guard=_client_level_refresh_guard,
+            guard_groups=_client_level_refresh_guard_groups,
         ),
         OperationSpec(
             kind=OperationKind.CREATE_COMPANY,

@@ -291,15 +291,16 @@ grouped AS (
         s.id,
         live.company_id IS NOT NULL AS is_live,
         {assignment} AS assignment,
+        {guard} AS guard,
         {consent_columns}
     FROM selected s
     LEFT JOIN live ON live.company_id = s.id
     {joins}
 )
-SELECT is_live, assignment, consent_state, consent_covered, count(*),
+SELECT is_live, assignment, consent_state, consent_covered, guard, count(*),
     (array_agg(id ORDER BY id))[1:%(shown)s]
 FROM grouped
-GROUP BY is_live, assignment, consent_state, consent_covered
+GROUP BY is_live, assignment, consent_state, consent_covered, guard
 """
 
 # Consent enters the summary as which of the data types that matter (`needed`: the product's
@@ -376,19 +377,6 @@ def operations_preview_summary(
             product=product,
             data_types=data_types,
         )
-    # Companies the kind's guard leaves out (a dual-sync risk) are counted apart, by filters on
-    # Company, and the rest go through the summary's SQL: a company is never counted twice.
-    guarded: list[tuple[object, str]] = []
-    if spec.guard_groups is not None:
-        guarded = spec.guard_groups(product, parameters or {})
-    guarded_counts: list[tuple[str, int, list[int]]] = []
-    for condition, reason in guarded:
-        selected = companies.filter(condition)
-        first = list(selected.order_by("pk").values_list("pk", flat=True)[:LEFT_OUT_SHOWN])
-        if first:
-            count = len(first) if len(first) < LEFT_OUT_SHOWN else selected.count()
-            guarded_counts.append((reason, count, first))
-        companies = companies.exclude(condition)
     selected_sql, selected_params = companies.order_by().values("pk").query.sql_with_params()
     # The selection's own placeholders are positional: name them, so one dict holds them all.
     names = [f"selection_{i}" for i in range(len(selected_params))]
@@ -439,7 +427,22 @@ def operations_preview_summary(
         key_suffix=key_suffix,
         shown=LEFT_OUT_SHOWN,
     )
+    # The kind's guard (a dual-sync risk, a refresh that does not fit the company's mode): the
+    # index of the first of its filters the company meets, as plan_chunk asks it after consent
+    # and the assignment.
+    guarded = spec.guard_groups(product, parameters or {}) if spec.guard_groups else []
+    guard_cases = []
+    for index, (condition, _reason) in enumerate(guarded):
+        guard_sql, guard_params = (
+            Company.objects.filter(condition).order_by().values("pk").query.sql_with_params()
+        )
+        names = [f"guard_{index}_{i}" for i in range(len(guard_params))]
+        guard_sql = guard_sql % tuple(f"%({name})s" for name in names)
+        params.update(zip(names, guard_params, strict=True))
+        guard_cases.append(f"WHEN s.id IN ({guard_sql}) THEN {index}")
+    guard = f"CASE {' '.join(guard_cases)} END" if guard_cases else "NULL::integer"
     sql = _SUMMARY_SQL.format(
+        guard=guard,
         selected=selected_sql,
         consent=consent_sql,
         assignment=assignment,
@@ -453,10 +456,7 @@ def operations_preview_summary(
 
     summary = PlanSummary(kind=kind)
     left_out: dict[int, str] = {}
-    for reason, count, first_ids in guarded_counts:
-        summary.skipped_reasons[reason] = summary.skipped_reasons.get(reason, 0) + count
-        left_out.update(dict.fromkeys(first_ids, reason))
-    for is_live, status, consent_state, covered_flags, count, first_ids in groups:
+    for is_live, status, consent_state, covered_flags, guard_index, count, first_ids in groups:
         covered = {t for t, flag in zip(needed, covered_flags or (), strict=False) if flag}
         if is_live:
             summary.joined += count
@@ -479,6 +479,8 @@ def operations_preview_summary(
                 summary.awaiting_consent += count
         if not reason and spec.assignment is not None and spec.assignment.skip(status):
             reason = spec.assignment.skip_reason.format(product=product.name)
+        if not reason and guard_index is not None:
+            reason = guarded[guard_index][1]
         if not reason:
             summary.queued += count
             continue

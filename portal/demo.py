@@ -238,6 +238,55 @@ def demo_webhook_consumer_wait(consumer: WebhookConsumer, *, seconds: float) -> 
         time.sleep(0.2)
 
 
+# Demo companies already moved to product-level syncs: their own sync settings keep a
+# client-level schedule for a few data types and turn it off for the ones their custom product
+# reads. The other holders of a custom product stay under the client's settings (Codat's default:
+# every data type daily), so the sync settings page and the company list show dual-sync risks
+# next to client-level and product-level companies.
+PRODUCT_LEVEL_DEMO = {
+    "Lantern Books": "cash-flow-monitoring",
+    "Pennine Outdoor Gear": "cash-flow-monitoring",
+}
+STILL_CLIENT_LEVEL_DEMO = ("invoices", "bills", "chartOfAccounts")
+
+
+def demo_sync_settings() -> int:
+    """Read the client's sync settings from Codat, and give the PRODUCT_LEVEL_DEMO companies
+    their own; each an operation row the worker runs. How many rows were written or joined."""
+    from companies.models import Company
+    from syncsettings.services import (
+        client_sync_settings_read_request,
+        company_sync_settings_set_request,
+    )
+
+    client_sync_settings_read_request()
+    written = 1
+    products = {p.identifier: p for p in Product.objects.filter(kind="custom")}
+    for name, identifier in PRODUCT_LEVEL_DEMO.items():
+        company = Company.objects.filter(name=name).first()
+        product = products.get(identifier)
+        if company is None or product is None:
+            continue
+        own_types = sorted(product.product_data_types.values_list("data_type_id", flat=True))
+        settings = [
+            {"dataType": data_type, "fetchOnFirstLink": True, "syncSchedule": 24, "syncOrder": i}
+            for i, data_type in enumerate(STILL_CLIENT_LEVEL_DEMO)
+        ] + [
+            {
+                "dataType": data_type,
+                "fetchOnFirstLink": False,
+                "syncSchedule": 0,
+                "syncOrder": len(STILL_CLIENT_LEVEL_DEMO) + i,
+            }
+            for i, data_type in enumerate(own_types)
+        ]
+        company_sync_settings_set_request(
+            company=company, settings=settings, overrides_defaults=True
+        )
+        written += 1
+    return written
+
+
 def seed_demo(*, operator_username: str = "admin", webhook_url: str = "") -> dict[str, int | str]:
     """The catalogue, the companies at Codat, demo consent and, given `webhook_url`, the portal's
     endpoint registered at Codat (`webhook_consumer`: its pk; its operation row is not waited for
@@ -263,6 +312,7 @@ def seed_demo(*, operator_username: str = "admin", webhook_url: str = "") -> dic
         logger.warning("seed_demo.codat_unreachable", extra={"error": str(error)})
         notes.append(f"companies not imported: Codat did not answer ({error})")
     else:
+        counts["sync_settings_operations"] = demo_sync_settings()
         operator = get_user_model().objects.filter(username=operator_username).first()
         if operator is None:
             notes.append(f"no consent recorded: no staff account named {operator_username!r}")

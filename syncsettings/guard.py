@@ -49,3 +49,45 @@ def dual_sync_left_out_groups(*, product, parameters: dict) -> list[tuple[object
         (condition & already, dual_sync_reason(product=product, overlapping=overlap))
         for condition, overlap in dual_sync_risk_groups(product=product)
     ]
+
+
+# -- refresh by mode ---------------------------------------------------------------------------
+
+PRODUCT_LEVEL_REFRESH_REASON = (
+    "read at product level (it holds a custom product): refresh each custom product instead,"
+    " so that no data type is read outside the product's schedule"
+)
+
+
+def _holds_custom_product():
+    from django.db.models import Exists, OuterRef, Q
+
+    from products.models import HELD_STATUSES, CompanyProduct, ProductKind
+
+    return Q(
+        Exists(
+            CompanyProduct.objects.filter(
+                company=OuterRef("pk"), status__in=HELD_STATUSES, product__kind=ProductKind.CUSTOM
+            )
+        )
+    )
+
+
+def client_level_refresh_left_out(
+    *, company_ids: Sequence[int], product, parameters: dict
+) -> dict[int, str]:
+    """A client-level refresh (all data, one data type) fits client-level companies only: a
+    company read at product level (or at risk of dual syncs) holds a custom product, and
+    refreshes it instead."""
+    from companies.models import Company
+
+    return dict.fromkeys(
+        Company.objects.filter(pk__in=list(company_ids))
+        .filter(_holds_custom_product())
+        .values_list("pk", flat=True),
+        PRODUCT_LEVEL_REFRESH_REASON,
+    )
+
+
+def client_level_refresh_left_out_groups(*, product, parameters: dict) -> list[tuple[object, str]]:
+    return [(_holds_custom_product(), PRODUCT_LEVEL_REFRESH_REASON)]

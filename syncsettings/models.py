@@ -21,8 +21,13 @@ class ClientSyncSettings(models.Model):
     observed_at = models.DateTimeField()
 
     class Meta:
-        verbose_name = "client sync settings"
-        verbose_name_plural = "client sync settings"
+        verbose_name = "sync settings"
+        verbose_name_plural = "sync settings"
+        # Admins only (core/roles.py): the settings decide what Codat reads for every company.
+        permissions = (
+            ("change_sync_settings", "Can change Codat's sync settings"),
+            ("override_dual_sync", "Can add a custom product despite a dual-sync risk"),
+        )
         constraints = (models.CheckConstraint(condition=Q(id=1), name="client_sync_settings_one"),)
 
     def __str__(self):

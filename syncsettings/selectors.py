@@ -70,11 +70,16 @@ def _words(data_types: Iterable[str]) -> str:
     return ", ".join(items)
 
 
+# How every dual-sync reason starts (the confirmation page offers admins the override on it).
+DUAL_SYNC_REASON_START = "dual-sync risk:"
+
+
 def dual_sync_reason(*, product: Product, overlapping: Iterable[str]) -> str:
     """Why adding `product` is refused, in words (the left-out list of the confirmation page)."""
     return (
-        f"dual-sync risk: the client-level schedule still reads {_words(overlapping)}, which "
-        f"{product.name} would read again; turn those client-level schedules off first"
+        f"{DUAL_SYNC_REASON_START} the client-level schedule still reads "
+        f"{_words(overlapping)}, which {product.name} would read again; turn those "
+        "client-level schedules off first"
     )
 
 
@@ -237,3 +242,123 @@ def with_sync_mode(queryset: QuerySet) -> QuerySet:
             output_field=CharField(),
         )
     )
+
+
+# -- the sync settings page -----------------------------------------------------------------------
+
+OVERRIDES_SHOWN = 50
+
+
+@dataclass(frozen=True)
+class SettingRow:
+    data_type: str
+    name: str
+    fetch_on_first_link: bool
+    schedule: str  # in words
+    hours: int
+    sync_from: str  # a date, a window, or "Codat's default"
+    months_to_sync: int | None
+    order: int
+
+
+def setting_rows(settings: Iterable[dict]) -> list[SettingRow]:
+    """Codat's settings as the page shows them, in Codat's sync order."""
+    from products.models import DataType
+
+    names = dict(DataType.objects.values_list("identifier", "name"))
+    rows = []
+    for setting in sorted(settings, key=lambda s: (s.get("syncOrder", 0), s.get("dataType", ""))):
+        if setting.get("syncFromUtc"):
+            sync_from = f"from {setting['syncFromUtc'][:10]}"
+        elif setting.get("syncFromWindow"):
+            months = setting["syncFromWindow"]
+            sync_from = f"the last {months} month{'s' if months != 1 else ''}"
+        else:
+            sync_from = "Codat's default"
+        rows.append(
+            SettingRow(
+                data_type=setting["dataType"],
+                name=names.get(setting["dataType"], setting["dataType"]),
+                fetch_on_first_link=bool(setting.get("fetchOnFirstLink")),
+                schedule=schedule_in_words(setting.get("syncSchedule") or 0),
+                hours=setting.get("syncSchedule") or 0,
+                sync_from=sync_from,
+                months_to_sync=setting.get("monthsToSync"),
+                order=setting.get("syncOrder", 0),
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class CustomProductSchedule:
+    product: Product
+    schedule: str
+    data_types: tuple[str, ...]
+    # The product's data types the client's schedule also reads: a dual sync wherever the
+    # company has no settings of its own.
+    client_also_reads: tuple[str, ...]
+
+
+def sync_settings_page() -> dict:
+    """Everything the sync settings page shows, in a fixed number of queries."""
+    from django.db.models import Count
+
+    from companies.models import Company
+    from operations.models import Operation, OperationKind
+
+    client = client_sync_settings_get()
+    client_types = set(
+        ScheduledDataType.objects.filter(company__isnull=True).values_list("data_type", flat=True)
+    )
+    counts = dict(
+        with_sync_mode(Company.objects.filter(codat_deleted_at__isnull=True))
+        .order_by()
+        .values("sync_mode")
+        .annotate(n=Count("pk"))
+        .values_list("sync_mode", "n")
+    )
+    overrides = list(company_sync_settings_list()[:OVERRIDES_SHOWN])
+    products = [
+        CustomProductSchedule(
+            product=product,
+            schedule=product.schedule_display,
+            data_types=types,
+            client_also_reads=tuple(t for t in types if t in client_types),
+        )
+        for product in Product.objects.filter(kind=ProductKind.CUSTOM)
+        .prefetch_related("product_data_types")
+        .order_by("name")
+        for types in [tuple(sorted(r.data_type_id for r in product.product_data_types.all()))]
+    ]
+    last_read = (
+        Operation.objects.filter(kind=OperationKind.READ_CLIENT_SYNC_SETTINGS)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    last_set = (
+        Operation.objects.filter(kind=OperationKind.SET_CLIENT_SYNC_SETTINGS)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    return {
+        "client": client,
+        "rows": setting_rows(client.settings) if client else [],
+        "mode_counts": [(kind, counts.get(kind.value, 0)) for kind in SyncModeKind],
+        "overrides": [
+            {
+                "row": row,
+                "scheduled": _words(
+                    f"{s['dataType']} {schedule_in_words(s['syncSchedule'])}"
+                    for s in row.settings
+                    if (s.get("syncSchedule") or 0) > 0
+                )
+                or "no schedule",
+            }
+            for row in overrides
+        ],
+        "overrides_count": CompanySyncSettings.objects.count(),
+        "products": products,
+        "last_read": last_read,
+        "last_set": last_set,
+    }

@@ -37,6 +37,7 @@ def test_the_admin_home_links_stale_reads_scheduled_reads_jobs_and_migrations_fo
         "Stale reads": stale,
         "Scheduled reads": f"{stale}?all=1",
         "Jobs": reverse("admin:operations_job_changelist"),
+        "Sync settings": reverse("admin:syncsettings_clientsyncsettings_changelist"),
         "Migration runs": reverse("admin:syncmigration_migrationrun_changelist"),
     }
     # The models are still listed under the pages.

@@ -30,6 +30,8 @@ ADMIN_PHRASES = {
     "consent texts": {"consent.add_consenttext"},
     "the plain-language data-type texts": {"products.change_datatype"},
     "schedules": {"django_celery_beat.change_periodictask"},
+    "Codat's sync settings": {"syncsettings.change_sync_settings"},
+    "dual-sync guard overrides": {"syncsettings.override_dual_sync"},
     "webhook consumers": {"webhooks.manage_consumers"},
     "sync migration runs": {"syncmigration.run_sync_migration", "syncmigration.add_migrationrun"},
     "staff accounts": {"auth.add_user", "auth.change_user"},

@@ -196,3 +196,27 @@ def test_seed_demo_says_so_when_no_worker_registers_the_endpoint(demo_codat):
 
     operation = Operation.objects.get(kind=OperationKind.REGISTER_CONSUMER)
     assert operation.state == OperationState.PENDING
+
+
+def test_the_demo_shows_companies_in_each_sync_mode_once_its_sync_settings_are_read(demo_codat):
+    from syncsettings.models import SyncModeKind
+    from syncsettings.selectors import company_sync_mode
+
+    call_command("seed_demo", operator=StaffFactory(username="admin").username)
+    kinds = (
+        OperationKind.READ_CLIENT_SYNC_SETTINGS,
+        OperationKind.SET_COMPANY_SYNC_SETTINGS,
+    )
+    rows = Operation.objects.filter(kind__in=kinds, state=OperationState.PENDING)
+    assert rows.count() == 3
+    for operation in rows.order_by("pk"):
+        assert operation_run(operation_id=operation.pk) == RunOutcome.SUCCEEDED
+
+    def mode(name):
+        return company_sync_mode(company=Company.objects.get(name=name))
+
+    assert mode("Lantern Books").mode == SyncModeKind.PRODUCT_LEVEL
+    assert mode("Copperleaf Bakery").mode == SyncModeKind.CLIENT_LEVEL
+    northgate = mode("Northgate Joinery")
+    assert northgate.mode == SyncModeKind.DUAL_SYNC_RISK
+    assert "Invoice finance" in northgate.reason

@@ -151,6 +151,22 @@ def test_the_readme_tour_on_make_runs_demo_data(tmp_path, browser):
             "ledger": admin + "webhooks/webhookevent/",
             "stale-reads": admin + "operations/operation/stale/?all=1",
         }
+        # The sync settings page, once the worker has read Codat's settings (seed_demo asks).
+        sync_settings = admin + "syncsettings/clientsyncsettings/"
+
+        def sync_settings_read() -> bool:
+            page.goto(sync_settings)
+            return page.locator("#sync-settings-table").count() == 1
+
+        wait_until(
+            sync_settings_read, timeout=60, interval=1, message="the settings were never read"
+        )
+        modes = page.inner_text("#sync-modes")
+        assert re.search(r"Dual-sync risk: [1-9]", modes), modes
+        assert re.search(r"Product-level: [1-9]", modes), modes
+        assert re.search(r"Client-level: [1-9]", modes), modes
+        screenshot(page, "admin-sync-settings")
+        pages["sync-settings"] = sync_settings
         too_wide = {name: found for name, url in pages.items() if (found := fits(page, url))}
         assert too_wide == {}, pprint.pformat(too_wide)
         page.goto(admin)

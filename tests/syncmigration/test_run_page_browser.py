@@ -8,6 +8,7 @@ from django.utils import timezone
 from syncmigration import services
 from syncsettings.services import client_sync_settings_record
 from tests.factories import CompanyFactory, ProductFactory, StaffFactory
+from tests.operations.helpers import ensure_data_types
 from tests.portal.test_admin_layout import LONG_NAME, overflow_at, staff_page  # noqa: F401
 from webhooks.models import ConsumerStatus, WebhookConsumer
 
@@ -24,6 +25,7 @@ def test_a_started_run_page_fits_a_1440_pixel_screen(staff_page, live_server, mo
     monkeypatch.setattr("operations.queue.enqueue", lambda ids, countdown=None: None)
     monkeypatch.setattr(services, "_enqueue_advance", lambda run_id, countdown=None: None)
     monkeypatch.setattr("consent.selectors.companies_refused_for_consent", lambda **kwargs: {})
+    ensure_data_types(["invoices"])  # an earlier transactional test emptied the catalogue
     product = ProductFactory(name=f"Cash flow for the {LONG_NAME}", data_types=["invoices"])
     for number in range(5):
         CompanyFactory(name=f"{LONG_NAME} {number}")
