@@ -7,8 +7,9 @@ sandbox's own record of reads (`GET /_sandbox/reads`, each read saying which sch
 started it) is then the judge: no company may have a data type read by a client-level and a
 product-level read at overlapping times.
 
-SYNC_MIGRATION_TEST_COMPANIES sets the fleet of the full run (default 30: this machine is shared
-and slow; the issue asks for 200, which works the same way, only longer).
+SYNC_MIGRATION_TEST_COMPANIES sets the fleet of the full run (default 200, as the issue asks: about
+a minute on this shared machine). Above the four-eyes threshold (100 by default), starting and
+continuing past the canary are approved by a second admin, as they would be.
 """
 
 import os
@@ -44,7 +45,7 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
 ]
 
-FLEET = int(os.environ.get("SYNC_MIGRATION_TEST_COMPANIES", "30"))
+FLEET = int(os.environ.get("SYNC_MIGRATION_TEST_COMPANIES", "200"))
 ROLLBACK_FLEET = 6
 # Sandbox seconds per real second: an hourly schedule fires every 12 s of the test.
 SPEED = 300
@@ -104,6 +105,24 @@ def admin_user(django_user_model):
     return django_user_model.objects.get(pk=user.pk)
 
 
+def second_admin(first):
+    from django.contrib.auth.models import Group
+
+    user = type(first).objects.create_user("grace", is_staff=True)
+    user.groups.add(Group.objects.get(name="admin"))
+    return type(first).objects.get(pk=user.pk)
+
+
+def approved_if_asked(outcome, checker):
+    """Above the four-eyes threshold (a fleet over 100 companies) a second admin approves."""
+    from approvals.models import ApprovalRequest, ApprovalState
+    from approvals.services import approval_decide
+
+    if isinstance(outcome, ApprovalRequest):
+        decided = approval_decide(approval=outcome, checker=checker, approve=True)
+        assert decided.state == ApprovalState.APPROVED, decided.outcome
+
+
 def build_world(sandbox, count: int):
     sandbox.control("PUT", "rate-limits", {"perMinute": 3000})
     limiter.configure(per_minute=3000)
@@ -139,7 +158,7 @@ def play_beat():
     services.migration_runs_redrive(stale_seconds=5)
 
 
-def wait_for_state(run, states, *, timeout=180.0, on_tick=None):
+def wait_for_state(run, states, *, timeout=180.0 + FLEET, on_tick=None):
     def reached():
         if on_tick is not None:
             on_tick()
@@ -244,9 +263,10 @@ def test_a_fleet_migrates_with_faults_and_a_killed_worker_and_no_data_type_is_re
         if not killed and run.stage == Stage.WAIT:
             kill_worker()
 
-    services.migration_run_start(run=run, user=admin_user)
+    checker = second_admin(admin_user)
+    approved_if_asked(services.migration_run_start(run=run, user=admin_user), checker)
     wait_for_state(run, {RunState.CANARY_REVIEW}, on_tick=kill_while_waiting)
-    services.migration_run_continue(run=run, user=admin_user)
+    approved_if_asked(services.migration_run_continue(run=run, user=admin_user), checker)
     kill_worker()
     wait_for_state(run, {RunState.COMPLETED})
     assert killed == [Stage.WAIT, Stage.ADD_PRODUCTS]
