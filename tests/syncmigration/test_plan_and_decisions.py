@@ -312,3 +312,27 @@ def test_a_call_that_fails_for_good_stops_the_run_and_it_goes_on_once_retried(wo
     run.refresh_from_db()
     assert run.state == RunState.RUNNING
     assert "set" in MigrationStep.objects.get(run=run).operation_ids
+
+
+def test_the_command_starts_and_rolls_back_through_the_same_services(world, capsys):
+    product, _, _, admin = world
+    run = create(product, admin)
+
+    call_command("sync_migration", "start", str(run.pk), "--user", admin.username)
+    services.migration_run_advance(run_id=run.pk)  # the first step's reads are written
+    assert "Running" in capsys.readouterr().out
+    with pytest.raises(CommandError, match=r"^state: only a run paused after its canary"):
+        call_command("sync_migration", "continue", str(run.pk), "--user", admin.username)
+    run.refresh_from_db()
+    assert run.state == RunState.RUNNING
+
+    call_command(
+        "sync_migration", "rollback", str(run.pk), "--user", admin.username, "--reason", "test"
+    )
+    run.refresh_from_db()
+    assert run.state == RunState.ROLLING_BACK
+    assert AuditEntry.objects.filter(
+        action="syncmigration.rollback", actor_id=admin.pk, changes__reason="test"
+    ).exists()
+    with pytest.raises(CommandError, match=r"^run: no sync migration"):
+        call_command("sync_migration", "status", "999999")
