@@ -19,7 +19,7 @@ from audit.services import audit_record
 from operations.models import Operation, OperationKind, OperationState
 from operations.services import operation_write
 from syncsettings.models import ClientSyncSettings, CompanySyncSettings, ScheduledDataType
-from syncsettings.validation import scheduled_hours, sync_settings_clean
+from syncsettings.validation import SyncSettingsInvalid, scheduled_hours, sync_settings_clean
 
 CLIENT_ROW = 1
 
@@ -48,11 +48,11 @@ def company_sync_settings_read_request(*, company, requested_by=None, job=None) 
     )
 
 
-def _set_request(*, kind, target_key, settings, overrides_defaults, requested_by, job, **target):
+def _set_request(
+    *, kind, target_key, settings, overrides_defaults, requested_by, job, extra=None, **target
+):
     cleaned = sync_settings_clean(settings)
     if not isinstance(overrides_defaults, bool):
-        from syncsettings.validation import SyncSettingsInvalid
-
         raise SyncSettingsInvalid("overridesDefaults", "must be true or false")
     with transaction.atomic():
         # The newest wish wins: a set that has not started yet is replaced by this one.
@@ -67,7 +67,11 @@ def _set_request(*, kind, target_key, settings, overrides_defaults, requested_by
             kind=kind,
             # Each set is its own row: a live one must not swallow a later, different wish.
             dedupe_key=f"{target_key}:{uuid.uuid4()}",
-            parameters={"settings": cleaned, "overridesDefaults": overrides_defaults},
+            parameters={
+                "settings": cleaned,
+                "overridesDefaults": overrides_defaults,
+                **(extra or {}),
+            },
             requested_by=requested_by,
             job=job,
             **target,
@@ -83,9 +87,12 @@ def client_sync_settings_set_request(
 ) -> Operation:
     """Replace the client's sync settings at Codat. Bad settings raise SyncSettingsInvalid
     (naming the field) and write nothing."""
+    client = ClientSyncSettings.objects.filter(pk=CLIENT_ROW).first()
     return _set_request(
         kind=OperationKind.SET_CLIENT_SYNC_SETTINGS,
         target_key="set_client_sync_settings",
+        # Codat wants the client's id in the body: known from a read, the call needs no other.
+        extra={"clientId": client.client_id} if client and client.client_id else None,
         settings=settings,
         overrides_defaults=overrides_defaults,
         requested_by=requested_by,

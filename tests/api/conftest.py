@@ -73,6 +73,8 @@ class World:
     receipt_id: str
     event: object
     bank_account: object
+    # A company read at client level (no custom product): client-level refreshes fit it only.
+    client_level_company: object = None
 
 
 @pytest.fixture
@@ -102,7 +104,11 @@ def world(db) -> World:
         webhook_id="msg_test_1", event_type="company.created", body="{}", state="applied"
     )
     bank_account = bank_feed_account(company)
+    client_level_company = CompanyFactory(name="Client Level Ltd")
+    ConnectionFactory(company=client_level_company)
+    ConsentEventFactory(company=client_level_company, product=product)
     return World(
+        client_level_company=client_level_company,
         company=company,
         product=product,
         other_product=other,

@@ -19,7 +19,14 @@ ENDPOINTS = [
     ("POST", "/api/v1/companies/{company}/products/", "operate", {"product": "expenses"}, 202),
     ("POST", "/api/v1/companies/{company}/products/{product}/remove/", "operate", None, 202),
     ("POST", "/api/v1/companies/{company}/products/{product}/refresh/", "operate", {}, 202),
-    ("POST", "/api/v1/companies/{company}/refresh/", "operate", {"data_type": "invoices"}, 202),
+    # Client-level refreshes fit a company without custom products (refresh by mode).
+    (
+        "POST",
+        "/api/v1/companies/{client_level_company}/refresh/",
+        "operate",
+        {"data_type": "invoices"},
+        202,
+    ),
     ("GET", "/api/v1/companies/{company}/consent/", "read", None, 200),
     ("GET", "/api/v1/companies/{company}/consent/events/", "consent", None, 200),
     ("GET", "/api/v1/companies/{company}/consent/receipts/{receipt}/", "consent", None, 200),
@@ -88,6 +95,7 @@ def test_each_principal_gets_the_status_its_scopes_allow(
 ):
     url = path.format(
         company=world.company.codat_id,
+        client_level_company=world.client_level_company.codat_id,
         product=world.product.identifier,
         job=world.job.pk,
         operation=world.operation.pk,
@@ -116,6 +124,7 @@ def test_the_matrix_covers_every_operation_of_the_schema(db):
         (
             method,
             path.replace("{company}", "{company_id}")
+            .replace("{client_level_company}", "{company_id}")
             .replace("{product}", "{product}")
             .replace("{job}", "{job_id}")
             .replace("{operation}", "{operation_id}")
