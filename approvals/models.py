@@ -45,6 +45,8 @@ class ApprovalAction(models.TextChoices):
     CONSUMER_DELETE = "consumer_delete", "delete a webhook consumer"
     CONSUMER_DISABLE = "consumer_disable", "disable a webhook consumer"
     COMPANY_ERASE = "company_erase", "erase a company (GDPR)"
+    SYNC_MIGRATION_START = "sync_migration_start", "start a sync migration run"
+    SYNC_MIGRATION_CONTINUE = "sync_migration_continue", "continue a sync migration past its canary"
 
 
 class ApprovalState(models.TextChoices):

@@ -167,6 +167,26 @@ def _erase_company(arguments: dict, maker) -> str:
     return f"erasure #{erasure.pk}: deletion at Codat under way"
 
 
+def _start_sync_migration(arguments: dict, maker) -> str:
+    from syncmigration.models import MigrationRun
+    from syncmigration.services import migration_run_start
+
+    run = migration_run_start(
+        run=MigrationRun.objects.get(pk=arguments["run_id"]), user=maker, approved=True
+    )
+    return f"{run} started: {len(run.company_ids)} companies"
+
+
+def _continue_sync_migration(arguments: dict, maker) -> str:
+    from syncmigration.models import MigrationRun
+    from syncmigration.services import migration_run_continue
+
+    run = migration_run_continue(
+        run=MigrationRun.objects.get(pk=arguments["run_id"]), user=maker, approved=True
+    )
+    return f"{run} continues past its canary"
+
+
 APPROVABLE = {
     ApprovalAction.OPERATIONS_START: Approvable("companies.run_operations", _run_operations),
     ApprovalAction.CONSENT_TEXT_PUBLISH: Approvable(
@@ -176,6 +196,12 @@ APPROVABLE = {
     ApprovalAction.CONSUMER_DELETE: Approvable("webhooks.manage_consumers", _delete_consumer),
     ApprovalAction.CONSUMER_DISABLE: Approvable("webhooks.manage_consumers", _disable_consumer),
     ApprovalAction.COMPANY_ERASE: Approvable("companies.erase_company", _erase_company),
+    ApprovalAction.SYNC_MIGRATION_START: Approvable(
+        "syncmigration.run_sync_migration", _start_sync_migration
+    ),
+    ApprovalAction.SYNC_MIGRATION_CONTINUE: Approvable(
+        "syncmigration.run_sync_migration", _continue_sync_migration
+    ),
 }
 
 

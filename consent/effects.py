@@ -36,6 +36,18 @@ def awaiting_adds(*, company, product):
     )
 
 
+def awaiting_adds_settle(*, company_ids, products, created_since) -> int:
+    """Adds asked for since a moment stop waiting for consent (a migration rolled back): a
+    grant after this must not add the product."""
+    return ConsentRequest.objects.filter(
+        company_id__in=list(company_ids),
+        products__in=list(products),
+        reason=ConsentRequestReason.PRODUCT_ADDED,
+        product_add_settled_at__isnull=True,
+        created_at__gte=created_since,
+    ).update(product_add_settled_at=timezone.now())
+
+
 def product_add_with_consent(*, company, product, actor=None) -> bool:
     """Write the add-product operation for a company whose consent covers it.
 

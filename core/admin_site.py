@@ -46,6 +46,8 @@ def _portal_pages(request) -> dict | None:
         pages.append(("Jobs", reverse("admin:operations_job_changelist")))
     if user.has_perm("syncsettings.view_clientsyncsettings"):
         pages.append(("Sync settings", reverse("admin:syncsettings_clientsyncsettings_changelist")))
+    if user.has_perm("syncmigration.view_migrationrun"):
+        pages.append(("Migration runs", reverse("admin:syncmigration_migrationrun_changelist")))
     if len(pages) == 2:
         return None
     return {

@@ -35,6 +35,7 @@ PORTAL_APPS = (
     "django_celery_beat",
     "approvals",
     "syncsettings",
+    "syncmigration",
 )
 # An operator's rights beyond reading, each by name: a blanket grant of every custom permission
 # once gave operators webhooks.manage_consumers, and with it a way to send company data to a

@@ -75,6 +75,14 @@ def periodic_tasks() -> list[dict]:
             "every": 24 * 60 * 60,
             "expires": 23 * 60 * 60,
         },
+        # -- syncmigration/ -------------------------------------------------------------------
+        {
+            # A run whose advancing task was lost (a worker killed holding it) goes on.
+            "name": "syncmigration: drive migration runs",
+            "task": "syncmigration.tasks.redrive",
+            "every": 30,
+            "expires": 30,
+        },
     ]
 
 

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "syncsettings",
     "audit",
     "approvals",
+    "syncmigration",
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
@@ -208,6 +209,10 @@ CODAT_OPERATIONS_STUCK_SECONDS = env.int(
     "CODAT_OPERATIONS_STUCK_SECONDS",
     default=env.int("CELERY_TASK_TIME_LIMIT", default=150) + 30,
 )
+# A sync migration's step 2 waits an hour, or the most frequent previous client-level schedule's
+# period if longer (syncmigration/services.py). A number of seconds here replaces that wait (tests
+# and benchmarks); the check that no client-level read still runs is made whatever it is.
+SYNC_MIGRATION_WAIT_SECONDS = env.int("SYNC_MIGRATION_WAIT_SECONDS", default=None)
 # A bank-transactions push still Pending this long is asked about (a missed write webhook).
 BANK_FEEDS_POLL_PENDING_SECONDS = env.int("BANK_FEEDS_POLL_PENDING_SECONDS", default=60)
 # How long the SMB's link to the bank-feed mapping page works.

@@ -24,7 +24,9 @@ def page_links(content: str) -> dict[str, str]:
 
 
 @pytest.mark.parametrize("role", ["viewer", "operator", "admin"])
-def test_the_admin_home_links_stale_reads_scheduled_reads_and_jobs_for_every_role(client, role):
+def test_the_admin_home_links_stale_reads_scheduled_reads_jobs_and_migrations_for_every_role(
+    client, role
+):
     client.force_login(StaffFactory(role=role))
 
     response = client.get(reverse("admin:index"))
@@ -37,6 +39,7 @@ def test_the_admin_home_links_stale_reads_scheduled_reads_and_jobs_for_every_rol
         "Scheduled reads": f"{stale}?all=1",
         "Jobs": reverse("admin:operations_job_changelist"),
         "Sync settings": reverse("admin:syncsettings_clientsyncsettings_changelist"),
+        "Migration runs": reverse("admin:syncmigration_migrationrun_changelist"),
     }
     # The models are still listed under the pages.
     assert b"Companies (Codat mirror)" in response.content

@@ -33,6 +33,7 @@ ADMIN_PHRASES = {
     "Codat's sync settings": {"syncsettings.change_sync_settings"},
     "dual-sync guard overrides": {"syncsettings.override_dual_sync"},
     "webhook consumers": {"webhooks.manage_consumers"},
+    "sync migration runs": {"syncmigration.run_sync_migration", "syncmigration.add_migrationrun"},
     "staff accounts": {"auth.add_user", "auth.change_user"},
     "erase companies (GDPR)": {"companies.erase_company"},
 }
@@ -124,6 +125,14 @@ def test_compliance_holds_exactly_reading_everything_and_the_rights_its_row_name
 def test_only_admins_open_the_webhook_consumer_form(client, role, allowed):
     client.force_login(StaffFactory(role=role))
     assert client.get(reverse("admin:webhooks_webhookconsumer_add")).status_code == allowed
+
+
+@pytest.mark.parametrize(
+    "role, allowed", [("viewer", 403), ("operator", 403), ("admin", 200), ("compliance", 403)]
+)
+def test_only_admins_open_the_sync_migration_form(client, role, allowed):
+    client.force_login(StaffFactory(role=role))
+    assert client.get(reverse("admin:syncmigration_migrationrun_add")).status_code == allowed
 
 
 def test_an_operator_cannot_register_a_consumer_pointing_at_his_own_url(client):
