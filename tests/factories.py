@@ -75,12 +75,21 @@ class CompanyProductFactory(factory.django.DjangoModelFactory):
             product_reads_follow(CompanyProduct.objects.filter(pk=assignment.pk))
 
 
+def _catalogued(identifier: str) -> str:
+    """The data type's id, its catalogue row put back first: a transactional test that ran
+    earlier truncated the migrated catalogue."""
+    from tests.operations.helpers import ensure_data_types
+
+    ensure_data_types([identifier])
+    return identifier
+
+
 class DataTypeStatusFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = DataTypeStatus
 
     company = factory.SubFactory(CompanyFactory)
-    data_type_id = "invoices"
+    data_type_id = factory.LazyFunction(lambda: _catalogued("invoices"))
     current_status = "Complete"
 
 
@@ -90,7 +99,7 @@ class PullOperationFactory(factory.django.DjangoModelFactory):
 
     codat_id = factory.LazyFunction(uuid.uuid4)
     company = factory.SubFactory(CompanyFactory)
-    data_type_id = "invoices"
+    data_type_id = factory.LazyFunction(lambda: _catalogued("invoices"))
     status = "Complete"
     requested = factory.LazyFunction(timezone.now)
     progress = 100
