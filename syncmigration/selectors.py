@@ -4,7 +4,6 @@ countdown and what still runs, and the canary cohort's outcome."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 from django.db.models import Count, Max, Min, Q
 from django.utils import timezone
@@ -149,4 +148,18 @@ def canary_outcome(*, run: MigrationRun) -> CanaryOutcome | None:
 
 
 def format_seconds(seconds: int) -> str:
-    return str(timedelta(seconds=int(seconds)))
+    """A duration as people say it, to the two largest units: "40 s", "12 min 5 s", "23 h 59 min",
+    "1 day" (not timedelta's "1 day, 0:00:00")."""
+    days, rest = divmod(max(0, int(seconds)), 24 * 60 * 60)
+    hours, rest = divmod(rest, 60 * 60)
+    minutes, secs = divmod(rest, 60)
+    parts = [
+        (days, " day" if days == 1 else " days"),
+        (hours, " h"),
+        (minutes, " min"),
+        (secs, " s"),
+    ]
+    while len(parts) > 1 and parts[0][0] == 0:
+        parts.pop(0)
+    (first, first_unit), (second, second_unit) = parts[0], (parts[1] if len(parts) > 1 else (0, ""))
+    return f"{first}{first_unit}" + (f" {second}{second_unit}" if second else "")

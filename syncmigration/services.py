@@ -815,7 +815,7 @@ def _disable_client_sync(run: MigrationRun, step: MigrationStep) -> str | None:
         return None
     return (
         f"client-level settings disabled ({len(run.snapshot_client_settings['settings'])} data "
-        f"types) and {len(run.snapshot_company_settings)} company override(s)"
+        f"types) and {_count(len(run.snapshot_company_settings), 'company override')}"
     )
 
 
@@ -928,7 +928,7 @@ def _disable_webhooks(run: MigrationRun, step: MigrationStep) -> str | None:
         return None
     if not _rows_finished(ids["disable"]):
         return None
-    return f"{len(run.disabled_consumers)} consumer(s) of read events disabled"
+    return _count(len(run.disabled_consumers), "consumer") + " of read events disabled"
 
 
 def _enable_webhooks(run: MigrationRun, step: MigrationStep) -> str | None:
@@ -961,7 +961,7 @@ def _enable_webhooks(run: MigrationRun, step: MigrationStep) -> str | None:
         return None
     if not _rows_finished(ids["enable"]):
         return None
-    return f"{len(run.disabled_consumers)} consumer(s) enabled again"
+    return _count(len(run.disabled_consumers), "consumer") + " enabled again"
 
 
 def _subscribe(run: MigrationRun, step: MigrationStep) -> str | None:
@@ -1064,7 +1064,7 @@ def _add_products(run: MigrationRun, step: MigrationStep) -> str | None:
                 )
             )
         step.operation_ids = {"add": added}
-        step.outcome = f"{asked} consent request(s) sent"
+        step.outcome = _count(asked, "consent request") + " sent"
         step.save(update_fields=["operation_ids", "outcome"])
         return None
     # A failed add is shown on the run page (and can be retried from its job), not a stop:
@@ -1074,7 +1074,7 @@ def _add_products(run: MigrationRun, step: MigrationStep) -> str | None:
     rows = Operation.objects.filter(pk__in=ids["add"])
     succeeded = rows.filter(state__in=(OperationState.SUCCEEDED, OperationState.JOINED)).count()
     failed = rows.filter(state=OperationState.FAILED).count()
-    return f"{succeeded} add(s) done, {failed} failed; {step.outcome}"
+    return f"{_count(succeeded, 'add')} done, {failed} failed; {step.outcome}"
 
 
 def _remove_products(run: MigrationRun, step: MigrationStep) -> str | None:
@@ -1119,7 +1119,7 @@ def _remove_products(run: MigrationRun, step: MigrationStep) -> str | None:
         return None
     if not _rows_finished(ids["remove"]):
         return None
-    return f"{len(ids['remove'])} product assignment(s) removed"
+    return _count(len(ids["remove"]), "product assignment") + " removed"
 
 
 def _settle_consent_requests(run: MigrationRun) -> None:
@@ -1152,3 +1152,8 @@ BACKWARD = {
     Stage.ADD_PRODUCTS: _remove_products,
 }
 assert set(FORWARD) == set(BACKWARD) == set(Stage)
+
+
+def _count(number: int, noun: str) -> str:
+    """ "1 consumer", "3 consumers": the outcomes staff read on the run page."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"

@@ -336,3 +336,21 @@ def test_the_command_starts_and_rolls_back_through_the_same_services(world, caps
     ).exists()
     with pytest.raises(CommandError, match=r"^run: no sync migration"):
         call_command("sync_migration", "status", "999999")
+
+
+@pytest.mark.parametrize(
+    "seconds, words",
+    [
+        (0, "0 s"),
+        (40, "40 s"),
+        (725, "12 min 5 s"),
+        (3600, "1 h"),
+        (86399, "23 h 59 min"),
+        (86400, "1 day"),
+        (2 * 86400 + 3600, "2 days 1 h"),
+    ],
+)
+def test_durations_on_the_run_page_read_as_words(seconds, words):
+    from syncmigration.selectors import format_seconds
+
+    assert format_seconds(seconds) == words
