@@ -777,6 +777,7 @@ class BankFeedCompanyOnboardApi(ApiView):
                 raise serializers.ValidationError("A company needs a name.", code=UNPROCESSABLE)
             return value.strip()
 
+    @extend_schema_serializer(component_name="BankFeedCompanyCreateOutput")
     class CreateOutput(serializers.Serializer):
         operation = OperationOutput()
 

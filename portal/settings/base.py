@@ -360,6 +360,7 @@ SPECTACULAR_SETTINGS = {
         "ProductKindEnum": "products.models.ProductKind.choices",
         "WebhookEventStateEnum": "webhooks.models.EventState.choices",
         "DataTypeEnum": "codat.data_types.ALL_DATA_TYPES",
+        "BankFeedPlatformEnum": "bankfeeds.models.Platform.values",
     },
     "POSTPROCESSING_HOOKS": (
         "drf_spectacular.hooks.postprocess_schema_enums",
