@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from companies.models import (
@@ -261,16 +261,23 @@ class JobInFlight:
 def jobs_in_flight(*, limit: int = 8) -> tuple[int, list[JobInFlight]]:
     """How many jobs still have operations pending or running, and the newest `limit` of them
     with their progress. Two aggregate queries whatever the number of jobs and rows."""
+    # Each job is asked whether it has a live operation through the (job, state) index, and
+    # only those jobs are counted: grouping every job with every operation and then keeping the
+    # live ones read the whole operation table (0.19 s at 300,000 operations).
+    has_live = Exists(
+        Operation.objects.filter(job=OuterRef("pk"), state__in=ACTIVE_STATES).order_by()
+    )
     jobs = (
-        Job.objects.annotate(
-            _total=Count("operations"),
-            _finished=Count("operations", filter=~Q(operations__state__in=ACTIVE_STATES)),
-            _live=Count("operations", filter=Q(operations__state__in=ACTIVE_STATES)),
+        Job.objects.filter(has_live)
+        .annotate(
+            # Counting the state (never null) rather than the id lets the counts come from the
+            # (job, state) index alone.
+            _total=Count("operations__state"),
+            _finished=Count("operations__state", filter=~Q(operations__state__in=ACTIVE_STATES)),
         )
-        .filter(_live__gt=0)
         .order_by("-created_at", "-id")
     )
-    count = Job.objects.filter(operations__state__in=ACTIVE_STATES).distinct().count()
+    count = Job.objects.filter(has_live).count()
     shown = [
         JobInFlight(job=job, total=job._total, finished=job._finished)
         for job in jobs.select_related("product")[:limit]
