@@ -174,8 +174,8 @@ QUOTA_SOURCE_TEXT = {
 }
 
 
-def quota_figure(now: datetime) -> dict:
-    forecast = operations_selectors.quota_forecast(now=now)
+def quota_figure(now: datetime, freshness: list | None = None) -> dict:
+    forecast = operations_selectors.quota_forecast(now=now, freshness=freshness)
     queued_url = _url(
         "admin:operations_operation_changelist",
         state__in=",".join(ACTIVE_STATES),
@@ -317,7 +317,7 @@ def dashboard_for(user, *, now: datetime | None = None) -> Dashboard:
     if freshness is not None:
         dashboard.figures["freshness"] = freshness_figure(freshness, stale_url)
     if "quota" in allowed:
-        dashboard.figures["quota"] = quota_figure(now)
+        dashboard.figures["quota"] = quota_figure(now, freshness)
     if "webhooks" in allowed:
         dashboard.figures["webhooks"] = webhooks_figure(now)
     if "consent" in allowed:
