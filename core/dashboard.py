@@ -20,6 +20,7 @@ from companies.models import DATASET_ERROR_STATUSES
 from companies.selectors import companies_by_connection_status, failing_reads_by_reason
 from consent.selectors import Coverage, consent_coverage_by_product
 from operations import selectors as operations_selectors
+from operations.freshness_counts import read_freshness_for_dashboard
 from operations.limiter import QuotaSource
 from operations.models import ACTIVE_STATES
 from webhooks.models import EventState
@@ -306,9 +307,10 @@ def dashboard_for(user, *, now: datetime | None = None) -> Dashboard:
     now = now or timezone.now()
     allowed = {name for name, permission in PERMISSIONS.items() if user.has_perm(permission)}
     dashboard = Dashboard(generated_at=now)
-    freshness = stale_url = None
+    freshness = stale_url = counted = None
     if "freshness" in allowed:
-        freshness = operations_selectors.freshness_by_product(now=now)
+        counted = read_freshness_for_dashboard(now=now)
+        freshness = counted.rows
         stale_url = reverse("admin:operations_operation_stale")
     if "connections" in allowed:
         dashboard.figures["connections"] = connections_figure()
@@ -316,6 +318,10 @@ def dashboard_for(user, *, now: datetime | None = None) -> Dashboard:
         dashboard.figures["failing"] = failing_figure(freshness=freshness, stale_url=stale_url)
     if freshness is not None:
         dashboard.figures["freshness"] = freshness_figure(freshness, stale_url)
+        # The periodic count's moment, shown on the card (its links list the rows as of now).
+        dashboard.figures["freshness"]["counted_at"] = (
+            counted.counted_at if counted.stored else None
+        )
     if "quota" in allowed:
         dashboard.figures["quota"] = quota_figure(now, freshness)
     if "webhooks" in allowed:

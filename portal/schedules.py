@@ -27,6 +27,14 @@ def periodic_tasks() -> list[dict]:
             "every": 30 * 60,
             "expires": 25 * 60,
         },
+        {
+            # The dashboard's read freshness per product, a join over every product read status
+            # too slow to count on each page (operations/freshness_counts.py).
+            "name": "operations: count read freshness for the dashboard",
+            "task": "operations.tasks.count_read_freshness",
+            "every": 60,
+            "expires": 60,
+        },
         # -- webhooks/ ------------------------------------------------------------------------
         {
             "name": "webhooks: re-queue events not yet processed",

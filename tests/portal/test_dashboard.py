@@ -15,8 +15,19 @@ from django.urls import reverse
 from django.utils import timezone
 
 from core.redis_connection import redis_client
-from operations import limiter
-from operations.selectors import next_utc_midnight, scheduled_reads_due_before
+from operations import freshness_counts, limiter
+from operations.freshness_counts import (
+    COUNT_EVERY_SECONDS,
+    GOOD_FOR,
+    count_read_freshness,
+    stored_read_freshness,
+)
+from operations.selectors import (
+    freshness_by_product,
+    next_utc_midnight,
+    scheduled_reads_due_before,
+)
+from operations.tasks import count_read_freshness_task
 from tests.factories import StaffFactory
 from tests.portal.dashboard_book import EXPECTED_PER_UNIT, LAGS, book_products, grow_book
 from webhooks import selectors as webhook_selectors
@@ -348,3 +359,73 @@ def test_links_on_the_stale_page_keep_its_filters_across_pages(viewer_client, se
     assert response.context["count"] == 104
     next_links = re.findall(r'href="\?([^"]*p=2)"', response.content.decode())
     assert next_links == [f"product={products['Lending'].pk}&amp;p=2"]
+
+
+@pytest.fixture
+def stored_count_forgotten():
+    """The stored count lives in Redis, which is not emptied between tests: other tests' pages
+    must count live."""
+    yield
+    redis_client().delete(freshness_counts.KEY)
+
+
+def _freshness_counts(figures) -> dict:
+    return {
+        row["name"]: (row["scheduled"], row["stale"], row["failing"])
+        for row in figures["freshness"]["rows"]
+    }
+
+
+def _per_unit(units: int) -> dict:
+    return {
+        name: tuple(units * n for n in counts)
+        for name, counts in EXPECTED_PER_UNIT["freshness"].items()
+    }
+
+
+def test_read_freshness_comes_from_the_periodic_count_with_its_time_until_it_is_too_old(
+    viewer_client, stored_count_forgotten
+):
+    # given: the periodic count taken over one unit of the book, then the book grows
+    products = book_products()
+    grow_book(products, units=1)
+    counted = count_read_freshness()
+    grow_book(products, units=1)
+
+    # when: the dashboard is read within GOOD_FOR of the count
+    with CaptureQueriesContext(connection) as captured:
+        response, figures = dashboard(viewer_client)
+
+    # then: the figures are the count's, with its time on the card, and the 690,000-row join
+    # behind them is not run for the page
+    assert _freshness_counts(figures) == _per_unit(1)
+    assert figures["freshness"]["counted_at"] == counted.counted_at
+    assert "Counted at " + counted.counted_at.strftime("%H:%M:%S") in response.content.decode()
+    assert not any("companies_productreadstatus" in q["sql"] for q in captured.captured_queries)
+
+    # when: the count is older than GOOD_FOR (beat stopped), the page counts as it is now
+    count_read_freshness(now=timezone.now() - GOOD_FOR - timedelta(seconds=1))
+    response, figures = dashboard(viewer_client)
+
+    # then
+    assert _freshness_counts(figures) == _per_unit(2)
+    assert figures["freshness"]["counted_at"] is None
+    assert "Counted at" not in response.content.decode()
+
+
+def test_the_count_task_is_scheduled_every_minute_and_stores_what_the_selector_counts(
+    viewer_client, stored_count_forgotten
+):
+    from portal.schedules import periodic_tasks
+
+    (entry,) = [
+        task for task in periodic_tasks() if task["task"] == "operations.tasks.count_read_freshness"
+    ]
+    assert entry["every"] == COUNT_EVERY_SECONDS
+    grow_book(book_products(), units=1)
+
+    count_read_freshness_task()
+
+    stored = stored_read_freshness(now=timezone.now())
+    assert stored is not None
+    assert stored.rows == freshness_by_product(now=stored.counted_at)
