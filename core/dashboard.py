@@ -19,8 +19,8 @@ from django.utils.http import urlencode
 from companies.models import DATASET_ERROR_STATUSES
 from companies.selectors import companies_by_connection_status, failing_reads_by_reason
 from consent.selectors import Coverage, consent_coverage_by_product
+from core.dashboard_counts import stored_dashboard_counts
 from operations import selectors as operations_selectors
-from operations.freshness_counts import read_freshness_for_dashboard
 from operations.limiter import QuotaSource
 from operations.models import ACTIVE_STATES
 from webhooks.models import EventState
@@ -244,10 +244,10 @@ COVERAGE_TONES = {
 }
 
 
-def consent_figure(now: datetime) -> dict:
+def consent_figure(coverage: list) -> dict:
     changelist = "admin:consent_companyconsent_changelist"
     rows = []
-    for item in consent_coverage_by_product(now=now):
+    for item in coverage:
         counts = {
             Coverage.GRANTED: item.granted,
             Coverage.ASKED: item.asked,
@@ -307,10 +307,15 @@ def dashboard_for(user, *, now: datetime | None = None) -> Dashboard:
     now = now or timezone.now()
     allowed = {name for name, permission in PERMISSIONS.items() if user.has_perm(permission)}
     dashboard = Dashboard(generated_at=now)
-    freshness = stale_url = counted = None
+    freshness = stale_url = None
+    # The whole-book counts of the periodic task when recent (core/dashboard_counts.py), else
+    # counted for this page; the cards they feed show when they were counted.
+    stored = stored_dashboard_counts(now=now) if allowed & {"freshness", "consent"} else None
+    counted_at = stored.counted_at if stored else None
     if "freshness" in allowed:
-        counted = read_freshness_for_dashboard(now=now)
-        freshness = counted.rows
+        freshness = (
+            stored.freshness if stored else operations_selectors.freshness_by_product(now=now)
+        )
         stale_url = reverse("admin:operations_operation_stale")
     if "connections" in allowed:
         dashboard.figures["connections"] = connections_figure()
@@ -319,15 +324,15 @@ def dashboard_for(user, *, now: datetime | None = None) -> Dashboard:
     if freshness is not None:
         dashboard.figures["freshness"] = freshness_figure(freshness, stale_url)
         # The periodic count's moment, shown on the card (its links list the rows as of now).
-        dashboard.figures["freshness"]["counted_at"] = (
-            counted.counted_at if counted.stored else None
-        )
+        dashboard.figures["freshness"]["counted_at"] = counted_at
     if "quota" in allowed:
         dashboard.figures["quota"] = quota_figure(now, freshness)
     if "webhooks" in allowed:
         dashboard.figures["webhooks"] = webhooks_figure(now)
     if "consent" in allowed:
-        dashboard.figures["consent"] = consent_figure(now)
+        coverage = stored.coverage if stored else consent_coverage_by_product(now=now)
+        dashboard.figures["consent"] = consent_figure(coverage)
+        dashboard.figures["consent"]["counted_at"] = counted_at
     if "jobs" in allowed:
         dashboard.figures["jobs"] = jobs_figure()
     return dashboard

@@ -30,10 +30,3 @@ def sweep_task() -> dict:
     from operations.sweeper import operations_sweep
 
     return operations_sweep()
-
-
-@shared_task(name="operations.tasks.count_read_freshness", **TASK_OPTIONS)
-def count_read_freshness_task() -> int:
-    from operations.freshness_counts import count_read_freshness
-
-    return len(count_read_freshness().rows)

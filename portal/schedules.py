@@ -14,6 +14,15 @@ from django.conf import settings
 def periodic_tasks() -> list[dict]:
     sweep = settings.CODAT_OPERATIONS_SWEEP_SECONDS
     return [
+        # -- core/ ---------------------------------------------------------------------------
+        {
+            # The dashboard's read freshness and consent coverage, whole-book counts too slow
+            # for every page (core/dashboard_counts.py).
+            "name": "core: count the dashboard's whole-book figures",
+            "task": "core.tasks.count_dashboard_figures",
+            "every": 60,
+            "expires": 60,
+        },
         # -- operations/ ----------------------------------------------------------------------
         {
             "name": "operations: re-send due and stuck operations",
@@ -26,14 +35,6 @@ def periodic_tasks() -> list[dict]:
             "task": "companies.tasks.reconcile",
             "every": 30 * 60,
             "expires": 25 * 60,
-        },
-        {
-            # The dashboard's read freshness per product, a join over every product read status
-            # too slow to count on each page (operations/freshness_counts.py).
-            "name": "operations: count read freshness for the dashboard",
-            "task": "operations.tasks.count_read_freshness",
-            "every": 60,
-            "expires": 60,
         },
         # -- webhooks/ ------------------------------------------------------------------------
         {

@@ -14,20 +14,22 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from core.redis_connection import redis_client
-from operations import freshness_counts, limiter
-from operations.freshness_counts import (
+from consent.selectors import consent_coverage_by_product
+from core import dashboard_counts
+from core.dashboard_counts import (
     COUNT_EVERY_SECONDS,
     GOOD_FOR,
-    count_read_freshness,
-    stored_read_freshness,
+    count_dashboard_figures,
+    stored_dashboard_counts,
 )
+from core.redis_connection import redis_client
+from core.tasks import count_dashboard_figures_task
+from operations import limiter
 from operations.selectors import (
     freshness_by_product,
     next_utc_midnight,
     scheduled_reads_due_before,
 )
-from operations.tasks import count_read_freshness_task
 from tests.factories import StaffFactory
 from tests.portal.dashboard_book import EXPECTED_PER_UNIT, LAGS, book_products, grow_book
 from webhooks import selectors as webhook_selectors
@@ -366,13 +368,19 @@ def stored_count_forgotten():
     """The stored count lives in Redis, which is not emptied between tests: other tests' pages
     must count live."""
     yield
-    redis_client().delete(freshness_counts.KEY)
+    redis_client().delete(dashboard_counts.KEY)
 
 
 def _freshness_counts(figures) -> dict:
     return {
         row["name"]: (row["scheduled"], row["stale"], row["failing"])
         for row in figures["freshness"]["rows"]
+    }
+
+
+def _coverage_counts(figures) -> dict:
+    return {
+        row["name"]: tuple(bar.count for bar in row["bars"]) for row in figures["consent"]["rows"]
     }
 
 
@@ -383,13 +391,14 @@ def _per_unit(units: int) -> dict:
     }
 
 
-def test_read_freshness_comes_from_the_periodic_count_with_its_time_until_it_is_too_old(
+def test_freshness_and_consent_come_from_the_periodic_count_with_its_time_until_too_old(
     viewer_client, stored_count_forgotten
 ):
     # given: the periodic count taken over one unit of the book, then the book grows
     products = book_products()
     grow_book(products, units=1)
-    counted = count_read_freshness()
+    _, live_at_one_unit = dashboard(viewer_client)
+    counted = count_dashboard_figures()
     grow_book(products, units=1)
 
     # when: the dashboard is read within GOOD_FOR of the count
@@ -399,17 +408,25 @@ def test_read_freshness_comes_from_the_periodic_count_with_its_time_until_it_is_
     # then: the figures are the count's, with its time on the card, and the 690,000-row join
     # behind them is not run for the page
     assert _freshness_counts(figures) == _per_unit(1)
+    assert _coverage_counts(figures) == _coverage_counts(live_at_one_unit)
     assert figures["freshness"]["counted_at"] == counted.counted_at
-    assert "Counted at " + counted.counted_at.strftime("%H:%M:%S") in response.content.decode()
+    assert figures["consent"]["counted_at"] == counted.counted_at
+    counted_text = "Counted at " + counted.counted_at.strftime("%H:%M:%S")
+    assert response.content.decode().count(counted_text) == 2
     assert not any("companies_productreadstatus" in q["sql"] for q in captured.captured_queries)
+    assert not any("consent_currentconsent" in q["sql"] for q in captured.captured_queries)
 
     # when: the count is older than GOOD_FOR (beat stopped), the page counts as it is now
-    count_read_freshness(now=timezone.now() - GOOD_FOR - timedelta(seconds=1))
+    count_dashboard_figures(now=timezone.now() - GOOD_FOR - timedelta(seconds=1))
     response, figures = dashboard(viewer_client)
 
     # then
     assert _freshness_counts(figures) == _per_unit(2)
+    assert sum(map(sum, _coverage_counts(figures).values())) > sum(
+        map(sum, _coverage_counts(live_at_one_unit).values())
+    )
     assert figures["freshness"]["counted_at"] is None
+    assert figures["consent"]["counted_at"] is None
     assert "Counted at" not in response.content.decode()
 
 
@@ -419,13 +436,17 @@ def test_the_count_task_is_scheduled_every_minute_and_stores_what_the_selector_c
     from portal.schedules import periodic_tasks
 
     (entry,) = [
-        task for task in periodic_tasks() if task["task"] == "operations.tasks.count_read_freshness"
+        task for task in periodic_tasks() if task["task"] == "core.tasks.count_dashboard_figures"
     ]
     assert entry["every"] == COUNT_EVERY_SECONDS
     grow_book(book_products(), units=1)
 
-    count_read_freshness_task()
+    count_dashboard_figures_task()
 
-    stored = stored_read_freshness(now=timezone.now())
+    stored = stored_dashboard_counts(now=timezone.now())
     assert stored is not None
-    assert stored.rows == freshness_by_product(now=stored.counted_at)
+    assert stored.freshness == freshness_by_product(now=stored.counted_at)
+    live = consent_coverage_by_product(now=stored.counted_at)
+    assert [(c.product.pk, c.product.name, c.total) for c in stored.coverage] == [
+        (c.product.pk, c.product.name, c.total) for c in live
+    ]
