@@ -273,8 +273,8 @@ def consent_figure(coverage: list) -> dict:
     return {"rows": rows, "legend": [(c.label, COVERAGE_TONES[c]) for c in Coverage]}
 
 
-def jobs_figure() -> dict:
-    count, jobs = operations_selectors.jobs_in_flight()
+def jobs_figure(counted: tuple | None = None) -> dict:
+    count, jobs = counted or operations_selectors.jobs_in_flight()
     return {
         "count": count,
         "jobs": [
@@ -310,7 +310,9 @@ def dashboard_for(user, *, now: datetime | None = None) -> Dashboard:
     freshness = stale_url = None
     # The whole-book counts of the periodic task when recent (core/dashboard_counts.py), else
     # counted for this page; the cards they feed show when they were counted.
-    stored = stored_dashboard_counts(now=now) if allowed & {"freshness", "consent"} else None
+    stored = (
+        stored_dashboard_counts(now=now) if allowed & {"freshness", "consent", "jobs"} else None
+    )
     counted_at = stored.counted_at if stored else None
     if "freshness" in allowed:
         freshness = (
@@ -334,5 +336,6 @@ def dashboard_for(user, *, now: datetime | None = None) -> Dashboard:
         dashboard.figures["consent"] = consent_figure(coverage)
         dashboard.figures["consent"]["counted_at"] = counted_at
     if "jobs" in allowed:
-        dashboard.figures["jobs"] = jobs_figure()
+        dashboard.figures["jobs"] = jobs_figure(stored.jobs if stored else None)
+        dashboard.figures["jobs"]["counted_at"] = counted_at
     return dashboard

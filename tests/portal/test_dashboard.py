@@ -27,6 +27,7 @@ from core.tasks import count_dashboard_figures_task
 from operations import limiter
 from operations.selectors import (
     freshness_by_product,
+    jobs_in_flight,
     next_utc_midnight,
     scheduled_reads_due_before,
 )
@@ -411,10 +412,14 @@ def test_freshness_and_consent_come_from_the_periodic_count_with_its_time_until_
     assert _coverage_counts(figures) == _coverage_counts(live_at_one_unit)
     assert figures["freshness"]["counted_at"] == counted.counted_at
     assert figures["consent"]["counted_at"] == counted.counted_at
+    assert figures["jobs"]["counted_at"] == counted.counted_at
+    assert figures["jobs"]["count"] == live_at_one_unit["jobs"]["count"] > 0
+    assert figures["jobs"]["jobs"] == live_at_one_unit["jobs"]["jobs"]
     counted_text = "Counted at " + counted.counted_at.strftime("%H:%M:%S")
-    assert response.content.decode().count(counted_text) == 2
+    assert response.content.decode().count(counted_text) == 3
     assert not any("companies_productreadstatus" in q["sql"] for q in captured.captured_queries)
     assert not any("consent_currentconsent" in q["sql"] for q in captured.captured_queries)
+    assert not any("operations_job" in q["sql"] for q in captured.captured_queries)
 
     # when: the count is older than GOOD_FOR (beat stopped), the page counts as it is now
     count_dashboard_figures(now=timezone.now() - GOOD_FOR - timedelta(seconds=1))
@@ -427,6 +432,8 @@ def test_freshness_and_consent_come_from_the_periodic_count_with_its_time_until_
     )
     assert figures["freshness"]["counted_at"] is None
     assert figures["consent"]["counted_at"] is None
+    assert figures["jobs"]["count"] > live_at_one_unit["jobs"]["count"]
+    assert figures["jobs"]["counted_at"] is None
     assert "Counted at" not in response.content.decode()
 
 
@@ -449,4 +456,9 @@ def test_the_count_task_is_scheduled_every_minute_and_stores_what_the_selector_c
     live = consent_coverage_by_product(now=stored.counted_at)
     assert [(c.product.pk, c.product.name, c.total) for c in stored.coverage] == [
         (c.product.pk, c.product.name, c.total) for c in live
+    ]
+    count, jobs = jobs_in_flight()
+    assert stored.jobs[0] == count
+    assert [(j.job.pk, j.job.description, j.total, j.finished) for j in stored.jobs[1]] == [
+        (j.job.pk, j.job.description, j.total, j.finished) for j in jobs
     ]
