@@ -19,12 +19,12 @@ from django.utils.http import urlencode
 from companies.models import DATASET_ERROR_STATUSES
 from companies.selectors import companies_by_connection_status, failing_reads_by_reason
 from consent.selectors import Coverage, consent_coverage_by_product
-from core.dashboard_counts import stored_dashboard_counts
+from core.dashboard_counts import LAG_WINDOW, stored_dashboard_counts
 from operations import selectors as operations_selectors
 from operations.limiter import QuotaSource
 from operations.models import ACTIVE_STATES
 from webhooks.models import EventState
-from webhooks.selectors import events_in_state_count, webhook_lag
+from webhooks.selectors import WebhookLag, events_in_state_count, webhook_lag
 
 # The permission each figure's list asks for (core.roles gives every role the view ones).
 PERMISSIONS = {
@@ -36,8 +36,6 @@ PERMISSIONS = {
     "consent": "consent.view_companyconsent",
     "jobs": "operations.view_job",
 }
-
-LAG_WINDOW = timedelta(hours=24)
 
 
 def _url(name: str, **query) -> str:
@@ -208,11 +206,12 @@ def sparkline_points(values: list[float | None]) -> str:
     )
 
 
-def webhooks_figure(now: datetime) -> dict:
-    lag = webhook_lag(window=LAG_WINDOW, now=now)
+def webhooks_figure(now: datetime, lag: WebhookLag | None = None) -> dict:
+    lag = lag or webhook_lag(window=LAG_WINDOW, now=now)
     ledger = "admin:webhooks_webhookevent_changelist"
     by_hour = dict(lag.hourly)
-    first_hour = (now - LAG_WINDOW).replace(minute=0, second=0, microsecond=0)
+    # From the lag's own start: a stored count's hours are those before it was counted.
+    first_hour = lag.since.replace(minute=0, second=0, microsecond=0)
     window_hours = int(LAG_WINDOW / timedelta(hours=1))
     hours = [first_hour + timedelta(hours=index) for index in range(window_hours + 1)]
     values = [by_hour[hour].total_seconds() if hour in by_hour else None for hour in hours]
@@ -292,6 +291,10 @@ def jobs_figure(counted: tuple | None = None) -> dict:
     }
 
 
+# The figures whose whole-book counts the periodic task stores (core/dashboard_counts.py).
+STORED_FIGURES = {"freshness", "consent", "jobs", "webhooks"}
+
+
 @dataclass
 class Dashboard:
     generated_at: datetime
@@ -310,9 +313,7 @@ def dashboard_for(user, *, now: datetime | None = None) -> Dashboard:
     freshness = stale_url = None
     # The whole-book counts of the periodic task when recent (core/dashboard_counts.py), else
     # counted for this page; the cards they feed show when they were counted.
-    stored = (
-        stored_dashboard_counts(now=now) if allowed & {"freshness", "consent", "jobs"} else None
-    )
+    stored = stored_dashboard_counts(now=now) if allowed & STORED_FIGURES else None
     counted_at = stored.counted_at if stored else None
     if "freshness" in allowed:
         freshness = (
@@ -330,7 +331,8 @@ def dashboard_for(user, *, now: datetime | None = None) -> Dashboard:
     if "quota" in allowed:
         dashboard.figures["quota"] = quota_figure(now, freshness)
     if "webhooks" in allowed:
-        dashboard.figures["webhooks"] = webhooks_figure(now)
+        dashboard.figures["webhooks"] = webhooks_figure(now, stored.webhook_lag if stored else None)
+        dashboard.figures["webhooks"]["counted_at"] = counted_at
     if "consent" in allowed:
         coverage = stored.coverage if stored else consent_coverage_by_product(now=now)
         dashboard.figures["consent"] = consent_figure(coverage)

@@ -3,7 +3,8 @@
 Read freshness joins every product read status with its assignment (690,000 rows at 100,000
 companies, 0.2-0.35 s) and consent coverage checks every stored consent against its product's
 required data types (0.2-0.35 s); the jobs in flight count every operation of each live job
-(300,000 in the bench's three 100,000-company jobs, 0.07-0.25 s). No index removes these. The
+(300,000 in the bench's three 100,000-company jobs, 0.07-0.25 s); the webhook lag takes two
+percentiles over the day's applied events (98,000, 0.07-0.1 s). No index removes these. The
 beat task
 (`core.tasks.count_dashboard_figures`, every COUNT_EVERY_SECONDS) stores them in Redis with
 the moment they were counted, and the dashboard shows that moment on their cards. A count
@@ -32,6 +33,7 @@ from operations.selectors import (
     next_utc_midnight,
 )
 from products.models import Product
+from webhooks.selectors import WebhookLag, webhook_lag
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,7 @@ class DashboardCounts:
     freshness: list[ProductFreshness]
     coverage: list[ProductCoverageCounts]
     jobs: tuple[int, list[JobInFlight]]  # as jobs_in_flight() returns them
+    webhook_lag: WebhookLag  # over LAG_WINDOW before counted_at
 
 
 def _coverage_row(item: ProductCoverageCounts) -> dict:
@@ -91,14 +94,49 @@ def _job_from(row: dict) -> JobInFlight:
     return JobInFlight(job=job, total=row["total"], finished=row["finished"])
 
 
+LAG_WINDOW = timedelta(hours=24)
+
+
+def _seconds(value: timedelta | None) -> float | None:
+    return None if value is None else value.total_seconds()
+
+
+def _duration(value: float | None) -> timedelta | None:
+    return None if value is None else timedelta(seconds=value)
+
+
+def _lag_row(lag: WebhookLag) -> dict:
+    return {
+        "since": lag.since.isoformat(),
+        "events": lag.events,
+        "p50": _seconds(lag.p50),
+        "p95": _seconds(lag.p95),
+        "hourly": [(hour.isoformat(), _seconds(value)) for hour, value in lag.hourly],
+        "hourly_measure": lag.hourly_measure,
+    }
+
+
+def _lag_from(row: dict) -> WebhookLag:
+    return WebhookLag(
+        since=datetime.fromisoformat(row["since"]),
+        events=row["events"],
+        p50=_duration(row["p50"]),
+        p95=_duration(row["p95"]),
+        hourly=[(datetime.fromisoformat(hour), _duration(value)) for hour, value in row["hourly"]],
+        hourly_measure=row["hourly_measure"],
+    )
+
+
 def count_dashboard_figures(*, now: datetime | None = None) -> DashboardCounts:
-    """Count read freshness, consent coverage and the jobs in flight now, and store them."""
+    """Count read freshness, consent coverage, the jobs in flight and the webhook lag now, and
+    store them."""
     now = now or timezone.now()
     counts = DashboardCounts(
         counted_at=now,
         freshness=freshness_by_product(now=now),
         coverage=consent_coverage_by_product(now=now),
         jobs=jobs_in_flight(),
+        webhook_lag=webhook_lag(window=LAG_WINDOW, now=now),
     )
     payload = {
         "counted_at": now.isoformat(),
@@ -106,6 +144,7 @@ def count_dashboard_figures(*, now: datetime | None = None) -> DashboardCounts:
         "coverage": [_coverage_row(item) for item in counts.coverage],
         "jobs_count": counts.jobs[0],
         "jobs": [_job_row(item) for item in counts.jobs[1]],
+        "webhook_lag": _lag_row(counts.webhook_lag),
     }
     redis_client().set(KEY, json.dumps(payload), ex=int(GOOD_FOR.total_seconds()))
     return counts
@@ -131,4 +170,5 @@ def stored_dashboard_counts(*, now: datetime) -> DashboardCounts | None:
         freshness=[ProductFreshness(**row) for row in data["freshness"]],
         coverage=[_coverage_from(row) for row in data["coverage"]],
         jobs=(data["jobs_count"], [_job_from(row) for row in data["jobs"]]),
+        webhook_lag=_lag_from(data["webhook_lag"]),
     )

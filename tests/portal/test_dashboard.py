@@ -415,8 +415,18 @@ def test_freshness_and_consent_come_from_the_periodic_count_with_its_time_until_
     assert figures["jobs"]["counted_at"] == counted.counted_at
     assert figures["jobs"]["count"] == live_at_one_unit["jobs"]["count"] > 0
     assert figures["jobs"]["jobs"] == live_at_one_unit["jobs"]["jobs"]
-    counted_text = "Counted at " + counted.counted_at.strftime("%H:%M:%S")
-    assert response.content.decode().count(counted_text) == 3
+    assert figures["webhooks"]["counted_at"] == counted.counted_at
+    stored_lag, live_lag = figures["webhooks"]["lag"], live_at_one_unit["webhooks"]["lag"]
+    assert stored_lag.since == counted.counted_at - timedelta(hours=24)
+    assert (stored_lag.events, stored_lag.p50, stored_lag.p95, stored_lag.hourly) == (
+        live_lag.events,
+        live_lag.p50,
+        live_lag.p95,
+        live_lag.hourly,
+    )
+    assert figures["webhooks"]["sparkline"] == live_at_one_unit["webhooks"]["sparkline"]
+    counted_text = "ounted at " + counted.counted_at.strftime("%H:%M:%S")
+    assert response.content.decode().count(counted_text) == 4
     assert not any("companies_productreadstatus" in q["sql"] for q in captured.captured_queries)
     assert not any("consent_currentconsent" in q["sql"] for q in captured.captured_queries)
     assert not any("operations_job" in q["sql"] for q in captured.captured_queries)
@@ -434,6 +444,7 @@ def test_freshness_and_consent_come_from_the_periodic_count_with_its_time_until_
     assert figures["consent"]["counted_at"] is None
     assert figures["jobs"]["count"] > live_at_one_unit["jobs"]["count"]
     assert figures["jobs"]["counted_at"] is None
+    assert figures["webhooks"]["counted_at"] is None
     assert "Counted at" not in response.content.decode()
 
 
@@ -457,6 +468,8 @@ def test_the_count_task_is_scheduled_every_minute_and_stores_what_the_selector_c
     assert [(c.product.pk, c.product.name, c.total) for c in stored.coverage] == [
         (c.product.pk, c.product.name, c.total) for c in live
     ]
+    live_lag = webhook_selectors.webhook_lag(now=stored.counted_at)
+    assert (stored.webhook_lag.events, stored.webhook_lag.p95) == (live_lag.events, live_lag.p95)
     count, jobs = jobs_in_flight()
     assert stored.jobs[0] == count
     assert [(j.job.pk, j.job.description, j.total, j.finished) for j in stored.jobs[1]] == [
