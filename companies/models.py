@@ -114,6 +114,11 @@ class Connection(models.Model):
 
     class Meta:
         ordering = ("company", "platform_name", "id")
+        indexes = (
+            # The dashboard's companies per connection status (and the linked count behind the
+            # quota estimate) are counted from this index alone, without reading the rows.
+            models.Index(fields=("status", "company"), name="connection_status_company"),
+        )
         constraints = (
             models.CheckConstraint(
                 condition=Q(status__in=ConnectionStatus.values), name="connection_status_valid"
@@ -263,6 +268,14 @@ class DataTypeStatus(models.Model):
         # The company list's status filter (EXISTS by status) and its count.
         indexes = (
             models.Index(fields=("current_status", "company"), name="data_type_status_by_status"),
+            # The dashboard's failing reads by status and commonest first issue, read from this
+            # (small: only failing rows) index alone instead of from the failing rows.
+            models.Index(
+                fields=("current_status",),
+                include=("last_read_issues",),
+                condition=Q(current_status__in=sorted(DATASET_ERROR_STATUSES)),
+                name="data_type_status_failing",
+            ),
         )
         constraints = (
             models.UniqueConstraint(

@@ -19,11 +19,12 @@ from django.utils.http import urlencode
 from companies.models import DATASET_ERROR_STATUSES
 from companies.selectors import companies_by_connection_status, failing_reads_by_reason
 from consent.selectors import Coverage, consent_coverage_by_product
+from core.dashboard_counts import LAG_WINDOW, stored_dashboard_counts
 from operations import selectors as operations_selectors
 from operations.limiter import QuotaSource
 from operations.models import ACTIVE_STATES
 from webhooks.models import EventState
-from webhooks.selectors import events_in_state_count, webhook_lag
+from webhooks.selectors import WebhookLag, events_in_state_count, webhook_lag
 
 # The permission each figure's list asks for (core.roles gives every role the view ones).
 PERMISSIONS = {
@@ -35,8 +36,6 @@ PERMISSIONS = {
     "consent": "consent.view_companyconsent",
     "jobs": "operations.view_job",
 }
-
-LAG_WINDOW = timedelta(hours=24)
 
 
 def _url(name: str, **query) -> str:
@@ -174,8 +173,8 @@ QUOTA_SOURCE_TEXT = {
 }
 
 
-def quota_figure(now: datetime) -> dict:
-    forecast = operations_selectors.quota_forecast(now=now)
+def quota_figure(now: datetime, freshness: list | None = None) -> dict:
+    forecast = operations_selectors.quota_forecast(now=now, freshness=freshness)
     queued_url = _url(
         "admin:operations_operation_changelist",
         state__in=",".join(ACTIVE_STATES),
@@ -207,11 +206,12 @@ def sparkline_points(values: list[float | None]) -> str:
     )
 
 
-def webhooks_figure(now: datetime) -> dict:
-    lag = webhook_lag(window=LAG_WINDOW, now=now)
+def webhooks_figure(now: datetime, lag: WebhookLag | None = None) -> dict:
+    lag = lag or webhook_lag(window=LAG_WINDOW, now=now)
     ledger = "admin:webhooks_webhookevent_changelist"
     by_hour = dict(lag.hourly)
-    first_hour = (now - LAG_WINDOW).replace(minute=0, second=0, microsecond=0)
+    # From the lag's own start: a stored count's hours are those before it was counted.
+    first_hour = lag.since.replace(minute=0, second=0, microsecond=0)
     window_hours = int(LAG_WINDOW / timedelta(hours=1))
     hours = [first_hour + timedelta(hours=index) for index in range(window_hours + 1)]
     values = [by_hour[hour].total_seconds() if hour in by_hour else None for hour in hours]
@@ -243,10 +243,10 @@ COVERAGE_TONES = {
 }
 
 
-def consent_figure(now: datetime) -> dict:
+def consent_figure(coverage: list) -> dict:
     changelist = "admin:consent_companyconsent_changelist"
     rows = []
-    for item in consent_coverage_by_product(now=now):
+    for item in coverage:
         counts = {
             Coverage.GRANTED: item.granted,
             Coverage.ASKED: item.asked,
@@ -272,8 +272,8 @@ def consent_figure(now: datetime) -> dict:
     return {"rows": rows, "legend": [(c.label, COVERAGE_TONES[c]) for c in Coverage]}
 
 
-def jobs_figure() -> dict:
-    count, jobs = operations_selectors.jobs_in_flight()
+def jobs_figure(counted: tuple | None = None) -> dict:
+    count, jobs = counted or operations_selectors.jobs_in_flight()
     return {
         "count": count,
         "jobs": [
@@ -289,6 +289,10 @@ def jobs_figure() -> dict:
         ],
         "url": reverse("admin:operations_job_changelist"),
     }
+
+
+# The figures whose whole-book counts the periodic task stores (core/dashboard_counts.py).
+STORED_FIGURES = {"freshness", "consent", "jobs", "webhooks"}
 
 
 @dataclass
@@ -307,8 +311,14 @@ def dashboard_for(user, *, now: datetime | None = None) -> Dashboard:
     allowed = {name for name, permission in PERMISSIONS.items() if user.has_perm(permission)}
     dashboard = Dashboard(generated_at=now)
     freshness = stale_url = None
+    # The whole-book counts of the periodic task when recent (core/dashboard_counts.py), else
+    # counted for this page; the cards they feed show when they were counted.
+    stored = stored_dashboard_counts(now=now) if allowed & STORED_FIGURES else None
+    counted_at = stored.counted_at if stored else None
     if "freshness" in allowed:
-        freshness = operations_selectors.freshness_by_product(now=now)
+        freshness = (
+            stored.freshness if stored else operations_selectors.freshness_by_product(now=now)
+        )
         stale_url = reverse("admin:operations_operation_stale")
     if "connections" in allowed:
         dashboard.figures["connections"] = connections_figure()
@@ -316,12 +326,18 @@ def dashboard_for(user, *, now: datetime | None = None) -> Dashboard:
         dashboard.figures["failing"] = failing_figure(freshness=freshness, stale_url=stale_url)
     if freshness is not None:
         dashboard.figures["freshness"] = freshness_figure(freshness, stale_url)
+        # The periodic count's moment, shown on the card (its links list the rows as of now).
+        dashboard.figures["freshness"]["counted_at"] = counted_at
     if "quota" in allowed:
-        dashboard.figures["quota"] = quota_figure(now)
+        dashboard.figures["quota"] = quota_figure(now, freshness)
     if "webhooks" in allowed:
-        dashboard.figures["webhooks"] = webhooks_figure(now)
+        dashboard.figures["webhooks"] = webhooks_figure(now, stored.webhook_lag if stored else None)
+        dashboard.figures["webhooks"]["counted_at"] = counted_at
     if "consent" in allowed:
-        dashboard.figures["consent"] = consent_figure(now)
+        coverage = stored.coverage if stored else consent_coverage_by_product(now=now)
+        dashboard.figures["consent"] = consent_figure(coverage)
+        dashboard.figures["consent"]["counted_at"] = counted_at
     if "jobs" in allowed:
-        dashboard.figures["jobs"] = jobs_figure()
+        dashboard.figures["jobs"] = jobs_figure(stored.jobs if stored else None)
+        dashboard.figures["jobs"]["counted_at"] = counted_at
     return dashboard

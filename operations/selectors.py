@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
 
 from companies.models import (
@@ -204,6 +204,9 @@ class ProductFreshness:
     scheduled: int
     stale: int
     failing: int
+    # Scheduled reads due before the next midnight UTC (stale ones included): the quota
+    # forecast's figure, counted in the same pass over the reads.
+    due_by_midnight: int = 0
 
 
 def freshness_by_product(*, company=None, now: datetime | None = None) -> list[ProductFreshness]:
@@ -220,6 +223,9 @@ def freshness_by_product(*, company=None, now: datetime | None = None) -> list[P
             scheduled=Count("pk"),
             stale=Count("pk", filter=_stale_condition(now)),
             failing=Count("pk", filter=Q(last_status__in=DATASET_ERROR_STATUSES)),
+            due_by_midnight=Count(
+                "pk", filter=_due_condition(next_utc_midnight(now), grace=timedelta(0))
+            ),
         )
     )
     products = {
@@ -237,6 +243,7 @@ def freshness_by_product(*, company=None, now: datetime | None = None) -> list[P
                 else 0,
                 stale=row["stale"],
                 failing=row["failing"],
+                due_by_midnight=row["due_by_midnight"],
             )
             for row in counts
         ),
@@ -261,16 +268,23 @@ class JobInFlight:
 def jobs_in_flight(*, limit: int = 8) -> tuple[int, list[JobInFlight]]:
     """How many jobs still have operations pending or running, and the newest `limit` of them
     with their progress. Two aggregate queries whatever the number of jobs and rows."""
+    # Each job is asked whether it has a live operation through the (job, state) index, and
+    # only those jobs are counted: grouping every job with every operation and then keeping the
+    # live ones read the whole operation table (0.19 s at 300,000 operations).
+    has_live = Exists(
+        Operation.objects.filter(job=OuterRef("pk"), state__in=ACTIVE_STATES).order_by()
+    )
     jobs = (
-        Job.objects.annotate(
-            _total=Count("operations"),
-            _finished=Count("operations", filter=~Q(operations__state__in=ACTIVE_STATES)),
-            _live=Count("operations", filter=Q(operations__state__in=ACTIVE_STATES)),
+        Job.objects.filter(has_live)
+        .annotate(
+            # Counting the state (never null) rather than the id lets the counts come from the
+            # (job, state) index alone.
+            _total=Count("operations__state"),
+            _finished=Count("operations__state", filter=~Q(operations__state__in=ACTIVE_STATES)),
         )
-        .filter(_live__gt=0)
         .order_by("-created_at", "-id")
     )
-    count = Job.objects.filter(operations__state__in=ACTIVE_STATES).distinct().count()
+    count = Job.objects.filter(has_live).count()
     shown = [
         JobInFlight(job=job, total=job._total, finished=job._finished)
         for job in jobs.select_related("product")[:limit]
@@ -382,9 +396,13 @@ def scheduled_reads_due_before(moment: datetime):
     return scheduled_reads().filter(_due_condition(moment, grace=timedelta(0)))
 
 
-def quota_forecast(*, now: datetime | None = None) -> QuotaForecast:
+def quota_forecast(
+    *, now: datetime | None = None, freshness: list[ProductFreshness] | None = None
+) -> QuotaForecast:
     """Today's quota and the forecast to midnight UTC: a few queries and one Redis round trip,
-    whatever the number of companies and operations. Without Redis the counts still show."""
+    whatever the number of companies and operations. Without Redis the counts still show.
+    `freshness` (freshness_by_product over the whole book at the same `now`) saves counting
+    the scheduled reads again: the dashboard has it already."""
     now = now or timezone.now()
     midnight = next_utc_midnight(now)
     try:
@@ -404,6 +422,8 @@ def quota_forecast(*, now: datetime | None = None) -> QuotaForecast:
         source=source,
         queued=operations_due_before(midnight).count(),
         periodic=round(periodic_calls_per_hour(company_count=Company.objects.count()) * hours_left),
-        scheduled_reads=scheduled_reads_due_before(midnight).count(),
+        scheduled_reads=scheduled_reads_due_before(midnight).count()
+        if freshness is None
+        else sum(item.due_by_midnight for item in freshness),
         midnight=midnight,
     )

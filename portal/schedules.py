@@ -14,6 +14,15 @@ from django.conf import settings
 def periodic_tasks() -> list[dict]:
     sweep = settings.CODAT_OPERATIONS_SWEEP_SECONDS
     return [
+        # -- core/ ---------------------------------------------------------------------------
+        {
+            # The dashboard's read freshness and consent coverage, whole-book counts too slow
+            # for every page (core/dashboard_counts.py).
+            "name": "core: count the dashboard's whole-book figures",
+            "task": "core.tasks.count_dashboard_figures",
+            "every": 60,
+            "expires": 60,
+        },
         # -- operations/ ----------------------------------------------------------------------
         {
             "name": "operations: re-send due and stuck operations",

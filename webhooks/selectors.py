@@ -74,7 +74,9 @@ def webhook_lag(*, window: timedelta = timedelta(hours=24), now=None) -> Webhook
     hourly_rows = events.annotate(hour=TruncHour("received_at")).values("hour")
     if _has_percentile_cont():
         summary = events.aggregate(
-            events=Count("pk"),
+            # received_at (never null) rather than the id: webhook_event_state_recent holds
+            # every column asked for, so the rows themselves are not read.
+            events=Count("received_at"),
             p50=PercentileCont(_lag(), fraction=0.5),
             p95=PercentileCont(_lag(), fraction=0.95),
         )
