@@ -1,6 +1,9 @@
+from axes import apps as axes_apps
 from django.apps import AppConfig, apps
 from django.contrib.admin import apps as admin_apps
 from django.db.models.signals import post_migrate
+from django_otp.plugins.otp_static import apps as otp_static_apps
+from django_otp.plugins.otp_totp import apps as otp_totp_apps
 
 
 def refresh_roles_after_migrate(sender=None, **kwargs) -> None:
@@ -40,3 +43,22 @@ class PortalAdminConfig(admin_apps.AdminConfig):
 
     default = False
     default_site = "core.admin_site.PortalAdminSite"
+
+
+# Third-party apps under names staff read in the admin's menu (their labels, tables and
+# permissions are unchanged: only the heading is theirs to word, not "OTP_TOTP" or "AXES").
+# Each is `default = False`: with several configs here and none marked, Django would stop using
+# CoreConfig for "core" (and its ready() would never run).
+class TotpDevicesConfig(otp_totp_apps.DefaultConfig):
+    default = False
+    verbose_name = "Two-factor: authenticator apps"
+
+
+class RecoveryCodesConfig(otp_static_apps.DefaultConfig):
+    default = False
+    verbose_name = "Two-factor: recovery codes"
+
+
+class SignInLockoutsConfig(axes_apps.AppConfig):
+    default = False
+    verbose_name = "Sign-in attempts and lockouts"

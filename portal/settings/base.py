@@ -47,10 +47,10 @@ INSTALLED_APPS = [
     "approvals",
     "syncmigration",
     "django_otp",
-    "django_otp.plugins.otp_totp",
-    "django_otp.plugins.otp_static",
+    "core.apps.TotpDevicesConfig",  # django_otp.plugins.otp_totp
+    "core.apps.RecoveryCodesConfig",  # django_otp.plugins.otp_static
     "django_otp_webauthn",
-    "axes",
+    "core.apps.SignInLockoutsConfig",  # axes
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",

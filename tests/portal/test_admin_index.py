@@ -68,3 +68,18 @@ def test_every_admin_page_has_the_pages_in_its_sidebar(client):
 
     sidebar = content[content.index('<nav class="sticky" id="nav-sidebar"') :]
     assert page_links(sidebar)["Stale reads"] == reverse("admin:operations_operation_stale")
+
+
+def test_the_admin_menu_names_third_party_apps_in_words(client):
+    # A superuser (make run's) sees every app, third-party ones included.
+    client.force_login(StaffFactory(role="admin", is_superuser=True))
+
+    content = client.get(reverse("admin:index")).content.decode()
+
+    headings = re.findall(r'<caption>\s*<a [^>]*class="section"[^>]*>([^<]+)</a>', content)
+    assert {
+        "Two-factor: authenticator apps",
+        "Two-factor: recovery codes",
+        "Sign-in attempts and lockouts",
+    } <= set(headings), "; ".join(headings)
+    assert not [heading for heading in headings if "_" in heading or heading == "Axes"], headings
