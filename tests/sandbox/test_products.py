@@ -1,5 +1,7 @@
 """Products: add/remove and their webhooks, refresh rules, schedules and platform downtime."""
 
+from datetime import datetime
+
 import pytest
 
 pytestmark = pytest.mark.sandbox
@@ -76,8 +78,12 @@ def test_refresh_rules(api, sandbox):
 
 def test_hourly_schedule_reads_with_modified_from_the_previous_scheduled_read(api, sandbox):
     define_custom_product(sandbox, schedule={"frequency": "hourly"})
+    # Link ten minutes past an hour: three hours (and the last read's minute) later then hold
+    # exactly three hour marks, whatever the time the test runs at (from the last minute of an
+    # hour, the same advance would reach a fourth).
+    now = datetime.fromisoformat(sandbox.control("GET", "clock").json()["now"])
+    sandbox.advance(HOUR - (now.minute * 60 + now.second) + 10 * 60)
     api.linked_company(products=["cash-flow"])
-    # Three hours and the last read's minute: the clock may stand just before an hour.
     sandbox.advance(3 * HOUR + 60)
     scheduled = sandbox.events("cash-flow.read.completed")[1:]  # [0] is the first-link read
     assert len(scheduled) == 3
